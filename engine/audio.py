@@ -1,0 +1,294 @@
+"""Audio I/O and the array helpers every stage shares.
+
+Convention (pedalboard's): ``float32`` arrays shaped ``(channels, samples)`` with an explicit
+sample rate. This module is the one place that reads and writes files, slices, resamples,
+matches loudness and cross-fades.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import soundfile
+import soxr
+
+from engine.errors import InputError, OutputError
+
+__all__ = [
+    "SourceInfo",
+    "atomic_write_bytes",
+    "crossfade_concat",
+    "fit_channels",
+    "integrated_loudness",
+    "match_loudness",
+    "read_slice",
+    "resample",
+    "to_mono",
+    "write_audio_atomic",
+]
+
+_LOG = logging.getLogger(__name__)
+
+# Below this level (dBFS peak) a slice counts as silent: nothing to edit.
+SILENCE_PEAK_DBFS = -70.0
+# Output peaks are kept under this (dBFS) after loudness matching.
+PEAK_CEILING_DBFS = -1.0
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Facts about the source file, kept so the result can be written the same way.
+
+    Attributes:
+        path: The source file.
+        sample_rate: Its rate in Hz.
+        channels: Its channel count.
+        frames: Its length in samples per channel.
+        subtype: libsndfile subtype, e.g. ``"PCM_16"`` or ``"FLOAT"``.
+    """
+
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+    subtype: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+    @property
+    def is_float(self) -> bool:
+        return self.subtype in {"FLOAT", "DOUBLE"}
+
+
+def _open(path: Path) -> soundfile.SoundFile:
+    if not path.is_absolute():
+        raise InputError(f"input path must be absolute, got {str(path)!r}", "input_not_found")
+    if not path.exists():
+        raise InputError(f"input file does not exist: {path}", "input_not_found")
+    if path.is_dir():
+        raise InputError(f"input is a directory, not an audio file: {path}", "input_not_audio")
+    try:
+        return soundfile.SoundFile(path)
+    except (soundfile.LibsndfileError, RuntimeError) as e:
+        raise InputError(
+            f"cannot read {path} as audio ({e}); use WAV, FLAC, MP3, OGG or AIFF",
+            "input_not_audio",
+        ) from e
+
+
+def read_slice(
+    path: Path, start: float = 0.0, length: float | None = None, max_seconds: float = 600.0
+) -> tuple[np.ndarray, SourceInfo]:
+    """Reads ``[start, start + length)`` seconds of a file.
+
+    Args:
+        path: Absolute path of a WAV/FLAC/MP3/OGG/AIFF file.
+        start: Offset into the file in seconds.
+        length: Seconds to read; ``None`` reads to the end of the file.
+        max_seconds: Longest slice accepted.
+
+    Returns:
+        The slice as ``float32 (channels, samples)`` and the source's facts.
+
+    Raises:
+        InputError: with code ``input_not_found``, ``input_not_audio``, ``input_corrupt``,
+            ``bad_slice``, ``too_long``, ``silent_input`` or ``non_finite``.
+    """
+    with _open(path) as f:
+        info = SourceInfo(path, f.samplerate, f.channels, f.frames, f.subtype)
+        if info.frames <= 0:
+            raise InputError(f"{path} holds no audio samples", "input_corrupt")
+        if not math.isfinite(start) or start < 0:
+            raise InputError(f"start must be >= 0 seconds, got {start}", "bad_slice")
+        if length is not None and (not math.isfinite(length) or length <= 0):
+            raise InputError(f"length must be > 0 seconds, got {length}", "bad_slice")
+        if start >= info.duration:
+            raise InputError(
+                f"start {start:.3f} s is past the end of {path.name} ({info.duration:.3f} s)",
+                "bad_slice",
+            )
+        first = round(start * info.sample_rate)
+        count = info.frames - first if length is None else round(length * info.sample_rate)
+        if first + count > info.frames + round(0.001 * info.sample_rate):
+            raise InputError(
+                f"slice {start:.3f}+{length:.3f} s runs past the end of {path.name} "
+                f"({info.duration:.3f} s)",
+                "bad_slice",
+            )
+        count = min(count, info.frames - first)
+        if count / info.sample_rate > max_seconds:
+            raise InputError(
+                f"slice is {count / info.sample_rate:.1f} s; the engine accepts at most "
+                f"{max_seconds:.0f} s (raise --max-seconds or send a shorter slice)",
+                "too_long",
+            )
+        if count <= 0:
+            raise InputError("the slice holds no samples", "bad_slice")
+        try:
+            f.seek(first)
+            data = f.read(count, dtype="float32", always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError) as e:
+            raise InputError(f"{path} is corrupt or truncated: {e}", "input_corrupt") from e
+    if data.shape[0] < count * 0.99:
+        raise InputError(
+            f"{path} is truncated: read {data.shape[0]} of {count} samples", "input_corrupt"
+        )
+    audio = np.ascontiguousarray(data.T)
+    if not np.all(np.isfinite(audio)):
+        raise InputError(f"{path} contains NaN or infinite samples", "non_finite")
+    peak = float(np.max(np.abs(audio)))
+    if peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
+        raise InputError(
+            f"the slice of {path.name} is silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS)",
+            "silent_input",
+        )
+    return audio, info
+
+
+def to_mono(audio: np.ndarray) -> np.ndarray:
+    """Averages ``(channels, samples)`` to a 1-D mono signal."""
+    return audio.mean(axis=0).astype(np.float32) if audio.ndim == 2 else audio
+
+
+def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Resamples ``(channels, samples)`` (or 1-D) audio with soxr's high quality setting."""
+    if rate_in == rate_out:
+        return audio.astype(np.float32, copy=False)
+    out = soxr.resample(audio.T, rate_in, rate_out, quality="HQ")
+    return np.ascontiguousarray(out.T, dtype=np.float32)
+
+
+def fit_channels(audio: np.ndarray, channels: int) -> np.ndarray:
+    """Returns ``audio`` with ``channels`` rows: mono is copied out, extra rows averaged."""
+    if audio.shape[0] == channels:
+        return audio
+    mono = to_mono(audio)
+    return np.repeat(mono[np.newaxis, :], channels, axis=0)
+
+
+def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
+    """BS.1770 integrated loudness in LUFS; RMS-based for clips under 0.4 s.
+
+    Returns ``-inf`` for digital silence.
+    """
+    if audio.shape[-1] >= int(0.4 * sample_rate):
+        value = pyloudnorm.Meter(sample_rate).integrated_loudness(audio.T.astype(np.float64))
+        if math.isfinite(value):
+            return float(value)
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    return 20 * math.log10(rms) - 0.691 if rms > 0 else -math.inf
+
+
+def match_loudness(
+    audio: np.ndarray, sample_rate: int, target_lufs: float
+) -> np.ndarray:
+    """Scales ``audio`` to ``target_lufs``, never letting peaks pass ``PEAK_CEILING_DBFS``."""
+    current = integrated_loudness(audio, sample_rate)
+    if not (math.isfinite(current) and math.isfinite(target_lufs)):
+        return audio
+    gain = 10 ** ((target_lufs - current) / 20)
+    peak = float(np.max(np.abs(audio))) * gain
+    ceiling = 10 ** (PEAK_CEILING_DBFS / 20)
+    if peak > ceiling:
+        _LOG.debug("loudness match limited by peak: %.2f dB short", 20 * math.log10(peak / ceiling))
+        gain *= ceiling / peak
+    return (audio * gain).astype(np.float32)
+
+
+def crossfade_concat(pieces: list[np.ndarray], fade: int) -> np.ndarray:
+    """Joins ``(channels, samples)`` pieces with equal-power cross-fades of ``fade`` samples.
+
+    Each join overlaps the end of one piece with the start of the next, so the result is
+    ``(len(pieces) - 1) * fade`` samples shorter than the plain concatenation (fades are
+    shortened when a piece is too short for them).
+    """
+    if not pieces:
+        raise ValueError("crossfade_concat needs at least one piece")
+    out = pieces[0].astype(np.float32, copy=True)
+    for piece in pieces[1:]:
+        n = min(fade, out.shape[-1], piece.shape[-1])
+        if n <= 0:
+            out = np.concatenate([out, piece], axis=-1)
+            continue
+        ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+        fade_in = np.sin(ramp * np.pi / 2)
+        fade_out = np.cos(ramp * np.pi / 2)
+        middle = out[..., -n:] * fade_out + piece[..., :n] * fade_in
+        out = np.concatenate([out[..., :-n], middle, piece[..., n:]], axis=-1)
+    return out
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replaces ``path`` with ``data`` atomically (temp file in the same folder + rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _publish_new(tmp: Path, path: Path) -> bool:
+    """Moves ``tmp`` to ``path`` only if ``path`` does not exist; True on success."""
+    try:
+        os.link(tmp, path)  # atomic and never replaces an existing file
+    except FileExistsError:
+        return False
+    except OSError:  # file systems without hard links: rename is the next best
+        if path.exists():
+            return False
+        os.rename(tmp, path)
+        return True
+    tmp.unlink()
+    return True
+
+
+def write_audio_atomic(
+    directory: Path, stem: str, audio: np.ndarray, sample_rate: int, float_output: bool
+) -> Path:
+    """Writes a WAV file under a new, unique name; never overwrites anything.
+
+    Args:
+        directory: Existing, writable folder.
+        stem: Name without extension; ``-2``, ``-3``... is appended when it is taken.
+        audio: ``float32 (channels, samples)``.
+        sample_rate: Rate to write.
+        float_output: 32-bit float WAV when true, else 24-bit PCM.
+
+    Returns:
+        The path of the new file.
+
+    Raises:
+        OutputError: when the folder is missing or not writable.
+    """
+    if not directory.is_dir():
+        raise OutputError(f"output folder does not exist: {directory}")
+    subtype = "FLOAT" if float_output else "PCM_24"
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".wav.tmp")
+    except OSError as e:
+        raise OutputError(f"cannot write into {directory}: {e.strerror}") from e
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            soundfile.write(f, audio.T, sample_rate, subtype=subtype, format="WAV")
+        for n in range(1, 10_000):
+            path = directory / (f"{stem}.wav" if n == 1 else f"{stem}-{n}.wav")
+            if _publish_new(tmp, path):
+                return path
+        raise OutputError(f"no free file name for {stem} in {directory}")
+    except OSError as e:
+        raise OutputError(f"cannot write {stem}.wav into {directory}: {e}") from e
+    finally:
+        tmp.unlink(missing_ok=True)

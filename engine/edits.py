@@ -1,0 +1,218 @@
+"""The edit vocabulary (Step-Audio-EditX's types and options) and its validation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import EditError
+
+__all__ = [
+    "EDIT_TYPES",
+    "MAX_ITERATIONS",
+    "PARALINGUISTIC_TAGS",
+    "EditSpec",
+    "EditType",
+    "edit_label",
+    "parse_edit",
+]
+
+MAX_ITERATIONS = 5
+
+# The ten nonverbal tags Step-Audio-EditX understands, spelled as in its prompts.
+PARALINGUISTIC_TAGS = (
+    "Breathing",
+    "Laughter",
+    "Uhm",
+    "Sigh",
+    "Surprise-oh",
+    "Surprise-ah",
+    "Surprise-wa",
+    "Confirmation-en",
+    "Question-ei",
+    "Dissatisfaction-hnn",
+)
+
+
+@dataclass(frozen=True)
+class EditType:
+    """One edit type of the vocabulary.
+
+    Attributes:
+        name: Wire name, e.g. ``"emotion"``.
+        options: Allowed options; empty when the type takes none.
+        uses: Request fields the type reads besides ``option`` and ``iterations``.
+        requires: Fields that must be present.
+        summary: One line for capability listings and help texts.
+    """
+
+    name: str
+    options: tuple[str, ...]
+    uses: frozenset[str] = frozenset()
+    requires: frozenset[str] = frozenset()
+    summary: str = ""
+
+
+_TEXT = frozenset({"text"})
+
+EDIT_TYPES: Mapping[str, EditType] = {
+    t.name: t
+    for t in (
+        EditType(
+            "emotion",
+            (
+                "happy", "angry", "sad", "humour", "confusion", "disgusted", "empathy",
+                "embarrass", "fear", "surprised", "excited", "depressed", "coldness",
+                "admiration", "remove",
+            ),
+            _TEXT,
+            summary="Make the delivery more <emotion>; 'remove' goes back toward neutral.",
+        ),
+        EditType(
+            "style",
+            (
+                "serious", "arrogant", "child", "older", "girl", "pure", "sister", "sweet",
+                "ethereal", "whisper", "gentle", "recite", "generous", "act_coy", "warm", "shy",
+                "comfort", "authority", "chat", "radio", "soulful", "story", "vivid", "program",
+                "news", "advertising", "roar", "murmur", "shout", "deeply", "loudly", "remove",
+                "exaggerated",
+            ),
+            _TEXT,
+            summary="Change the speaking style; 'remove' goes back toward plain speech.",
+        ),
+        EditType(
+            "paralinguistic",
+            PARALINGUISTIC_TAGS,
+            frozenset({"text", "target_text", "positions"}),
+            summary="Insert a nonverbal sound: option + positions (seconds into the slice), "
+            "or target_text with inline [Tag]s.",
+        ),
+        EditType(
+            "speed",
+            ("faster", "slower", "more faster", "more slower"),
+            _TEXT,
+            summary="Change the speaking rate, keeping pitch and timbre.",
+        ),
+        EditType("denoise", (), summary="Remove background noise; the length is unchanged."),
+        EditType("vad", (), summary="Remove silences, keeping natural short pauses."),
+        EditType(
+            "clone",
+            (),
+            frozenset({"text", "target_text"}),
+            frozenset({"target_text"}),
+            summary="Say target_text in the voice of the clip (text = the clip's transcript).",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class EditSpec:
+    """A validated edit, as backends receive it.
+
+    Attributes:
+        type: Key of ``EDIT_TYPES``.
+        option: One of the type's options, or ``""`` for types without options.
+        iterations: How many passes (1 to ``MAX_ITERATIONS``); each strengthens the edit.
+        text: Transcript of the input slice, when the client knows it.
+        target_text: New text (clone) or text with inline tags (paralinguistic).
+        positions: Insertion times in seconds from the start of the slice.
+    """
+
+    type: str
+    option: str = ""
+    iterations: int = 1
+    text: str = ""
+    target_text: str = ""
+    positions: tuple[float, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        kind = EDIT_TYPES.get(self.type)
+        if kind is None:
+            raise EditError(
+                f"unknown edit type {self.type!r}; allowed: {', '.join(EDIT_TYPES)}"
+            )
+        if kind.options and self.option not in kind.options:
+            raise EditError(
+                f"unknown option {self.option!r} for edit type {self.type!r}; "
+                f"allowed: {', '.join(kind.options)}"
+            )
+        if not kind.options and self.option:
+            raise EditError(f"edit type {self.type!r} takes no option, got {self.option!r}")
+        if not 1 <= self.iterations <= MAX_ITERATIONS:
+            raise EditError(
+                f"iterations must be 1 to {MAX_ITERATIONS}, got {self.iterations}"
+            )
+        for name in kind.requires:
+            if not getattr(self, name):
+                raise EditError(f"edit type {self.type!r} needs a non-empty {name!r}")
+        if any(not math.isfinite(p) or p < 0 for p in self.positions):
+            raise EditError(f"positions must be finite seconds >= 0, got {list(self.positions)}")
+
+
+def _normalise_option(edit_type: str, option: str) -> str:
+    """Accepts the spellings users type: case, '_' or '-' for spaces, [Tag] brackets."""
+    text = option.strip()
+    if edit_type == "paralinguistic":
+        bare = text.strip("[]").lower()
+        return next((tag for tag in PARALINGUISTIC_TAGS if tag.lower() == bare), text)
+    lowered = text.lower()
+    if edit_type == "speed":
+        return lowered.replace("_", " ").replace("-", " ")
+    return lowered.replace("-", "_").replace(" ", "_") if edit_type == "style" else lowered
+
+
+def _number_list(value: Any, name: str) -> tuple[float, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
+        raise EditError(f"{name} must be a number of seconds or a list of them, got {value!r}")
+    return tuple(float(v) for v in items)
+
+
+def parse_edit(data: Mapping[str, Any]) -> EditSpec:
+    """Builds an ``EditSpec`` from the request's ``edit`` object.
+
+    Args:
+        data: The decoded JSON object: ``type``, ``option``, ``iterations``, ``text``,
+            ``target_text``, ``position`` (a number or a list of numbers).
+
+    Raises:
+        EditError: naming the bad field and the allowed values.
+    """
+    if not isinstance(data, Mapping):
+        raise EditError(f"'edit' must be a JSON object, got {type(data).__name__}")
+    unknown = set(data) - {"type", "option", "iterations", "text", "target_text", "position"}
+    if unknown:
+        raise EditError(f"unknown field(s) in 'edit': {', '.join(sorted(unknown))}")
+    edit_type = data.get("type")
+    if not isinstance(edit_type, str):
+        raise EditError(f"'edit.type' must be a string, one of: {', '.join(EDIT_TYPES)}")
+    edit_type = edit_type.strip().lower()
+    for name in ("option", "text", "target_text"):
+        if not isinstance(data.get(name, ""), str):
+            raise EditError(f"'edit.{name}' must be a string, got {data[name]!r}")
+    iterations = data.get("iterations", 1)
+    if not isinstance(iterations, int) or isinstance(iterations, bool):
+        raise EditError(f"'edit.iterations' must be a whole number, got {iterations!r}")
+    return EditSpec(
+        type=edit_type,
+        option=_normalise_option(edit_type, data.get("option", "")),
+        iterations=iterations,
+        text=data.get("text", "").strip(),
+        target_text=data.get("target_text", "").strip(),
+        positions=_number_list(data.get("position"), "'edit.position'"),
+    )
+
+
+def edit_label(edit: EditSpec) -> str:
+    """Short human label, e.g. ``"happy x2"`` or ``"denoise"``; used in names and logs."""
+    base = edit.option.replace(" ", "-") if edit.option else edit.type
+    if edit.type == "style" and edit.option == "remove":
+        base = "style-remove"
+    elif edit.type == "emotion" and edit.option == "remove":
+        base = "emotion-remove"
+    return f"{base} x{edit.iterations}" if edit.iterations > 1 else base
