@@ -26,6 +26,7 @@ __all__ = [
     "atomic_write_bytes",
     "crossfade_concat",
     "fit_channels",
+    "fit_length",
     "integrated_loudness",
     "match_loudness",
     "read_slice",
@@ -69,20 +70,49 @@ class SourceInfo:
         return self.subtype in {"FLOAT", "DOUBLE"}
 
 
+def _wav_missing_bytes(path: Path) -> int:
+    """How many bytes a RIFF WAVE file's ``data`` chunk claims beyond the end of the file.
+
+    libsndfile silently shortens truncated WAV files; a DAW user must hear about it instead.
+    Placeholder sizes (0 or 0xFFFFFFFF, left by streaming writers and RF64) are not checked.
+    """
+    with path.open("rb") as f:
+        header = f.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return 0
+        size = path.stat().st_size
+        while len(chunk := f.read(8)) == 8:
+            declared = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                if declared in (0, 0xFFFFFFFF):
+                    return 0
+                return max(0, f.tell() + declared - size)
+            f.seek(declared + (declared & 1), 1)
+    return 0
+
+
 def _open(path: Path) -> soundfile.SoundFile:
     if not path.is_absolute():
-        raise InputError(f"input path must be absolute, got {str(path)!r}", "input_not_found")
+        raise InputError(f"input path must be absolute, got {str(path)!r}", "bad_request")
     if not path.exists():
         raise InputError(f"input file does not exist: {path}", "input_not_found")
     if path.is_dir():
         raise InputError(f"input is a directory, not an audio file: {path}", "input_not_audio")
     try:
-        return soundfile.SoundFile(path)
+        opened = soundfile.SoundFile(path)
     except (soundfile.LibsndfileError, RuntimeError) as e:
         raise InputError(
             f"cannot read {path} as audio ({e}); use WAV, FLAC, MP3, OGG or AIFF",
             "input_not_audio",
         ) from e
+    missing = _wav_missing_bytes(path)
+    if missing:
+        opened.close()
+        raise InputError(
+            f"{path} is truncated: its header promises {missing} more bytes of audio",
+            "input_corrupt",
+        )
+    return opened
 
 
 def read_slice(
@@ -175,6 +205,18 @@ def fit_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(mono[np.newaxis, :], channels, axis=0)
 
 
+def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
+    """Returns ``audio`` with exactly ``length`` samples: the end is trimmed or zero-padded.
+
+    For processors (time-stretch, resampling) that land a few samples off the exact length.
+    """
+    missing = length - audio.shape[-1]
+    if missing <= 0:
+        return audio[..., :length]
+    pad = [(0, 0)] * (audio.ndim - 1) + [(0, missing)]
+    return np.pad(audio, pad)
+
+
 def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
     """BS.1770 integrated loudness in LUFS; RMS-based for clips under 0.4 s.
 
@@ -188,9 +230,7 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
     return 20 * math.log10(rms) - 0.691 if rms > 0 else -math.inf
 
 
-def match_loudness(
-    audio: np.ndarray, sample_rate: int, target_lufs: float
-) -> np.ndarray:
+def match_loudness(audio: np.ndarray, sample_rate: int, target_lufs: float) -> np.ndarray:
     """Scales ``audio`` to ``target_lufs``, never letting peaks pass ``PEAK_CEILING_DBFS``."""
     current = integrated_loudness(audio, sample_rate)
     if not (math.isfinite(current) and math.isfinite(target_lufs)):

@@ -63,9 +63,21 @@ EDIT_TYPES: Mapping[str, EditType] = {
         EditType(
             "emotion",
             (
-                "happy", "angry", "sad", "humour", "confusion", "disgusted", "empathy",
-                "embarrass", "fear", "surprised", "excited", "depressed", "coldness",
-                "admiration", "remove",
+                "happy",
+                "angry",
+                "sad",
+                "humour",
+                "confusion",
+                "disgusted",
+                "empathy",
+                "embarrass",
+                "fear",
+                "surprised",
+                "excited",
+                "depressed",
+                "coldness",
+                "admiration",
+                "remove",
             ),
             _TEXT,
             summary="Make the delivery more <emotion>; 'remove' goes back toward neutral.",
@@ -73,10 +85,38 @@ EDIT_TYPES: Mapping[str, EditType] = {
         EditType(
             "style",
             (
-                "serious", "arrogant", "child", "older", "girl", "pure", "sister", "sweet",
-                "ethereal", "whisper", "gentle", "recite", "generous", "act_coy", "warm", "shy",
-                "comfort", "authority", "chat", "radio", "soulful", "story", "vivid", "program",
-                "news", "advertising", "roar", "murmur", "shout", "deeply", "loudly", "remove",
+                "serious",
+                "arrogant",
+                "child",
+                "older",
+                "girl",
+                "pure",
+                "sister",
+                "sweet",
+                "ethereal",
+                "whisper",
+                "gentle",
+                "recite",
+                "generous",
+                "act_coy",
+                "warm",
+                "shy",
+                "comfort",
+                "authority",
+                "chat",
+                "radio",
+                "soulful",
+                "story",
+                "vivid",
+                "program",
+                "news",
+                "advertising",
+                "roar",
+                "murmur",
+                "shout",
+                "deeply",
+                "loudly",
+                "remove",
                 "exaggerated",
             ),
             _TEXT,
@@ -131,9 +171,7 @@ class EditSpec:
     def __post_init__(self) -> None:
         kind = EDIT_TYPES.get(self.type)
         if kind is None:
-            raise EditError(
-                f"unknown edit type {self.type!r}; allowed: {', '.join(EDIT_TYPES)}"
-            )
+            raise EditError(f"unknown edit type {self.type!r}; allowed: {', '.join(EDIT_TYPES)}")
         if kind.options and self.option not in kind.options:
             raise EditError(
                 f"unknown option {self.option!r} for edit type {self.type!r}; "
@@ -142,9 +180,7 @@ class EditSpec:
         if not kind.options and self.option:
             raise EditError(f"edit type {self.type!r} takes no option, got {self.option!r}")
         if not 1 <= self.iterations <= MAX_ITERATIONS:
-            raise EditError(
-                f"iterations must be 1 to {MAX_ITERATIONS}, got {self.iterations}"
-            )
+            raise EditError(f"iterations must be 1 to {MAX_ITERATIONS}, got {self.iterations}")
         for name in kind.requires:
             if not getattr(self, name):
                 raise EditError(f"edit type {self.type!r} needs a non-empty {name!r}")

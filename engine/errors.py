@@ -31,7 +31,7 @@ class UnsupportedEditError(EditError):
 class InputError(StepEditError, ValueError):
     """The input audio cannot be used (missing, not audio, corrupt, silent, too long...)."""
 
-    code = "bad_input"
+    code = "bad_request"
 
 
 class OutputError(StepEditError, OSError):
@@ -55,7 +55,7 @@ class CheckpointError(BackendError, OSError):
 class JobError(StepEditError):
     """A job operation failed (unknown job, queue full, engine stopping)."""
 
-    code = "job"
+    code = "unknown_job"
 
 
 class JobCancelled(StepEditError):  # noqa: N818 - a state, not a failure

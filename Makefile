@@ -1,0 +1,54 @@
+# StepEdit: `make demo` does a real edit on the embedded backend; `make test` runs everything.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+DEBS   := liblo-tools lua5.4 lua-socket lua-busted lua-check
+PORT   ?= 9311
+
+.PHONY: demo test lint bench venv deps-test debs clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# The CPU build of torch first (on disk here); a bare `torch` would pull a multi-GB CUDA build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+debs:
+	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+demo: $(VENV)/.installed
+	@mkdir -p out
+	@$(VENV)/bin/stepedit serve --port $(PORT) & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT; \
+	for i in $$(seq 1 100); do $(VENV)/bin/stepedit ping --engine 127.0.0.1:$(PORT) --timeout 0.3 >/dev/null 2>&1 && break; sleep 0.2; done; \
+	$(VENV)/bin/stepedit ping --engine 127.0.0.1:$(PORT) && \
+	echo "Denoising and speeding up tests/data/en_ljspeech_LJ050-0131.wav over OSC..." && \
+	$(VENV)/bin/stepedit edit tests/data/en_ljspeech_LJ050-0131.wav --denoise -o out --engine 127.0.0.1:$(PORT) && \
+	$(VENV)/bin/stepedit edit tests/data/en_ljspeech_LJ050-0131.wav --speed faster -o out --engine 127.0.0.1:$(PORT)
+
+test: $(VENV)/.installed-test debs
+	$(VENV)/bin/ruff check engine bridge tests bench
+	$(VENV)/bin/pytest -q
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check engine bridge tests bench
+	$(VENV)/bin/mypy
+
+bench: $(VENV)/.installed
+	$(PY) bench/bench_engine.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,1 @@
+"""StepEdit's OSC bridge: the protocol, the server, and the Python client and CLI."""

@@ -1,0 +1,295 @@
+"""The ``stepedit`` command: serve the engine, or talk to a running one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bridge import protocol
+from bridge.client import ClientError, StepEditClient, new_job_id
+
+__all__ = ["main"]
+
+_LOG = logging.getLogger("stepedit")
+
+# The edit flags of `stepedit edit`, mapped to edit types.
+_EDIT_FLAGS = ("emotion", "style", "speed", "paralinguistic")
+
+
+def _engine_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected host:port, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _client(args: argparse.Namespace) -> StepEditClient:
+    host, port = args.engine
+    return StepEditClient(host, port, timeout=args.timeout)
+
+
+def _default_engine() -> str:
+    return os.environ.get("STEPEDIT_ENGINE", f"127.0.0.1:{protocol.DEFAULT_PORT}")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here so that client commands start fast and need no audio stack.
+    from bridge.server import StepEditServer
+    from engine.backends import create_backend
+    from engine.jobs import Engine, EngineConfig
+
+    options: dict[str, Any] = {}
+    if args.model_dir is not None:
+        options.update(model_dir=args.model_dir, device=args.device, dtype=args.dtype)
+    try:
+        backend = create_backend(args.backend, **options)
+        engine = Engine(
+            backend,
+            EngineConfig(max_queue=args.max_queue, max_input_seconds=args.max_seconds),
+        )
+        engine.start()
+        server = StepEditServer(engine, args.host, args.port)
+    except (ValueError, TypeError, OSError) as e:
+        print(f"stepedit serve: {e}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    thread = threading.Thread(target=server.serve_forever, name="stepedit-osc", daemon=True)
+    thread.start()
+    _LOG.info("serving protocol v%d on %s:%d", protocol.PROTOCOL_VERSION, args.host, server.port)
+    stop.wait()
+    _LOG.info("shutting down")
+    engine.stop()
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
+def _edit_request(args: argparse.Namespace) -> dict[str, Any]:
+    chosen = [(name, getattr(args, name)) for name in _EDIT_FLAGS if getattr(args, name)]
+    chosen += [(name, "") for name in ("denoise", "vad") if getattr(args, name)]
+    if args.clone is not None:
+        chosen.append(("clone", ""))
+    if len(chosen) != 1:
+        raise SystemExit(
+            "stepedit edit: give exactly one of --emotion/--style/--speed/--paralinguistic/"
+            "--denoise/--vad/--clone"
+        )
+    edit_type, option = chosen[0]
+    edit: dict[str, Any] = {"type": edit_type, "iterations": args.iterations}
+    if option:
+        edit["option"] = option
+    if args.text:
+        edit["text"] = args.text
+    if args.clone:
+        edit["target_text"] = args.clone
+    if args.positions:
+        edit["position"] = args.positions
+    request: dict[str, Any] = {"input": str(Path(args.input).resolve()), "edit": edit}
+    if args.start is not None:
+        request["start"] = args.start
+    if args.length is not None:
+        request["length"] = args.length
+    if args.output_dir is not None:
+        request["output_dir"] = str(Path(args.output_dir).resolve())
+    return request
+
+
+class _ProgressBar:
+    """One line on stderr, redrawn in a terminal and printed per stage otherwise."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._stage = ""
+
+    def __call__(self, fraction: float, stage: str) -> None:
+        if self._tty:
+            filled = int(fraction * 30)
+            print(
+                f"\r[{'#' * filled}{' ' * (30 - filled)}] {fraction:4.0%} {stage:<10}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif stage != self._stage:
+            print(f"{fraction:4.0%} {stage}", file=sys.stderr, flush=True)
+        self._stage = stage
+
+    def close(self) -> None:
+        if self._tty:
+            print(file=sys.stderr)
+
+
+def _edit(args: argparse.Namespace) -> int:
+    request = _edit_request(args)
+    bar = _ProgressBar()
+    with _client(args) as client:
+        try:
+            outcome = client.edit(request, None if args.quiet else bar)
+        finally:
+            bar.close()
+    print(json.dumps(outcome.result, indent=2) if args.json else outcome.output_path)
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    try:
+        request = json.loads(Path(args.request_file).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        print(f"stepedit send: cannot read {args.request_file}: {e}", file=sys.stderr)
+        return 2
+    with _client(args) as client:
+        reply = client.submit(args.job_id, request)
+    if reply.address == protocol.ADDRESS["error"]:
+        raise ClientError(str(reply.args[1]), str(reply.args[2]))
+    print(args.job_id)
+    return 0
+
+
+def _ping(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        pong = client.ping()
+    print(
+        f"StepEdit {pong.engine_version} (protocol v{pong.protocol_version}), "
+        f"backend {pong.backend} on {pong.device}"
+    )
+    return 0
+
+
+def _capabilities(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        print(json.dumps(client.capabilities(), indent=2))
+    return 0
+
+
+def _job_query(args: argparse.Namespace) -> int:
+    address = protocol.ADDRESS[args.command]
+    with _client(args) as client:
+        message = client.query(address, args.job_id)
+    if message.address == protocol.ADDRESS["error"]:
+        raise ClientError(str(message.args[1]), str(message.args[2]))
+    print(message.address.rsplit("/", 1)[-1], *message.args[1:])
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from engine.evaluation.cli import run
+
+    return run(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stepedit", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="verbose logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the resident engine")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=protocol.DEFAULT_PORT)
+    serve.add_argument("--backend", default="cpu", help="backend name (default: cpu)")
+    serve.add_argument("--model-dir", "--model_dir", type=Path, help="model root (stepaudio)")
+    serve.add_argument("--device", default="cpu", help="cpu, cuda or mps (stepaudio)")
+    serve.add_argument("--dtype", default="fp32", help="bf16, fp16 or fp32 (stepaudio)")
+    serve.add_argument(
+        "--max-seconds",
+        "--max_seconds",
+        type=float,
+        default=600.0,
+        help="longest slice accepted, in seconds",
+    )
+    serve.add_argument("--max-queue", "--max_queue", type=int, default=32)
+    serve.set_defaults(run=_serve)
+
+    def client_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--engine",
+            type=_engine_address,
+            default=_default_engine(),
+            help="engine host:port (env STEPEDIT_ENGINE)",
+        )
+        sub.add_argument(
+            "--timeout", type=float, default=2.0, help="seconds to wait for the engine to answer"
+        )
+
+    edit = commands.add_parser("edit", help="edit an audio file with a running engine")
+    edit.add_argument("input")
+    edit.add_argument("--emotion")
+    edit.add_argument("--style")
+    edit.add_argument("--speed", help='faster, slower, "more faster" or "more slower"')
+    edit.add_argument("--paralinguistic", metavar="TAG", help="e.g. Laughter, Breathing")
+    edit.add_argument("--denoise", action="store_true")
+    edit.add_argument("--vad", action="store_true", help="remove silences")
+    edit.add_argument("--clone", metavar="TARGET_TEXT", help="say this text in the clip's voice")
+    edit.add_argument("--iterations", type=int, default=1)
+    edit.add_argument("--text", help="transcript of the input")
+    edit.add_argument(
+        "--position",
+        dest="positions",
+        type=float,
+        action="append",
+        help="insertion time in seconds (repeatable)",
+    )
+    edit.add_argument("--start", type=float)
+    edit.add_argument("--length", type=float)
+    edit.add_argument("-o", "--output-dir", "--output_dir")
+    edit.add_argument("--json", action="store_true", help="print the result JSON")
+    edit.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    client_options(edit)
+    edit.set_defaults(run=_edit)
+
+    send = commands.add_parser("send", help="start a job from a request file and exit")
+    send.add_argument("--job-id", "--job_id", default=new_job_id())
+    send.add_argument("--request-file", "--request_file", required=True)
+    client_options(send)
+    send.set_defaults(run=_send)
+
+    for name, helptext, run in (
+        ("ping", "check that the engine answers", _ping),
+        ("capabilities", "list backends, edit types and options", _capabilities),
+    ):
+        sub = commands.add_parser(name, help=helptext)
+        client_options(sub)
+        sub.set_defaults(run=run)
+    for name in ("status", "cancel"):
+        sub = commands.add_parser(name, help=f"{name} a job")
+        sub.add_argument("job_id")
+        client_options(sub)
+        sub.set_defaults(run=_job_query)
+
+    try:
+        from engine.evaluation.cli import add_arguments
+    except ImportError:
+        pass  # the evaluation harness is optional
+    else:
+        evaluate = commands.add_parser("eval", help="measure what each edit does on clips")
+        add_arguments(evaluate)
+        evaluate.set_defaults(run=_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.run(args))
+    except ClientError as e:
+        print(f"stepedit {args.command}: [{e.code}] {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

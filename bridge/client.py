@@ -1,0 +1,186 @@
+"""Python client of the StepEdit engine (protocol v1 over UDP)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bridge import protocol
+from bridge.protocol import ADDRESS, Message
+
+__all__ = ["ClientError", "EditOutcome", "Pong", "StepEditClient", "new_job_id"]
+
+# Resend an unanswered edit request this often (UDP may drop it; the engine de-duplicates).
+_RESEND_INTERVAL_S = 0.5
+
+
+class ClientError(Exception):
+    """The engine answered with an error, or did not answer.
+
+    Attributes:
+        code: A protocol error code, or ``"no_engine"`` when nothing answered.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Pong:
+    protocol_version: int
+    engine_version: str
+    backend: str
+    device: str
+
+
+@dataclass(frozen=True)
+class EditOutcome:
+    output_path: str
+    result: dict[str, Any]
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _no_engine(host: str, port: int) -> ClientError:
+    return ClientError(
+        "no_engine",
+        f"no StepEdit engine answered at {host}:{port}; start it with 'stepedit serve'",
+    )
+
+
+class StepEditClient:
+    """Talks to one engine from one UDP socket; replies come back to that socket.
+
+    Example:
+        >>> with StepEditClient("127.0.0.1", 9301) as client:
+        ...     outcome = client.edit({"input": "/abs/take.wav", "edit": {"type": "denoise"}})
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = protocol.DEFAULT_PORT, timeout: float = 2.0
+    ) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        self._sock.bind(
+            ("::1" if family == socket.AF_INET6 else "127.0.0.1", 0)
+            if host in {"127.0.0.1", "localhost", "::1"}
+            else ("", 0)
+        )
+
+    def __enter__(self) -> StepEditClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def send(self, address: str, *args: Any) -> None:
+        self._sock.sendto(protocol.encode(address, *args), (self.host, self.port))
+
+    def receive(self, timeout: float) -> Message | None:
+        """The next reply, or ``None`` when nothing arrived within ``timeout`` seconds."""
+        self._sock.settimeout(max(timeout, 0.001))
+        try:
+            data = self._sock.recv(65536)
+        except (TimeoutError, ConnectionRefusedError):  # refused: ICMP from a closed port
+            return None
+        messages = protocol.decode_datagram(data)
+        return messages[0] if messages else None
+
+    def _request(self, address: str, reply: str, *args: Any) -> Message:
+        deadline = time.monotonic() + self.timeout
+        self.send(address, *args)
+        while (left := deadline - time.monotonic()) > 0:
+            message = self.receive(left)
+            if message is not None and message.address == reply:
+                return message
+            if message is not None and message.address == ADDRESS["error"]:
+                raise ClientError(str(message.args[1]), str(message.args[2]))
+        raise _no_engine(self.host, self.port)
+
+    def ping(self) -> Pong:
+        reply = self._request(ADDRESS["ping"], ADDRESS["pong"])
+        return Pong(*reply.args)
+
+    def capabilities(self) -> dict[str, Any]:
+        reply = self._request(ADDRESS["capabilities"], ADDRESS["capabilities"])
+        return dict(json.loads(reply.args[0]))
+
+    def submit(self, job_id: str, request: Mapping[str, Any]) -> Message:
+        """Sends an edit and resends it until the engine answers about this job.
+
+        Returns:
+            The first reply naming the job (``accepted``, ``progress``, ``done`` or ``error``).
+        """
+        text = json.dumps(dict(request), ensure_ascii=False)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            self.send(ADDRESS["edit"], job_id, text)
+            resend_at = time.monotonic() + _RESEND_INTERVAL_S
+            while (left := min(resend_at, deadline) - time.monotonic()) > 0:
+                message = self.receive(left)
+                if message is not None and message.args and message.args[0] == job_id:
+                    return message
+        raise _no_engine(self.host, self.port)
+
+    def events(self, job_id: str, first: Message, stall_timeout: float = 30.0) -> Iterator[Message]:
+        """Yields the job's replies from ``first`` until ``done`` or ``error``.
+
+        When nothing arrives for a while, asks ``/stepedit/status`` (a lost datagram must not
+        hang the client); gives up after ``stall_timeout`` seconds of silence.
+        """
+        message: Message | None = first
+        silent_since = time.monotonic()
+        while True:
+            if message is not None and message.args and message.args[0] == job_id:
+                silent_since = time.monotonic()
+                yield message
+                if message.address in {ADDRESS["done"], ADDRESS["error"]}:
+                    return
+            elif time.monotonic() - silent_since > stall_timeout:
+                raise ClientError("no_engine", f"the engine stopped answering about job {job_id}")
+            message = self.receive(1.0)
+            if message is None:
+                self.send(ADDRESS["status"], job_id)
+
+    def edit(
+        self,
+        request: Mapping[str, Any],
+        on_progress: Callable[[float, str], None] | None = None,
+        job_id: str | None = None,
+    ) -> EditOutcome:
+        """Runs one edit to the end.
+
+        Raises:
+            ClientError: with the engine's error code and message.
+        """
+        job_id = job_id or new_job_id()
+        for message in self.events(job_id, self.submit(job_id, request)):
+            if message.address == ADDRESS["progress"] and on_progress is not None:
+                on_progress(float(message.args[1]), str(message.args[2]))
+            elif message.address == ADDRESS["done"]:
+                return EditOutcome(str(message.args[1]), json.loads(message.args[2]))
+            elif message.address == ADDRESS["error"]:
+                raise ClientError(str(message.args[1]), str(message.args[2]))
+        raise ClientError("internal", f"job {job_id} ended without a result")
+
+    def query(self, address: str, job_id: str) -> Message:
+        """Sends ``/stepedit/cancel`` or ``/stepedit/status`` and returns the job's message."""
+        deadline = time.monotonic() + self.timeout
+        self.send(address, job_id)
+        while (left := deadline - time.monotonic()) > 0:
+            message = self.receive(left)
+            if message is not None and message.args and message.args[0] in {job_id, ""}:
+                return message
+        raise _no_engine(self.host, self.port)

@@ -1,0 +1,279 @@
+"""StepEdit OSC protocol v1: addresses, argument types, request JSON and error codes.
+
+Pure: no sockets and no engine imports. The server and every Python client import this
+module; ``reaper_scripts/StepEdit_lib.lua`` mirrors it and a test keeps the two in step.
+See docs/protocol.md for the client author's view.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket, ParseError
+
+__all__ = [
+    "ADDRESS",
+    "ERROR_CODES",
+    "JOB_STATES",
+    "PROTOCOL_VERSION",
+    "EditRequest",
+    "Message",
+    "ProtocolError",
+    "decode_datagram",
+    "decode_edit",
+    "decode_job_query",
+    "decode_reply_port",
+    "encode",
+    "encode_status",
+]
+
+PROTOCOL_VERSION = 1
+DEFAULT_PORT = 9301
+
+# Requests (client -> engine) and replies (engine -> client), by role.
+ADDRESS = {
+    "ping": "/stepedit/ping",  # [reply_port:i] -> pong
+    "pong": "/stepedit/pong",  # protocol_version:i engine_version:s backend:s device:s
+    "capabilities": "/stepedit/capabilities",  # [reply_port:i] -> capabilities json:s
+    "edit": "/stepedit/edit",  # job_id:s request:s -> accepted, progress..., done | error
+    "accepted": "/stepedit/accepted",  # job_id:s
+    "progress": "/stepedit/progress",  # job_id:s fraction:f stage:s
+    "done": "/stepedit/done",  # job_id:s output_path:s result:s (JSON)
+    "error": "/stepedit/error",  # job_id:s code:s message:s
+    "cancel": "/stepedit/cancel",  # job_id:s [reply_port:i] -> the job's latest message
+    "status": "/stepedit/status",  # job_id:s [reply_port:i] -> the job's latest message
+}
+
+# Every code a client can receive in /stepedit/error, with what it means.
+ERROR_CODES: Mapping[str, str] = {
+    "malformed": "the datagram is not a valid OSC packet",
+    "unknown_address": "no such OSC address",
+    "bad_arguments": "wrong number or types of OSC arguments",
+    "invalid_json": "the request argument is not valid JSON",
+    "bad_request": "a request field is missing, of the wrong type or out of range",
+    "invalid_edit": "unknown edit type or option, bad iterations or positions",
+    "unsupported": "the running backend cannot render this edit",
+    "input_not_found": "the input file does not exist",
+    "input_not_audio": "the input is a directory or not a readable audio file",
+    "input_corrupt": "the input file is truncated or damaged",
+    "bad_slice": "start/length lie outside the file or are not positive",
+    "silent_input": "the slice holds only silence",
+    "non_finite": "the input holds NaN or infinite samples",
+    "too_long": "the slice is longer than the engine's configured maximum",
+    "output_unwritable": "the output folder is missing or not writable",
+    "unknown_job": "no job with that id",
+    "queue_full": "too many jobs waiting; retry later",
+    "cancelled": "the job was cancelled",
+    "shutting_down": "the engine is stopping and takes no new jobs",
+    "backend_failed": "the backend failed while rendering",
+    "checkpoint": "model files are missing or malformed",
+    "internal": "an unexpected engine error (see the engine log)",
+}
+
+# States of a job, as the status file and /stepedit/status report them.
+JOB_STATES = ("queued", "running", "done", "error", "cancelled")
+
+_REQUEST_FIELDS = {"input", "start", "length", "edit", "output_dir", "reply_port", "status_file"}
+
+
+class ProtocolError(ValueError):
+    """A message or request that does not follow protocol v1.
+
+    Attributes:
+        code: One of ``ERROR_CODES``.
+        job_id: The job the bad message named, or ``""``.
+    """
+
+    def __init__(self, code: str, message: str, job_id: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.job_id = job_id
+
+
+@dataclass(frozen=True)
+class Message:
+    """One decoded OSC message."""
+
+    address: str
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """The request JSON of ``/stepedit/edit``, checked for shape (not for meaning).
+
+    Attributes:
+        input: Absolute path of the source audio file.
+        start: Seconds into the file where the slice starts.
+        length: Seconds in the slice; ``None`` means to the end of the file.
+        edit: The raw ``edit`` object; the engine validates its vocabulary.
+        output_dir: Folder for the result; ``None`` means the input's folder.
+        reply_port: UDP port on the sender's host for replies; ``None`` means the
+            datagram's source address.
+        status_file: Absolute path the engine rewrites atomically at every state change.
+    """
+
+    input: str
+    edit: Mapping[str, Any]
+    start: float = 0.0
+    length: float | None = None
+    output_dir: str | None = None
+    reply_port: int | None = None
+    status_file: str | None = None
+
+
+def decode_datagram(data: bytes) -> list[Message]:
+    """Decodes one UDP datagram (an OSC message or bundle) into messages.
+
+    Raises:
+        ProtocolError: code ``malformed``.
+    """
+    try:
+        packet = OscPacket(data)
+    except (ParseError, ValueError, IndexError, TypeError) as e:  # python-osc leaks a few
+        raise ProtocolError("malformed", f"not a valid OSC packet: {e}") from e
+    return [Message(m.message.address, tuple(m.message.params)) for m in packet.messages]
+
+
+def encode(address: str, *args: Any) -> bytes:
+    """Builds an OSC message; ``int`` -> i, ``float`` -> f, ``str`` -> s."""
+    builder = OscMessageBuilder(address=address)
+    for arg in args:
+        if isinstance(arg, bool) or not isinstance(arg, int | float | str):
+            raise TypeError(f"protocol arguments are int, float or str, got {arg!r}")
+        kind = "i" if isinstance(arg, int) else "f" if isinstance(arg, float) else "s"
+        builder.add_arg(arg, kind)
+    return builder.build().dgram
+
+
+def _port(value: Any, where: str, job_id: str = "") -> int | None:
+    if value is None or value == 0:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 65536:
+        raise ProtocolError(
+            "bad_arguments", f"{where} must be a port 1-65535, got {value!r}", job_id
+        )
+    return value
+
+
+def decode_reply_port(args: Sequence[Any]) -> int | None:
+    """Arguments of ping/capabilities: an optional ``reply_port:i`` (0 = source address)."""
+    if len(args) > 1:
+        raise ProtocolError("bad_arguments", f"expected [reply_port:i], got {len(args)} arguments")
+    return _port(args[0], "reply_port") if args else None
+
+
+def decode_job_query(args: Sequence[Any]) -> tuple[str, int | None]:
+    """Arguments of cancel/status: ``job_id:s [reply_port:i]``."""
+    if not 1 <= len(args) <= 2 or not isinstance(args[0], str) or not args[0]:
+        raise ProtocolError("bad_arguments", "expected job_id:s [reply_port:i]")
+    return args[0], _port(args[1], "reply_port", args[0]) if len(args) == 2 else None
+
+
+def _number(data: Mapping[str, Any], name: str, job_id: str) -> float | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ProtocolError(
+            "bad_request", f"'{name}' must be a number of seconds, got {value!r}", job_id
+        )
+    return float(value)
+
+
+def _absolute_path(data: Mapping[str, Any], name: str, job_id: str) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ProtocolError("bad_request", f"'{name}' must be a non-empty string path", job_id)
+    # Absolute on POSIX or Windows ("C:\\..." / "\\\\server\\share"), whatever the engine runs on.
+    if not (value.startswith(("/", "\\\\")) or (len(value) > 2 and value[1:3] in (":\\", ":/"))):
+        raise ProtocolError(
+            "bad_request", f"'{name}' must be an absolute path, got {value!r}", job_id
+        )
+    return value
+
+
+def decode_edit(args: Sequence[Any]) -> tuple[str, EditRequest]:
+    """Decodes ``/stepedit/edit job_id:s request:s``.
+
+    Returns:
+        The job id and the request.
+
+    Raises:
+        ProtocolError: ``bad_arguments``, ``invalid_json`` or ``bad_request``; its
+            ``job_id`` is set whenever the id could be read, so the client hears back.
+    """
+    if len(args) != 2 or not all(isinstance(a, str) for a in args):
+        job_id = args[0] if args and isinstance(args[0], str) else ""
+        raise ProtocolError("bad_arguments", "expected job_id:s request:s (JSON)", job_id)
+    job_id, text = args
+    if not job_id or len(job_id) > 128:
+        raise ProtocolError("bad_arguments", "job_id must be 1-128 characters")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ProtocolError("invalid_json", f"request is not valid JSON: {e}", job_id) from e
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_request", "request JSON must be an object", job_id)
+    unknown = set(data) - _REQUEST_FIELDS
+    if unknown:
+        raise ProtocolError(
+            "bad_request", f"unknown request field(s): {', '.join(sorted(unknown))}", job_id
+        )
+    input_path = _absolute_path(data, "input", job_id)
+    if input_path is None:
+        raise ProtocolError(
+            "bad_request", "'input' (absolute path of the audio file) is required", job_id
+        )
+    if not isinstance(data.get("edit"), dict):
+        raise ProtocolError("bad_request", "'edit' must be an object with at least 'type'", job_id)
+    start = _number(data, "start", job_id) or 0.0
+    length = _number(data, "length", job_id)
+    if start < 0:
+        raise ProtocolError("bad_request", f"'start' must be >= 0, got {start}", job_id)
+    if length is not None and length <= 0:
+        raise ProtocolError("bad_request", f"'length' must be > 0, got {length}", job_id)
+    return job_id, EditRequest(
+        input=input_path,
+        edit=data["edit"],
+        start=start,
+        length=length,
+        output_dir=_absolute_path(data, "output_dir", job_id),
+        reply_port=_port(data.get("reply_port"), "'reply_port'", job_id),
+        status_file=_absolute_path(data, "status_file", job_id),
+    )
+
+
+def encode_status(
+    job_id: str,
+    state: str,
+    progress: float,
+    stage: str,
+    output_path: str = "",
+    result: Mapping[str, Any] | None = None,
+    error: tuple[str, str] | None = None,
+) -> str:
+    """The status-file JSON (one object, rewritten whole at every state change)."""
+    if state not in JOB_STATES:
+        raise ValueError(f"state must be one of {JOB_STATES}, got {state!r}")
+    status: dict[str, Any] = {
+        "protocol_version": PROTOCOL_VERSION,
+        "job_id": job_id,
+        "state": state,
+        "progress": round(progress, 4),
+        "stage": stage,
+    }
+    if output_path:
+        status["output_path"] = output_path
+    if result is not None:
+        status["result"] = dict(result)
+    if error is not None:
+        status["error"] = {"code": error[0], "message": error[1]}
+    return json.dumps(status, ensure_ascii=False)

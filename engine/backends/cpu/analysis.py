@@ -1,0 +1,185 @@
+"""Analysis of one mono clip: Praat F0, levels, speech/pause map, WORLD envelope on demand."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import parselmouth
+import pyworld
+
+from engine.backends.dsp import frame_rms_db, runs, smooth
+
+__all__ = ["FRAME_PERIOD", "MIN_PAUSE", "Analysis", "analyse", "track_f0"]
+
+_LOG = logging.getLogger(__name__)
+
+# Frame step of every per-frame array, in seconds (WORLD's default grid).
+FRAME_PERIOD = 0.005
+# Silences at least this long (seconds) count as pauses; shorter ones are stop closures.
+MIN_PAUSE = 0.15
+# Sounding stretches shorter than this (seconds) between silences are clicks, not speech.
+_MIN_SOUND = 0.05
+# A frame is silent when it is this many dB below the loud frames (95th percentile)...
+_SILENCE_BELOW_LOUD_DB = 30.0
+# ...or when it is within this many dB of the noise floor (10th percentile), whichever is higher.
+_SILENCE_ABOVE_FLOOR_DB = 10.0
+
+
+def track_f0(
+    x: np.ndarray, sample_rate: int, times: np.ndarray
+) -> tuple[np.ndarray, float, float]:
+    """Praat autocorrelation F0 on ``times``, with the two-pass range of Hirst (2011).
+
+    A first pass with a wide range (40-700 Hz) finds the speaker's quartiles; the second uses
+    floor 0.75 x q15 and ceiling 2.5 x q85, which avoids octave errors on both low male and
+    high female voices (gotcha 8: the floor may go down to 40 Hz).
+
+    Args:
+        x: Mono samples.
+        sample_rate: Rate in Hz.
+        times: Frame times (seconds) to report F0 at.
+
+    Returns:
+        ``(f0, floor, ceiling)``: F0 in Hz per time (0 = unvoiced) and the range used.
+    """
+    sound = parselmouth.Sound(np.asarray(x, dtype=np.float64), sampling_frequency=sample_rate)
+    floor, ceiling = 40.0, 700.0
+    pitch = sound.to_pitch_ac(time_step=FRAME_PERIOD, pitch_floor=floor, pitch_ceiling=ceiling)
+    values = pitch.selected_array["frequency"]
+    voiced = values[values > 0]
+    if voiced.size >= 10:
+        q15, q85 = np.percentile(voiced, [15, 85])
+        floor, ceiling = max(40.0, 0.75 * q15), min(900.0, 2.5 * q85)
+        pitch = sound.to_pitch_ac(
+            time_step=FRAME_PERIOD, pitch_floor=floor, pitch_ceiling=ceiling
+        )
+        values = pitch.selected_array["frequency"]
+    centres = pitch.xs()
+    if len(centres) == 0:
+        return np.zeros(len(times)), floor, ceiling
+    index = np.rint((times - centres[0]) / pitch.dt).astype(int)
+    inside = (index >= 0) & (index < len(values))
+    f0 = np.zeros(len(times))
+    f0[inside] = values[index[inside]]
+    return f0, floor, ceiling
+
+
+@dataclass(eq=False)
+class Analysis:
+    """What the recipes need to know about a clip, on a 5 ms frame grid.
+
+    Attributes:
+        signal: Mono samples (``float64``) the analysis was made on.
+        sample_rate: Rate of ``signal`` in Hz.
+        times: Frame times in seconds (``i * FRAME_PERIOD``).
+        f0: F0 in Hz per frame; 0 where unvoiced.
+        level_db: Short-time RMS level per frame (dBFS).
+        speech: True for frames inside speech (words and the closures between them); false
+            in pauses and in leading/trailing silence.
+        pitch_floor: Lower F0 bound the tracker used (Hz).
+        pitch_ceiling: Upper F0 bound (Hz).
+    """
+
+    signal: np.ndarray
+    sample_rate: int
+    times: np.ndarray
+    f0: np.ndarray
+    level_db: np.ndarray
+    speech: np.ndarray
+    pitch_floor: float
+    pitch_ceiling: float
+    _envelope: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def duration(self) -> float:
+        return len(self.signal) / self.sample_rate
+
+    @property
+    def voiced(self) -> np.ndarray:
+        return self.f0 > 0
+
+    @property
+    def median_f0(self) -> float:
+        """Median F0 of the voiced frames in Hz (0 when nothing is voiced)."""
+        voiced = self.f0[self.voiced]
+        return float(np.median(voiced)) if voiced.size else 0.0
+
+    def phrases(self) -> list[tuple[int, int]]:
+        """Frame ranges ``[start, end)`` of the speech stretches between pauses."""
+        return runs(self.speech)
+
+    def pauses(self) -> list[tuple[int, int]]:
+        """Frame ranges of the internal pauses (leading and trailing silence excluded)."""
+        return [
+            (a, b) for a, b in runs(~self.speech) if a > 0 and b < len(self.speech)
+        ]
+
+    def prominence(self) -> np.ndarray:
+        """Per-frame syllable prominence in 0..1 from the 60 ms-smoothed level inside speech.
+
+        1 marks the loudest (stressed) nuclei, 0 the weakest speech and all non-speech frames.
+        """
+        level = smooth(self.level_db, 12)
+        inside = level[self.speech]
+        if inside.size < 10:
+            return np.zeros(len(level))
+        low, high = np.percentile(inside, [25, 90])
+        scaled = np.clip((level - low) / max(high - low, 1.0), 0.0, 1.0)
+        return np.where(self.speech, scaled, 0.0)
+
+    def envelope(self) -> tuple[np.ndarray, np.ndarray]:
+        """WORLD spectral envelope (CheapTrick) and aperiodicity (D4C), computed once.
+
+        Both use this analysis' F0, so WORLD and PSOLA renders share one pitch track.
+        """
+        if self._envelope is None:
+            f0 = np.ascontiguousarray(self.f0, dtype=np.float64)
+            times = np.ascontiguousarray(self.times, dtype=np.float64)
+            sp = pyworld.cheaptrick(self.signal, f0, times, self.sample_rate)
+            ap = pyworld.d4c(self.signal, f0, times, self.sample_rate)
+            self._envelope = (sp, ap)
+        return self._envelope
+
+
+def _speech_mask(level_db: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    loud, floor = np.percentile(level_db, [95, 10])
+    threshold = max(loud - _SILENCE_BELOW_LOUD_DB, floor + _SILENCE_ABOVE_FLOOR_DB)
+    sounding = (level_db > threshold) | voiced
+    min_pause = round(MIN_PAUSE / FRAME_PERIOD)
+    for a, b in runs(~sounding):
+        if b - a < min_pause and a > 0 and b < len(sounding):
+            sounding[a:b] = True
+    min_sound = round(_MIN_SOUND / FRAME_PERIOD)
+    for a, b in runs(sounding):
+        if b - a < min_sound:
+            sounding[a:b] = False
+    return sounding
+
+
+def analyse(x: np.ndarray, sample_rate: int) -> Analysis:
+    """Analyses a mono clip.
+
+    Args:
+        x: Mono samples (any float dtype).
+        sample_rate: Rate in Hz.
+
+    Returns:
+        The clip's :class:`Analysis`; the WORLD envelope is computed on first use.
+    """
+    signal = np.ascontiguousarray(x, dtype=np.float64)
+    count = int(len(signal) / (sample_rate * FRAME_PERIOD)) + 1
+    times = np.arange(count) * FRAME_PERIOD
+    f0, floor, ceiling = track_f0(signal, sample_rate, times)
+    level = frame_rms_db(signal, sample_rate, hop=FRAME_PERIOD, window=0.025)
+    level = np.pad(level, (0, max(0, count - len(level))), mode="edge")[:count]
+    speech = _speech_mask(level, f0 > 0)
+    _LOG.debug(
+        "analysed %.2f s: median F0 %.1f Hz, voiced %.0f %%, %d pauses",
+        len(signal) / sample_rate,
+        float(np.median(f0[f0 > 0])) if np.any(f0 > 0) else 0.0,
+        100 * float(np.mean(f0 > 0)),
+        len([r for r in runs(~speech) if r[0] > 0 and r[1] < count]),
+    )
+    return Analysis(signal, sample_rate, times, f0, level, speech, floor, ceiling)

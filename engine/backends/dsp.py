@@ -1,0 +1,148 @@
+"""DSP helpers shared by the backends: frame energies, gain envelopes, tilt, cut points."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy import signal
+
+__all__ = [
+    "apply_tilt",
+    "frame_rms_db",
+    "low_energy_point",
+    "runs",
+    "smooth",
+    "zero_crossing_near",
+]
+
+_LOG = logging.getLogger(__name__)
+
+# Floor for level measures (dBFS): digital silence reads as this, not -inf.
+_FLOOR_DB = -120.0
+
+
+def frame_rms_db(
+    x: np.ndarray, sample_rate: int, hop: float = 0.005, window: float = 0.025
+) -> np.ndarray:
+    """Short-time RMS level of a mono signal in dBFS, one value per ``hop`` seconds.
+
+    Frame ``i`` is centred on ``i * hop`` seconds (the signal is zero-padded at both ends).
+
+    Args:
+        x: Mono samples.
+        sample_rate: Rate of ``x`` in Hz.
+        hop: Frame step in seconds.
+        window: Frame length in seconds.
+
+    Returns:
+        ``ceil(len(x) / hop_samples)`` levels in dBFS, floored at -120.
+    """
+    step = max(1, round(hop * sample_rate))
+    width = max(step, round(window * sample_rate))
+    count = -(-len(x) // step)
+    padded = np.pad(np.asarray(x, dtype=np.float64) ** 2, (width // 2, width))
+    cumulative = np.concatenate([[0.0], np.cumsum(padded)])
+    starts = np.arange(count) * step
+    power = (cumulative[starts + width] - cumulative[starts]) / width
+    return np.maximum(10 * np.log10(np.maximum(power, 1e-30)), _FLOOR_DB)
+
+
+def smooth(values: np.ndarray, width: int) -> np.ndarray:
+    """Centred moving average over ``width`` frames (edges use the frames available)."""
+    if width <= 1 or len(values) == 0:
+        return np.asarray(values, dtype=np.float64)
+    kernel = np.ones(width)
+    total = np.convolve(values, kernel, mode="same")
+    count = np.convolve(np.ones(len(values)), kernel, mode="same")
+    return total / count
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` index pairs of the runs of ``True`` in a boolean array."""
+    padded = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def apply_tilt(
+    audio: np.ndarray,
+    sample_rate: int,
+    db_per_octave: float,
+    corner_hz: float = 1000.0,
+    top_hz: float = 8000.0,
+) -> np.ndarray:
+    """Changes the spectral tilt: ``db_per_octave`` per octave from ``corner_hz`` to ``top_hz``.
+
+    Below the corner the gain is 0 dB; above ``top_hz`` it stays at the value reached there
+    (so high-rate material does not get its noise floor boosted without bound). The filter
+    is linear-phase and delay-compensated, so the output lines up with the input.
+
+    Args:
+        audio: ``(channels, samples)`` or 1-D samples.
+        sample_rate: Rate in Hz.
+        db_per_octave: Slope change; positive brightens (more vocal effort).
+        corner_hz: Where the slope starts.
+        top_hz: Where it stops.
+
+    Returns:
+        Filtered audio, same shape, ``float32``.
+    """
+    if db_per_octave == 0:
+        return audio.astype(np.float32, copy=False)
+    nyquist = sample_rate / 2
+    top = min(top_hz, nyquist * 0.95)
+    freqs = np.concatenate([[0.0], np.geomspace(corner_hz / 2, nyquist, 48)])
+    freqs[-1] = nyquist
+    octaves = np.log2(np.clip(freqs, corner_hz, top) / corner_hz)
+    gains = 10 ** (db_per_octave * octaves / 20)
+    taps = 255 if sample_rate <= 24000 else 511
+    fir = signal.firwin2(taps, freqs, gains, fs=sample_rate)
+    out = signal.oaconvolve(audio, fir[np.newaxis, :] if audio.ndim == 2 else fir, mode="full")
+    delay = taps // 2
+    return np.ascontiguousarray(out[..., delay : delay + audio.shape[-1]], dtype=np.float32)
+
+
+def low_energy_point(x: np.ndarray, sample_rate: int, target: float, search: float = 0.4) -> float:
+    """The quietest moment within ``search`` seconds of ``target`` (seconds).
+
+    Levels are taken over 30 ms windows every 5 ms; among frames within 3 dB of the quietest
+    one, the frame closest to ``target`` wins, so the cut lands in a pause or between words
+    rather than inside one.
+
+    Args:
+        x: Mono samples.
+        sample_rate: Rate in Hz.
+        target: Wanted time in seconds.
+        search: Half-width of the window searched, in seconds.
+
+    Returns:
+        The chosen time in seconds, clipped to the signal.
+    """
+    duration = len(x) / sample_rate
+    target = min(max(target, 0.0), duration)
+    levels = frame_rms_db(x, sample_rate, hop=0.005, window=0.03)
+    times = np.arange(len(levels)) * 0.005
+    near = np.flatnonzero(np.abs(times - target) <= search)
+    if near.size == 0:
+        return target
+    quietest = levels[near].min()
+    candidates = near[levels[near] <= quietest + 3.0]
+    best = candidates[np.argmin(np.abs(times[candidates] - target))]
+    return float(min(times[best], duration))
+
+
+def zero_crossing_near(x: np.ndarray, index: int, reach: int) -> int:
+    """The sample index of the zero crossing closest to ``index`` within ``reach`` samples.
+
+    Returns ``index`` itself (clipped to the signal) when there is none.
+    """
+    index = min(max(index, 0), len(x))
+    lo, hi = max(index - reach, 1), min(index + reach, len(x) - 1)
+    if hi <= lo:
+        return index
+    segment = x[lo - 1 : hi]
+    crossings = np.flatnonzero(np.signbit(segment[:-1]) != np.signbit(segment[1:])) + lo
+    if crossings.size == 0:
+        return index
+    return int(crossings[np.argmin(np.abs(crossings - index))])

@@ -1,0 +1,1 @@
+"""The stepaudio backend: Step-Audio-EditX checkpoints run by our own code."""

@@ -1,0 +1,171 @@
+"""Autoregressive generation with a KV cache, a length bound and a reported stop reason."""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from engine.backends.stepaudio.llm.model import KVCache, Step1ForCausalLM
+from engine.backends.stepaudio.llm.sampling import SamplingConfig, sample_next
+from engine.backends.stepaudio.prompts import AUDIO_ID_OFFSET
+
+__all__ = [
+    "AUDIO_VALUES",
+    "TOKENS_PER_SECOND",
+    "Generation",
+    "GenerationLimits",
+    "expected_clone_tokens",
+    "generate",
+]
+
+# Audio values N < 5120 (1024 vq02 codes, then 4096 vq06 codes) are LLM ids 65536 + N.
+AUDIO_VALUES = 5120
+# Five mixed tokens per 120 ms.
+TOKENS_PER_SECOND = 5 / 0.12
+
+# Rough speaking time per character, for bounding clone output by its target text.
+_SECONDS_PER_CJK_CHAR = 0.3
+_SECONDS_PER_OTHER_CHAR = 0.08
+
+
+@dataclass(frozen=True)
+class GenerationLimits:
+    """How many tokens one pass may generate.
+
+    The bound is ``max(min_tokens, ceil(length_multiple * expected))``, further capped so
+    prompt plus output stay within ``max_length`` (the official cap), so a model that never
+    emits end-of-audio stops early instead of running to 8,192 tokens.
+
+    Attributes:
+        length_multiple: Allowed output length relative to the expected length (the input's
+            audio tokens for edits, the target text's estimate for clone).
+        min_tokens: Floor of the bound, for very short inputs.
+        max_length: Cap on prompt + output tokens.
+        prefill_chunk: Prompt tokens processed per forward pass (bounds attention memory).
+    """
+
+    length_multiple: float = 3.0
+    min_tokens: int = 75
+    max_length: int = 8192
+    prefill_chunk: int = 256
+
+    def __post_init__(self) -> None:
+        if self.length_multiple <= 0 or self.min_tokens < 1 or self.prefill_chunk < 1:
+            raise ValueError(
+                "length_multiple must be > 0 and min_tokens, prefill_chunk >= 1; got "
+                f"{self.length_multiple}, {self.min_tokens}, {self.prefill_chunk}"
+            )
+
+    def bound(self, expected_tokens: int) -> int:
+        """Token budget for an output expected to be ``expected_tokens`` long."""
+        return max(self.min_tokens, math.ceil(self.length_multiple * expected_tokens))
+
+
+def expected_clone_tokens(text: str) -> int:
+    """Estimated LLM tokens for speaking ``text``: CJK characters ~0.3 s, others ~0.08 s."""
+    seconds = sum(
+        _SECONDS_PER_CJK_CHAR if unicodedata.east_asian_width(ch) in "WF" else
+        _SECONDS_PER_OTHER_CHAR
+        for ch in text
+        if not ch.isspace()
+    )
+    return math.ceil(seconds * TOKENS_PER_SECOND)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One pass's output.
+
+    Attributes:
+        values: Audio values ``id - 65536`` (each below 5120), in order.
+        stop_reason: ``"eos"`` (end-of-turn drawn), ``"token_bound"`` (the length bound was
+            reached) or ``"context_limit"`` (prompt + output reached ``max_length``).
+        max_new_tokens: The bound that applied.
+        drawn: Ids drawn, including a final end-of-turn.
+        dropped: Drawn ids that were neither audio nor end-of-turn (discarded).
+        prompt_length: Prompt ids.
+        seed: The seed the sampler used.
+    """
+
+    values: list[int]
+    stop_reason: str
+    max_new_tokens: int
+    drawn: int
+    dropped: int
+    prompt_length: int
+    seed: int
+
+
+@torch.inference_mode()
+def generate(
+    model: Step1ForCausalLM,
+    prompt_ids: Sequence[int],
+    max_new_tokens: int,
+    *,
+    sampling: SamplingConfig,
+    limits: GenerationLimits,
+    seed: int,
+    on_token: Callable[[int], None] | None = None,
+) -> Generation:
+    """Samples audio tokens after ``prompt_ids`` until end-of-turn or a bound.
+
+    Args:
+        model: The loaded LLM.
+        prompt_ids: The prompt (see ``prompts.PromptBuilder``).
+        max_new_tokens: The length bound for this pass.
+        sampling: Sampling settings.
+        limits: ``max_length`` and ``prefill_chunk`` are read from it.
+        seed: Seeds the sampler (a CPU generator, so a seed means the same on any device).
+        on_token: Called with the count of drawn ids after each draw (progress, cancel).
+
+    Returns:
+        The kept audio values and why generation stopped.
+
+    Raises:
+        ValueError: when the prompt alone fills ``limits.max_length``.
+    """
+    room = limits.max_length - len(prompt_ids)
+    if room <= 0:
+        raise ValueError(
+            f"the prompt has {len(prompt_ids)} tokens, at or above the {limits.max_length}-token "
+            "context limit; use a shorter input"
+        )
+    budget = min(max_new_tokens, room)
+    device = next(model.parameters()).device
+    eos = model.config.eos_token_id
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    cache = KVCache(model.config.num_hidden_layers)
+    history = list(prompt_ids)
+    ids = torch.tensor([history], dtype=torch.long, device=device)
+    for start in range(0, ids.shape[1], limits.prefill_chunk):
+        logits = model(ids[:, start : start + limits.prefill_chunk], cache)
+    values: list[int] = []
+    dropped = 0
+    stop_reason = "token_bound" if budget == max_new_tokens else "context_limit"
+    for drawn in range(1, budget + 1):
+        token = sample_next(logits[0, -1].cpu(), history, sampling, generator)
+        history.append(token)
+        if on_token is not None:
+            on_token(drawn)
+        if token == eos:
+            stop_reason = "eos"
+            break
+        if AUDIO_ID_OFFSET <= token < AUDIO_ID_OFFSET + AUDIO_VALUES:
+            values.append(token - AUDIO_ID_OFFSET)
+        else:
+            dropped += 1
+        if drawn < budget:
+            logits = model(torch.tensor([[token]], dtype=torch.long, device=device), cache)
+    return Generation(
+        values=values,
+        stop_reason=stop_reason,
+        max_new_tokens=budget,
+        drawn=len(history) - len(prompt_ids),
+        dropped=dropped,
+        prompt_length=len(prompt_ids),
+        seed=seed,
+    )
