@@ -159,8 +159,16 @@ local function encode_value(v, out)
     if v ~= v or v == math.huge or v == -math.huge then
       error("JSON: cannot encode " .. tostring(v))
     end
-    out[#out + 1] = math.type(v) == "integer" and string.format("%d", v)
-      or string.format("%.17g", v)
+    if math.type(v) == "integer" then
+      out[#out + 1] = string.format("%d", v)
+    else -- the shortest form that reads back as the same double
+      local s
+      for digits = 15, 17 do
+        s = string.format("%." .. digits .. "g", v)
+        if tonumber(s) == v then break end
+      end
+      out[#out + 1] = s
+    end
   elseif kind == "string" then
     out[#out + 1] = encode_string(v)
   elseif kind == "table" then
@@ -199,7 +207,7 @@ end
 
 local decode_value
 
-local function json_error(text, pos, what)
+local function json_error(pos, what)
   error(string.format("JSON: %s at character %d", what, pos), 0)
 end
 
@@ -211,9 +219,9 @@ local function decode_string(text, pos)
   local out, i = {}, pos + 1
   while true do
     local c = text:sub(i, i)
-    if c == "" then json_error(text, pos, "unterminated string") end
+    if c == "" then json_error(pos, "unterminated string") end
     if c == '"' then return table.concat(out), i + 1 end
-    if c:byte() < 32 then json_error(text, i, "control character in string") end
+    if c:byte() < 32 then json_error(i, "control character in string") end
     if c == "\\" then
       local e = text:sub(i + 1, i + 1)
       local simple = ({ b = "\b", f = "\f", n = "\n", r = "\r", t = "\t",
@@ -222,22 +230,22 @@ local function decode_string(text, pos)
         out[#out + 1], i = simple, i + 2
       elseif e == "u" then
         local hex = text:match("^%x%x%x%x", i + 2)
-        if not hex then json_error(text, i, "bad \\u escape") end
+        if not hex then json_error(i, "bad \\u escape") end
         local code = tonumber(hex, 16)
         i = i + 6
         if code >= 0xD800 and code <= 0xDBFF then
           local low = text:match("^\\u(%x%x%x%x)", i)
           low = low and tonumber(low, 16)
           if not low or low < 0xDC00 or low > 0xDFFF then
-            json_error(text, i, "unpaired surrogate")
+            json_error(i, "unpaired surrogate")
           end
           code, i = 0x10000 + (code - 0xD800) * 0x400 + (low - 0xDC00), i + 6
         elseif code >= 0xDC00 and code <= 0xDFFF then
-          json_error(text, i, "unpaired surrogate")
+          json_error(i, "unpaired surrogate")
         end
         out[#out + 1] = utf8.char(code)
       else
-        json_error(text, i, "bad escape")
+        json_error(i, "bad escape")
       end
     else
       local j = text:find('[%c"\\]', i) or #text + 1
@@ -247,12 +255,14 @@ local function decode_string(text, pos)
 end
 
 local function decode_number(text, pos)
-  local s = text:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
-  local valid = s and (s:match("^-?0$") or s:match("^-?[1-9]%d*$")
-    or s:match("^-?0[.eE]") or s:match("^-?[1-9]%d*[.eE]"))
-  local n = valid and not s:match("[.eE]$") and not s:match("%.[eE]") and tonumber(s)
-  if not n then json_error(text, pos, "bad number") end
-  return n, pos + #s
+  local int = text:match("^-?0", pos) or text:match("^-?[1-9]%d*", pos)
+  if not int then json_error(pos, "bad number") end
+  local stop = pos + #int
+  local frac = text:match("^%.%d+", stop) or ""
+  local exp = text:match("^[eE][-+]?%d+", stop + #frac) or ""
+  if text:match("^[.eE%d]", stop + #frac + #exp) then json_error(pos, "bad number") end
+  local s = int .. frac .. exp
+  return tonumber(s), pos + #s
 end
 
 local LITERALS = { ["true"] = true, ["false"] = false }
@@ -265,16 +275,16 @@ function decode_value(text, pos)
     pos = skip_space(text, pos + 1)
     if text:sub(pos, pos) == "}" then return obj, pos + 1 end
     while true do
-      if text:sub(pos, pos) ~= '"' then json_error(text, pos, "expected a string key") end
+      if text:sub(pos, pos) ~= '"' then json_error(pos, "expected a string key") end
       local key
       key, pos = decode_string(text, pos)
       pos = skip_space(text, pos)
-      if text:sub(pos, pos) ~= ":" then json_error(text, pos, "expected ':'") end
+      if text:sub(pos, pos) ~= ":" then json_error(pos, "expected ':'") end
       obj[key], pos = decode_value(text, pos + 1)
       pos = skip_space(text, pos)
       c = text:sub(pos, pos)
       if c == "}" then return obj, pos + 1 end
-      if c ~= "," then json_error(text, pos, "expected ',' or '}'") end
+      if c ~= "," then json_error(pos, "expected ',' or '}'") end
       pos = skip_space(text, pos + 1)
     end
   elseif c == "[" then
@@ -286,7 +296,7 @@ function decode_value(text, pos)
       pos = skip_space(text, pos)
       c = text:sub(pos, pos)
       if c == "]" then return arr, pos + 1 end
-      if c ~= "," then json_error(text, pos, "expected ',' or ']'") end
+      if c ~= "," then json_error(pos, "expected ',' or ']'") end
       pos = pos + 1
     end
   elseif c == '"' then
@@ -298,13 +308,13 @@ function decode_value(text, pos)
     if text:sub(pos, pos + #word - 1) == word then return value, pos + #word end
   end
   if text:sub(pos, pos + 3) == "null" then return M.json_null, pos + 4 end
-  json_error(text, pos, c == "" and "unexpected end" or "unexpected '" .. c .. "'")
+  json_error(pos, c == "" and "unexpected end" or "unexpected '" .. c .. "'")
 end
 
 function M.json_decode(text)
   local value, pos = decode_value(text, 1)
   pos = skip_space(text, pos)
-  if pos <= #text then json_error(text, pos, "trailing characters") end
+  if pos <= #text then json_error(pos, "trailing characters") end
   return value
 end
 
@@ -356,12 +366,7 @@ local function read_string(data, pos, last)
   return data:sub(pos, nul - 1), next_pos
 end
 
-local ARG_READERS = {
-  i = function(d, p) return string.unpack(">i4", d, p), p + 4, 4 end,
-  f = function(d, p) return string.unpack(">f", d, p), p + 4, 4 end,
-  h = function(d, p) return string.unpack(">i8", d, p), p + 8, 8 end,
-  d = function(d, p) return string.unpack(">d", d, p), p + 8, 8 end,
-}
+local FIXED_ARGS = { i = ">i4", f = ">f", h = ">i8", d = ">d" }
 
 local function decode_message(data, pos, last, out)
   local address, types
@@ -375,10 +380,11 @@ local function decode_message(data, pos, last, out)
   if types:sub(1, 1) ~= "," then malformed("type tags must start with ','") end
   local args = {}
   for tag in types:sub(2):gmatch(".") do
-    if ARG_READERS[tag] then
-      local size = select(3, ARG_READERS[tag](data, pos))
-      if pos + size - 1 > last then malformed("argument runs past the end") end
-      args[#args + 1], pos = ARG_READERS[tag](data, pos)
+    if FIXED_ARGS[tag] then
+      if pos + string.packsize(FIXED_ARGS[tag]) - 1 > last then
+        malformed("argument runs past the end")
+      end
+      args[#args + 1], pos = string.unpack(FIXED_ARGS[tag], data, pos)
     elseif tag == "s" or tag == "S" then
       args[#args + 1], pos = read_string(data, pos, last)
     elseif tag == "b" then
@@ -593,7 +599,8 @@ end
 -------------------------------------------------------------------------------
 
 local function load_socket()
-  local dir = reaper.GetResourcePath() .. "/Scripts/Mavriq ReaScript Repository/Various/Mavriq-Lua-Sockets/"
+  local dir = reaper.GetResourcePath() ..
+    "/Scripts/Mavriq ReaScript Repository/Various/Mavriq-Lua-Sockets/"
   if not package.cpath:find(dir, 1, true) then
     package.cpath = package.cpath .. ";" .. dir .. "?.dll;" .. dir .. "?.so"
     package.path = package.path .. ";" .. dir .. "?.lua"
@@ -739,7 +746,7 @@ function Process:poll(jobs, now)
 end
 
 function Process:is_silent(job, now)
-  return now - job.heard_at > STALLED_JOB_S
+  return now - job.heard_at > (job.accepted and STALLED_JOB_S or SILENT_JOB_S)
 end
 
 function Process:cancel(job)
@@ -748,10 +755,8 @@ end
 
 function Process:close(jobs)
   for _, job in ipairs(jobs or {}) do
-    if job.final then
-      if job.status_file then os.remove(job.status_file) end
-      if job.request_file then os.remove(job.request_file) end
-    end
+    if job.status_file then os.remove(job.status_file) end
+    if job.request_file then os.remove(job.request_file) end
   end
 end
 
@@ -759,7 +764,11 @@ function M.open_transport(settings)
   settings = settings or M.settings()
   if settings.transport ~= "process" then
     local transport = open_osc(settings)
-    if transport or settings.transport == "osc" then return transport end
+    if transport then return transport end
+    if settings.transport == "osc" then
+      error("the transport setting is \"osc\" but LuaSocket is not installed (install " ..
+        "\"Mavriq Lua Sockets\" with ReaPack, or set the transport to auto)", 0)
+    end
   end
   return open_process(settings)
 end
@@ -829,6 +838,7 @@ local function draw_imgui(ui, jobs)
 end
 
 local function show_text_progress(job)
+  if not job.accepted then return end
   local percent = math.floor((job.fraction or 0) * 100)
   local stamp = (job.stage or "") .. percent // 10
   if stamp == job.shown or job.final then return end
@@ -910,18 +920,21 @@ end
 local function finish_batch(batch)
   restore_take_names(batch.jobs)
   local done, failed = {}, {}
+  for _, refusal in ipairs(batch.refused) do failed[#failed + 1] = refusal end
   for _, job in ipairs(batch.jobs) do
     if job.output_path and not job.failure then done[#done + 1] = job
     elseif job.code ~= "cancelled" then failed[#failed + 1] = job end
   end
-  for _, refusal in ipairs(batch.refused) do failed[#failed + 1] = refusal end
+  local applied = 0
   if #done > 0 then
     reaper.Undo_BeginBlock2(0)
     reaper.PreventUIRefresh(1)
     for _, job in ipairs(done) do
-      local ok, applied, err = pcall(apply_result, job, batch.keep_length)
-      if not (ok and applied) then
-        job.failure = ok and err or ("error while adding the take: " .. tostring(applied))
+      local ok, added, err = pcall(apply_result, job, batch.keep_length)
+      if ok and added then
+        applied = applied + 1
+      else
+        job.failure = ok and err or ("error while adding the take: " .. tostring(added))
         failed[#failed + 1] = job
       end
     end
@@ -930,14 +943,13 @@ local function finish_batch(batch)
     reaper.UpdateArrange()
     reaper.Undo_EndBlock2(0, batch.undo_name, UNDO_STATE_ITEMS)
   end
-  local applied = #done - (#failed - #batch.refused - (batch.failed_before_apply or 0))
-  console(string.format("StepEdit %s: %d take(s) added, %d failed%s.", batch.label,
-    math.max(applied, 0), #failed, batch.cancelled and ", cancelled by the user" or ""))
+  console(string.format("%s: %d take(s) added, %d failed%s.", batch.undo_name, applied,
+    #failed, batch.cancelled and ", the rest cancelled" or ""))
   if #failed > 0 then
     local lines = {}
     for _, job in ipairs(failed) do lines[#lines + 1] = failure_line(job) end
-    msg(string.format("StepEdit %s: %d of %d item(s) could not be edited; their takes are " ..
-      "unchanged.\n\n%s", batch.label, #failed, #batch.jobs + #batch.refused,
+    msg(string.format("%s: %d of %d item(s) could not be edited; their takes are " ..
+      "unchanged.\n\n%s", batch.undo_name, #failed, #batch.jobs + #batch.refused,
       table.concat(lines, "\n")))
   end
 end
@@ -979,7 +991,7 @@ local function run_batch(batch)
   local transport, jobs = batch.transport, batch.jobs
   local started = reaper.time_precise()
   local serial = cancel_serial()
-  local ui = open_imgui("StepEdit " .. batch.label)
+  local ui = open_imgui(batch.undo_name)
   local ended = false
 
   local function cleanup()
@@ -1047,7 +1059,7 @@ local function run_batch(batch)
       reaper.defer(tick)
     end
   end
-  reaper.defer(tick)
+  tick()
 end
 
 -------------------------------------------------------------------------------
@@ -1068,66 +1080,64 @@ local function copy_edit(edit)
 end
 
 -- plan(item) -> slice, edit, passes  |  nil, reason.  Starts one job per planned item.
-local function start_batch(label, plan)
+local function start_batch(plan)
   local settings = M.settings()
   local items = selected_items()
   if #items == 0 then
     msg("Select one or more speech items first.")
     return no_undo()
   end
-  local batch = { label = label, undo_name = "StepEdit " .. label, jobs = {}, refused = {},
-                  settings = settings, keep_length = settings.keep_length }
-  local planned = {}
+  local batch = { jobs = {}, refused = {}, settings = settings,
+                  keep_length = settings.keep_length }
+  local names = {}
   for _, item in ipairs(items) do
     local slice, edit, passes = plan(item)
     if slice then
-      planned[#planned + 1] = { slice = slice, edit = edit, passes = passes }
+      local job = { id = new_job_id(), slice = slice, edit = edit, passes = passes,
+                    stage = "sending", fraction = 0 }
+      job.request = { input = slice.input, start = slice.start, length = slice.length,
+                      edit = edit }
+      job.owns_name = not names[slice.take_guid] -- one job shows progress in a take's name
+      names[slice.take_guid] = true
+      batch.jobs[#batch.jobs + 1] = job
+      local name = M.take_name(edit, passes)
+      batch.undo_name = (batch.undo_name == nil or batch.undo_name == name) and name
+        or "StepEdit edits"
     else
       batch.refused[#batch.refused + 1] = { slice = { item = item }, failure = edit }
     end
   end
-  if #planned == 0 then
+  if #batch.jobs == 0 then
     local lines = {}
     for _, refusal in ipairs(batch.refused) do lines[#lines + 1] = failure_line(refusal) end
-    msg("StepEdit " .. label .. ": nothing to edit.\n\n" .. table.concat(lines, "\n"))
+    msg("StepEdit: nothing to edit.\n\n" .. table.concat(lines, "\n"))
     return no_undo()
   end
 
   local ok, transport = pcall(M.open_transport, settings)
-  if not ok or not transport then
+  if not ok then
     msg("StepEdit cannot reach the engine: " .. tostring(transport))
     return no_undo()
   end
   batch.transport = transport
-  local output_dir = media_dir()
-  local ids, names_taken = {}, {}
-  for _, p in ipairs(planned) do
-    local request = { input = p.slice.input, start = p.slice.start, length = p.slice.length,
-                      edit = p.edit, output_dir = output_dir }
-    local job = { id = new_job_id(), slice = p.slice, edit = p.edit, passes = p.passes,
-                  request = request, heard_at = reaper.time_precise(), stage = "sending",
-                  fraction = 0, owns_name = not names_taken[p.slice.take_guid] }
-    names_taken[p.slice.take_guid] = true
+  local output_dir, ids, running = media_dir(), {}, 0
+  for _, job in ipairs(batch.jobs) do
+    job.request.output_dir = output_dir
+    job.heard_at = reaper.time_precise()
     local started, err = transport:start(job)
-    if not started then
-      job.final, job.failure = true, err
-      batch.failed_before_apply = (batch.failed_before_apply or 0)
-    end
-    batch.jobs[#batch.jobs + 1] = job
+    if started then running = running + 1 else job.final, job.failure = true, err end
     ids[#ids + 1] = job.id
   end
-  for _, job in ipairs(batch.jobs) do
-    if not job.final then
-      set_running(ids, {})
-      console(string.format("StepEdit %s: %d item(s) sent to the engine (%s transport).",
-        label, #ids, transport.kind))
-      return run_batch(batch)
-    end
+  if running == 0 then -- e.g. the engine's client could not be run
+    transport:close(batch.jobs)
+    msg("StepEdit could not start any job:\n\n" .. batch.jobs[1].failure ..
+      "\n\nSet the engine command with the action \"StepEdit_Settings\".")
+    return no_undo()
   end
-  transport:close(batch.jobs) -- nothing could be started (e.g. the client is missing)
-  msg("StepEdit " .. label .. ": could not start any job.\n\n" ..
-    batch.jobs[1].failure .. "\n\nSet the engine command with the action \"StepEdit_Settings\".")
-  return no_undo()
+  set_running(ids, {})
+  console(string.format("%s: %d item(s) sent to the engine (%s transport).",
+    batch.undo_name, running, transport.kind))
+  return run_batch(batch)
 end
 
 local function cursor_position(slice)
@@ -1145,7 +1155,7 @@ function M.edit_selected_items(edit, opts)
   edit = copy_edit(edit)
   edit.iterations = edit.iterations or M.settings().iterations
   reaper.SetExtState(M.SECTION, "last_edit", M.json_encode({ edit = edit, opts = opts }), true)
-  return start_batch(M.take_name(edit), function(item)
+  return start_batch(function(item)
     local slice, reason = M.item_slice(item)
     if not slice then return nil, reason end
     local this_edit = copy_edit(edit)
@@ -1169,7 +1179,7 @@ end
 
 -- Runs the edit that made each item's active take once more, on that take's audio.
 function M.one_more_pass()
-  return start_batch("one more pass", function(item)
+  return start_batch(function(item)
     local take = reaper.GetActiveTake(item)
     if not take then return nil, "the item is empty" end
     local _, meta = reaper.GetSetMediaItemTakeInfo_String(take, "P_EXT:StepEdit", "", false)
@@ -1416,15 +1426,6 @@ function M.settings_dialog()
   local keys = { "host", "port", "engine_command", "keep_length", "iterations", "transport" }
   for i, key in ipairs(keys) do M.set_setting(key, values[i]) end
   return no_undo()
-end
-
--- Loaded by an action: check the REAPER version once.
-function M.check_reaper()
-  if not reaper.GetMediaItemTakeByGUID or not reaper.ValidatePtr2 then
-    msg("StepEdit needs REAPER 6 or newer.")
-    return false
-  end
-  return true
 end
 
 return M

@@ -13,8 +13,8 @@ import soundfile
 
 from bridge import protocol
 from bridge.client import StepEditClient
+from bridge.launcher import EngineProcess
 from bridge.protocol import ADDRESS
-from tests.conftest import EngineProcess
 
 pytestmark = pytest.mark.slow
 

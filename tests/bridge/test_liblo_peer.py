@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from tests.conftest import EngineProcess, free_udp_port
+from bridge.launcher import EngineProcess, free_udp_port
 
 pytestmark = [
     pytest.mark.slow,

@@ -16,8 +16,8 @@ import soundfile
 
 from bridge import protocol
 from bridge.client import ClientError, StepEditClient
+from bridge.launcher import EngineProcess, start_engine, stop_engine
 from bridge.protocol import ADDRESS
-from tests.conftest import EngineProcess, start_engine, stop_engine
 
 pytestmark = pytest.mark.slow
 

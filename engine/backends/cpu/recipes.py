@@ -27,6 +27,7 @@ __all__ = [
     "INTENSITY",
     "STYLES",
     "Recipe",
+    "nominal",
     "recipe_for",
     "scaled",
     "toward_neutral",
@@ -452,6 +453,19 @@ def for_voice(recipe: Recipe, median_f0: float) -> Recipe:
     )
 
 
+def nominal(kind: str, option: str) -> Recipe:
+    """The rule-table recipe for an ``emotion``/``style`` option, before any scaling.
+
+    Raises:
+        EditError: for a name this backend has no recipe for.
+    """
+    table = EMOTIONS if kind == "emotion" else STYLES if kind == "style" else None
+    if table is None or option not in table:
+        known = ", ".join(table) if table else "emotion, style"
+        raise EditError(f"no CPU recipe for {kind} {option!r}; available: {known}")
+    return table[option]
+
+
 def recipe_for(kind: str, option: str, iterations: int, median_f0: float) -> Recipe:
     """The concrete recipe for an ``emotion``/``style`` option (not ``remove``).
 
@@ -464,11 +478,7 @@ def recipe_for(kind: str, option: str, iterations: int, median_f0: float) -> Rec
     Raises:
         EditError: for a name this backend has no recipe for.
     """
-    table = EMOTIONS if kind == "emotion" else STYLES if kind == "style" else None
-    if table is None or option not in table:
-        known = ", ".join(table) if table else "emotion, style"
-        raise EditError(f"no CPU recipe for {kind} {option!r}; available: {known}")
-    return scaled(for_voice(table[option], median_f0), iterations)
+    return scaled(for_voice(nominal(kind, option), median_f0), iterations)
 
 
 def toward_neutral(

@@ -150,10 +150,7 @@ def trim_silence(
     start, end = nonsilent_bounds(audio)
     frames = math.ceil((end - start) / hop_size)
     offset = start - int(keep_left * sample_rate)
-    if offset > 0:
-        trimmed = audio[offset:]
-    else:
-        trimmed = np.pad(audio, (-offset, 0))
+    trimmed = audio[offset:] if offset > 0 else np.pad(audio, (-offset, 0))
     length = int(frames * hop_size + (keep_left + keep_right) * sample_rate)
     if length < trimmed.shape[0]:
         trimmed = trimmed[:length]

@@ -119,7 +119,9 @@ def _window(kind: str, size: int, device: torch.device) -> torch.Tensor:
         return torch.hann_window(size, periodic=False, device=device).pow(0.85)
     if kind == "rectangular":
         return torch.ones(size, device=device)
-    raise ValueError(f"unsupported fbank window {kind!r}; use hamming, hanning, povey or rectangular")
+    raise ValueError(
+        f"unsupported fbank window {kind!r}; use hamming, hanning, povey or rectangular"
+    )
 
 
 def kaldi_fbank(
@@ -222,7 +224,7 @@ def slaney_mel_filters(
     edges = _slaney_mel_to_hz(np.linspace(low, high, n_mels + 2))
     widths = np.diff(edges)
     ramps = edges[:, None] - fft_freqs[None, :]
-    rising = -ramps[:-2] / widths[:-2, None]
+    rising = -ramps[:-2] / widths[:-1, None]
     falling = ramps[2:] / widths[1:, None]
     # Rounded to float32 before and after the area normalisation, as librosa stores them.
     weights = np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)

@@ -11,7 +11,9 @@ __all__ = [
 ]
 
 # Default Paraformer sub-path (the official ``--tokenizer-model-id``).
-PARAFORMER_SUBDIR = "dengcunqin/speech_paraformer-large_asr_nat-zh-cantonese-en-16k-vocab8501-online"
+PARAFORMER_SUBDIR = (
+    "dengcunqin/speech_paraformer-large_asr_nat-zh-cantonese-en-16k-vocab8501-online"
+)
 # k-means codebook of the linguistic (vq02) stream, float32 (1024, 512).
 CODEBOOK_FILE = "linguistic_tokenizer.npy"
 # CosyVoice S3 tokenizer v1 of the semantic (vq06) stream.

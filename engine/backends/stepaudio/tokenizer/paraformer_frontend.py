@@ -18,7 +18,13 @@ import torch
 
 from engine.backends.stepaudio.dsp import kaldi_fbank
 
-__all__ = ["FUNASR_DEFAULT_DITHER", "FrontendConfig", "StreamingFrontend", "load_cmvn", "parse_cmvn"]
+__all__ = [
+    "FUNASR_DEFAULT_DITHER",
+    "FrontendConfig",
+    "StreamingFrontend",
+    "load_cmvn",
+    "parse_cmvn",
+]
 
 # FunASR's WavFrontendOnline default when config.yaml sets no frontend_conf.dither.
 FUNASR_DEFAULT_DITHER = 1.0

@@ -58,7 +58,9 @@ class EncoderConfig:
         }
         for key, value in expected.items():
             if key in conf and conf[key] != value:
-                raise ValueError(f"encoder_conf.{key} is {conf[key]!r}; only {value!r} is supported")
+                raise ValueError(
+                    f"encoder_conf.{key} is {conf[key]!r}; only {value!r} is supported"
+                )
         config = cls(
             input_size=input_size,
             output_size=int(conf.get("output_size", 512)),
@@ -83,7 +85,7 @@ class StreamingSettings:
     """How the tokenizer streams (``chunk_size`` [0, 4, 5], ``encoder_chunk_look_back`` 4).
 
     Attributes:
-        chunk_size: (left, middle, right) in LFR frames; middle × 960 samples is the stride.
+        chunk_size: (left, middle, right) in LFR frames; middle * 960 samples is the stride.
         look_back: Chunks of keys/values each layer keeps.
     """
 
@@ -222,9 +224,8 @@ class SanmEncoder(nn.Module):
     def initial_state(self) -> EncoderState:
         """State before the first chunk: position 0, zero overlap frames, empty caches."""
         param = self.after_norm.weight
-        overlap = torch.zeros(
-            (1, self.settings.overlap, self.config.input_size), dtype=param.dtype, device=param.device
-        )
+        shape = (1, self.settings.overlap, self.config.input_size)
+        overlap = torch.zeros(shape, dtype=param.dtype, device=param.device)
         return EncoderState(position=0, overlap=overlap, kv=[None] * self.config.num_blocks)
 
     def _position_encoding(self, start: int, frames: int) -> torch.Tensor:

@@ -1,0 +1,457 @@
+"""The ten nonverbal sounds, synthesised with WORLD from the speaker's own clip, and inserted.
+
+No stock recordings: every sound is built from the clip's analysis. The speaker's voiced
+frames are sorted by their first two formants (Praat Burg, Lobanov-normalised per speaker)
+and the envelopes of the frames nearest each vowel target are averaged, giving that
+speaker's own /a/, /o/, /u/, /e/, /i/ and schwa; the voiced frames with the least energy
+above 1 kHz give a nasal murmur. Breath is aspiration noise (WORLD with F0 = 0) through
+the speaker's schwa envelope with a flatter source, as an /h/ is (spec §4: "breath =
+aperiodic excitation through the envelope with a rise-fall; sigh = breath plus a voiced
+tail falling ~5 st; uhm = schwa/nasal, F0 held low and flat").
+
+Each sound is a short score of segments (envelope, F0 in semitones from the speaker's
+median, breathiness, level); it is rendered with WORLD, its loudness set relative to the
+speech around the insertion point, and spliced in at the quietest moment near the requested
+time, at a zero crossing, with 10 ms cross-fades.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import parselmouth
+import pyworld
+
+from engine.audio import crossfade_concat, integrated_loudness, match_loudness, resample, to_mono
+from engine.backends.base import Progress, Rendered
+from engine.backends.cpu.analysis import FRAME_PERIOD, Analysis, analyse
+from engine.backends.dsp import low_energy_point, zero_crossing_near
+from engine.edits import PARALINGUISTIC_TAGS, EditSpec
+from engine.errors import EditError
+
+__all__ = [
+    "SOUNDS",
+    "Insertion",
+    "Segment",
+    "VoiceSample",
+    "insert_tags",
+    "render_paralinguistic",
+    "synthesise",
+]
+
+_LOG = logging.getLogger(__name__)
+
+# Analysis/synthesis rate for the sounds (they are resampled to the clip's rate).
+_RATE_CAP = 32000
+# Half-width (s) of the search for a quiet insertion point, cross-fade length (s).
+_SEARCH_S, _FADE_S = 0.4, 0.010
+# Seconds of speech on each side whose loudness the inserted sound is matched against.
+_CONTEXT_S = 1.5
+# Vowel targets as Lobanov z-scores of (F1, F2): typical normalised positions of English
+# vowels (open /a/ high F1; back rounded /o/, /u/ low F2; front /e/, /i/ high F2).
+_VOWEL_TARGETS = {
+    "a": (1.5, 0.0),
+    "o": (0.3, -1.3),
+    "u": (-1.2, -1.5),
+    "e": (0.0, 1.2),
+    "i": (-1.2, 1.6),
+    "schwa": (0.0, 0.0),
+}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stretch of a nonverbal sound; values glide linearly from start to end.
+
+    Attributes:
+        seconds: Length.
+        envelope: Envelope name at the start (a vowel, ``"nasal"`` or ``"breath"``).
+        to: Envelope name at the end (``""`` = same as ``envelope``).
+        f0: ``(start, end)`` semitones relative to the speaker's median; ``None`` = breath
+            noise (unvoiced).
+        breathiness: Aperiodicity added to the voiced frames.
+        level: ``(start, end)`` level in dB relative to the sound's peak.
+    """
+
+    seconds: float
+    envelope: str
+    to: str = ""
+    f0: tuple[float, float] | None = (0.0, 0.0)
+    breathiness: float = 0.0
+    level: tuple[float, float] = (0.0, 0.0)
+
+
+def _laughter() -> tuple[Segment, ...]:
+    bursts: list[Segment] = []
+    for i in range(4):
+        top = 5.0 - 0.8 * i
+        bursts += [
+            Segment(0.06, "breath", "a", None, level=(-14.0, -6.0 - i)),
+            Segment(0.10, "a", f0=(top, top - 1.5), breathiness=0.3, level=(-2.0 - i, -8.0 - i)),
+            Segment(0.06, "a", "breath", None, level=(-18.0, -34.0)),
+        ]
+    return tuple(bursts)
+
+
+# The scores of the ten tags, and their loudness relative to the surrounding speech (dB).
+SOUNDS: dict[str, tuple[tuple[Segment, ...], float]] = {
+    "Breathing": (
+        (
+            Segment(0.30, "breath", f0=None, level=(-30.0, 0.0)),
+            Segment(0.25, "breath", f0=None, level=(0.0, -30.0)),
+        ),
+        -18.0,
+    ),
+    "Sigh": (
+        (
+            Segment(0.30, "breath", "a", None, level=(-25.0, 0.0)),
+            Segment(0.40, "a", "schwa", (2.0, -3.0), breathiness=0.45, level=(-3.0, -25.0)),
+        ),
+        -10.0,
+    ),
+    "Laughter": (_laughter(), -3.0),
+    "Uhm": (
+        (
+            Segment(0.04, "schwa", f0=(-1.0, -1.0), level=(-20.0, 0.0)),
+            Segment(0.20, "schwa", f0=(-1.0, -1.5)),
+            Segment(0.06, "schwa", "nasal", (-1.5, -2.0)),
+            Segment(0.25, "nasal", f0=(-2.0, -3.0), level=(0.0, -20.0)),
+        ),
+        -4.0,
+    ),
+    "Surprise-oh": (
+        (
+            Segment(0.04, "o", f0=None, level=(-20.0, -8.0)),
+            Segment(0.14, "o", f0=(2.0, 7.0), breathiness=0.1, level=(-4.0, 0.0)),
+            Segment(0.22, "o", "u", (7.0, 3.0), level=(0.0, -18.0)),
+        ),
+        0.0,
+    ),
+    "Surprise-ah": (
+        (
+            Segment(0.12, "a", f0=(3.0, 7.0), level=(-10.0, 0.0)),
+            Segment(0.25, "a", f0=(7.0, 2.0), breathiness=0.1, level=(0.0, -18.0)),
+        ),
+        0.0,
+    ),
+    "Surprise-wa": (
+        (
+            Segment(0.07, "u", f0=(1.0, 2.0), level=(-16.0, -6.0)),
+            Segment(0.08, "u", "a", (2.0, 5.0), level=(-6.0, 0.0)),
+            Segment(0.25, "a", f0=(6.0, 2.0), level=(0.0, -18.0)),
+        ),
+        0.0,
+    ),
+    "Confirmation-en": (
+        (
+            Segment(0.06, "schwa", "nasal", (1.0, 0.5), level=(-14.0, 0.0)),
+            Segment(0.24, "nasal", f0=(0.5, -3.0), level=(0.0, -18.0)),
+        ),
+        -4.0,
+    ),
+    "Question-ei": (
+        (
+            Segment(0.15, "e", f0=(0.0, 1.5), level=(-12.0, 0.0)),
+            Segment(0.18, "e", "i", (1.5, 6.0), level=(0.0, -12.0)),
+        ),
+        -2.0,
+    ),
+    "Dissatisfaction-hnn": (
+        (
+            Segment(0.08, "breath", "nasal", None, level=(-20.0, -6.0)),
+            Segment(0.32, "nasal", f0=(-1.0, -4.0), breathiness=0.2, level=(0.0, -16.0)),
+        ),
+        -4.0,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class VoiceSample:
+    """The speaker's own material for nonverbal sounds.
+
+    Attributes:
+        sample_rate: Rate of the envelopes (Hz).
+        median_f0: The speaker's median F0 (Hz).
+        envelopes: WORLD spectral envelopes by name (vowels, ``"nasal"``, ``"breath"``).
+        aperiodicity: Median WORLD aperiodicity of the speaker's vowels.
+    """
+
+    sample_rate: int
+    median_f0: float
+    envelopes: dict[str, np.ndarray]
+    aperiodicity: np.ndarray
+
+    @classmethod
+    def from_analysis(cls, analysis: Analysis) -> VoiceSample:
+        """Collects vowel, nasal and breath envelopes from an analysed clip.
+
+        Raises:
+            EditError: when the clip has too little voiced speech (under 0.2 s) to learn from.
+        """
+        sp, ap = analysis.envelope()
+        strong = analysis.voiced & (analysis.level_db > np.percentile(analysis.level_db, 95) - 25)
+        frames = np.flatnonzero(strong)
+        if frames.size < round(0.2 / FRAME_PERIOD):
+            raise EditError(
+                "the clip holds too little voiced speech (< 0.2 s) to synthesise a nonverbal "
+                "sound in its voice; select a longer stretch of speech"
+            )
+        envelopes = _vowel_envelopes(analysis, sp, frames)
+        envelopes["nasal"] = _nasal_envelope(sp, frames, analysis.sample_rate)
+        envelopes["breath"] = _breath_envelope(envelopes["schwa"], analysis.sample_rate)
+        median = analysis.median_f0 or 150.0
+        return cls(analysis.sample_rate, median, envelopes, np.median(ap[frames], axis=0))
+
+
+def _geometric_mean(sp: np.ndarray) -> np.ndarray:
+    return np.exp(np.mean(np.log(np.maximum(sp, 1e-16)), axis=0))
+
+
+def _vowel_envelopes(
+    analysis: Analysis, sp: np.ndarray, frames: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Averages the envelopes of the voiced frames nearest each vowel's (F1, F2) target."""
+    sound = parselmouth.Sound(analysis.signal, sampling_frequency=analysis.sample_rate)
+    ceiling = 5000.0 if analysis.median_f0 < 160 else 5500.0
+    formant = sound.to_formant_burg(
+        time_step=FRAME_PERIOD * 2, max_number_of_formants=5, maximum_formant=ceiling
+    )
+    f1 = np.array([formant.get_value_at_time(1, t) for t in analysis.times[frames]])
+    f2 = np.array([formant.get_value_at_time(2, t) for t in analysis.times[frames]])
+    usable = np.isfinite(f1) & np.isfinite(f2)
+    if usable.sum() < 10:
+        schwa = _geometric_mean(sp[frames])
+        return {name: schwa for name in _VOWEL_TARGETS}
+    frames, f1, f2 = frames[usable], f1[usable], f2[usable]
+    z = np.stack([(f1 - f1.mean()) / f1.std(), (f2 - f2.mean()) / f2.std()], axis=1)
+    count = max(5, round(0.03 * len(frames)))
+    envelopes = {}
+    for name, target in _VOWEL_TARGETS.items():
+        nearest = np.argsort(np.sum((z - np.array(target)) ** 2, axis=1))[:count]
+        envelopes[name] = _geometric_mean(sp[frames[nearest]])
+    return envelopes
+
+
+def _band_power(sp: np.ndarray, sample_rate: int, low: float, high: float) -> np.ndarray:
+    freqs = np.linspace(0, sample_rate / 2, sp.shape[-1])
+    band = (freqs >= low) & (freqs < high)
+    return sp[..., band].sum(axis=-1)
+
+
+def _nasal_envelope(sp: np.ndarray, frames: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The speaker's murmur: voiced frames with the least energy above 1 kHz vs below 500 Hz."""
+    ratio = _band_power(sp[frames], sample_rate, 1000, 5000) / np.maximum(
+        _band_power(sp[frames], sample_rate, 60, 500), 1e-20
+    )
+    count = max(5, round(0.05 * len(frames)))
+    return _geometric_mean(sp[frames[np.argsort(ratio)[:count]]])
+
+
+def _breath_envelope(schwa: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Aspiration through the schwa tract: source 6 dB/oct flatter above 500 Hz, no hum."""
+    freqs = np.linspace(0, sample_rate / 2, len(schwa))
+    octaves = np.log2(np.clip(freqs, 500.0, 6000.0) / 500.0)
+    highpass = np.clip(freqs / 300.0, 0.05, 1.0) ** 2
+    return schwa * 10 ** (6.0 * octaves / 10) * highpass
+
+
+def synthesise(tag: str, voice: VoiceSample, f0_scale: float = 1.0) -> np.ndarray:
+    """Renders one nonverbal sound in the speaker's voice (mono, ``voice.sample_rate``).
+
+    Args:
+        tag: One of ``PARALINGUISTIC_TAGS``.
+        voice: The speaker's material.
+        f0_scale: Multiplies the F0 (to follow an edit that moved the voice's pitch).
+
+    Returns:
+        ``float32`` samples that start and end at silence, peak-normalised to 0.5.
+    """
+    score, _ = SOUNDS[tag]
+    f0_parts, sp_parts, ap_parts, gain_parts = [], [], [], []
+    median = voice.median_f0 * f0_scale
+    for seg in score:
+        n = max(2, round(seg.seconds / FRAME_PERIOD))
+        w = np.linspace(0.0, 1.0, n)[:, np.newaxis]
+        start = np.log(np.maximum(voice.envelopes[seg.envelope], 1e-16))
+        end = np.log(np.maximum(voice.envelopes[seg.to or seg.envelope], 1e-16))
+        sp_parts.append(np.exp(start * (1 - w) + end * w))
+        if seg.f0 is None:
+            f0_parts.append(np.zeros(n))
+            ap_parts.append(np.ones((n, len(voice.aperiodicity))))
+        else:
+            f0_parts.append(median * 2 ** (np.linspace(*seg.f0, n) / 12))
+            ap_parts.append(np.clip(np.tile(voice.aperiodicity + seg.breathiness, (n, 1)), 0, 1))
+        gain_parts.append(np.linspace(*seg.level, n))
+    gain = np.concatenate(gain_parts)
+    sp = np.concatenate(sp_parts) * 10 ** (gain[:, np.newaxis] / 10)
+    y = pyworld.synthesize(
+        np.ascontiguousarray(np.concatenate(f0_parts)),
+        np.ascontiguousarray(sp),
+        np.ascontiguousarray(np.concatenate(ap_parts)),
+        voice.sample_rate,
+        FRAME_PERIOD * 1000,
+    )
+    edge = min(len(y) // 4, round(0.01 * voice.sample_rate))
+    ramp = np.sin(np.linspace(0, np.pi / 2, edge)) ** 2
+    y[:edge] *= ramp
+    y[len(y) - edge :] *= ramp[::-1]
+    peak = float(np.max(np.abs(y))) or 1.0
+    return (0.5 * y / peak).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Insertion:
+    """Where a sound went.
+
+    Attributes:
+        tag: The sound.
+        requested: Requested time in the input (s).
+        at: Chosen (quiet) time in the input (s).
+        start: First sample of the sound in the output.
+        length: Its length in samples (the output grows by this much).
+    """
+
+    tag: str
+    requested: float
+    at: float
+    start: int
+    length: int
+
+
+def insert_tags(
+    audio: np.ndarray,
+    sample_rate: int,
+    voice: VoiceSample,
+    requests: list[tuple[str, float]],
+    f0_scale: float = 1.0,
+) -> tuple[np.ndarray, list[Insertion]]:
+    """Inserts each ``(tag, seconds)`` into ``(channels, samples)`` audio.
+
+    Each sound goes to the quietest moment within 0.4 s of its requested time.
+    The cut is moved to the nearest zero crossing; the sound is matched to the loudness of
+    the 1.5 s of speech on each side plus the tag's relative level and joined with 10 ms
+    cross-fades. Everything else is the input, shifted.
+
+    Returns:
+        The longer audio and one :class:`Insertion` per request, in time order.
+    """
+    mono = to_mono(audio)
+    fade = round(_FADE_S * sample_rate)
+    placed = []
+    for tag, seconds in requests:
+        at = low_energy_point(mono, sample_rate, seconds, _SEARCH_S)
+        cut = zero_crossing_near(mono, round(at * sample_rate), round(0.002 * sample_rate))
+        placed.append((cut, tag, seconds))
+    placed.sort()
+    pieces, insertions, previous, shift = [], [], 0, 0
+    for cut, tag, seconds in placed:
+        sound = resample(synthesise(tag, voice, f0_scale), voice.sample_rate, sample_rate)
+        context = mono[
+            max(0, cut - round(_CONTEXT_S * sample_rate)) : cut + round(_CONTEXT_S * sample_rate)
+        ]
+        target = integrated_loudness(context[np.newaxis, :], sample_rate) + SOUNDS[tag][1]
+        sound = match_loudness(sound[np.newaxis, :], sample_rate, target)[0]
+        padded = np.pad(sound, (fade, fade))
+        pieces += [audio[:, previous:cut], np.tile(padded, (audio.shape[0], 1))]
+        insertions.append(Insertion(tag, seconds, cut / sample_rate, cut + shift, len(sound)))
+        shift += len(sound)
+        previous = cut
+    pieces.append(audio[:, previous:])
+    out = crossfade_concat(pieces, fade)
+    return out, insertions
+
+
+_TAG_PATTERN = re.compile(r"\[([^\[\]]+)\]")
+
+
+def _tag_name(text: str) -> str | None:
+    bare = text.strip().lower()
+    return next((tag for tag in PARALINGUISTIC_TAGS if tag.lower() == bare), None)
+
+
+def positions_from_text(target_text: str, analysis: Analysis) -> list[tuple[str, float]]:
+    """Turns inline ``[Tag]`` markers into times by their place in the text.
+
+    Without word timings the character offset of each marker (in the text with the markers
+    removed) is spread over the speech time, pauses excluded; the quiet-point search then
+    moves the insertion onto the nearest word boundary or pause.
+
+    Raises:
+        EditError: for a marker that is not one of the ten tags.
+    """
+    clean, found, offset = [], [], 0
+    for match in _TAG_PATTERN.finditer(target_text):
+        clean.append(target_text[offset : match.start()])
+        tag = _tag_name(match.group(1))
+        if tag is None:
+            raise EditError(
+                f"unknown tag [{match.group(1)}] in target_text; "
+                f"allowed: {', '.join(PARALINGUISTIC_TAGS)}"
+            )
+        found.append((tag, sum(len(c) for c in clean)))
+        offset = match.end()
+    total = sum(len(c) for c in clean) + len(target_text[offset:])
+    speech = np.flatnonzero(analysis.speech)
+    if speech.size == 0:
+        return [(tag, 0.0) for tag, _ in found]
+    positions = []
+    for tag, chars in found:
+        share = chars / total if total else 0.0
+        if share >= 1.0:
+            frame = speech[-1] + 1
+        else:
+            frame = speech[min(int(share * speech.size), speech.size - 1)]
+        positions.append((tag, float(frame * FRAME_PERIOD)))
+    return positions
+
+
+def render_paralinguistic(
+    audio: np.ndarray, sample_rate: int, edit: EditSpec, progress: Progress
+) -> Rendered:
+    """Renders a ``paralinguistic`` edit: ``option`` at every ``positions`` time, or the
+    ``[Tag]`` markers of ``target_text``.
+
+    Raises:
+        EditError: when neither positions nor markers say where to insert.
+    """
+    progress(0.0, "analysis")
+    mono = to_mono(audio)
+    rate = min(sample_rate, _RATE_CAP)
+    analysis = analyse(resample(mono, sample_rate, rate), rate)
+    if edit.positions:
+        requests = [(edit.option, p) for p in edit.positions]
+    elif _TAG_PATTERN.search(edit.target_text):
+        requests = positions_from_text(edit.target_text, analysis)
+    else:
+        raise EditError(
+            "a paralinguistic edit needs 'position' (seconds into the slice) or a target_text "
+            "with inline [Tag] markers"
+        )
+    duration = len(mono) / sample_rate
+    late = [p for _, p in requests if p > duration]
+    if late:
+        raise EditError(f"position(s) {late} s lie past the end of the {duration:.3f} s slice")
+    progress(0.3, "voice")
+    voice = VoiceSample.from_analysis(analysis)
+    progress(0.6, "synthesis")
+    out, insertions = insert_tags(audio.astype(np.float32), sample_rate, voice, requests)
+    progress(1.0, "done")
+    _LOG.debug("inserted %s", ", ".join(f"{i.tag}@{i.at:.2f}s" for i in insertions))
+    # Report the loudness the insertions added, so the engine's loudness match leaves the
+    # speech around them exactly as it was.
+    offset = integrated_loudness(out, sample_rate) - integrated_loudness(audio, sample_rate)
+    return Rendered(
+        out,
+        sample_rate,
+        loudness_offset_db=offset,
+        info={
+            "insertions": [
+                {"tag": i.tag, "position": round(i.at, 4), "duration": i.length / sample_rate}
+                for i in insertions
+            ]
+        },
+    )

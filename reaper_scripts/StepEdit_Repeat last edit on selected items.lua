@@ -1,0 +1,17 @@
+-- @description Repeat last edit on selected items
+-- @author StepEdit contributors
+-- @version 0.1.0
+-- @changelog Initial release.
+-- @about
+--   Runs the last StepEdit edit again, with the same options, on the selected items.
+
+local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])") or ""
+local ok, StepEdit = pcall(dofile, script_dir .. "StepEdit_lib.lua")
+if not ok then
+  reaper.MB("This action needs StepEdit_lib.lua next to it; install the \"StepEdit library\" " ..
+    "package with ReaPack (Extensions > ReaPack > Browse packages).\n\n" .. tostring(StepEdit),
+    "StepEdit", 0)
+  return reaper.defer(function() end)
+end
+
+StepEdit.repeat_last_edit()
