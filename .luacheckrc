@@ -11,7 +11,8 @@ read_globals = {
   gfx = { fields = { x = { read_only = false }, y = { read_only = false } }, other_fields = true },
 }
 
-files["tests/reaper/**/*_spec.lua"] = { std = "+busted" }
+files["tests/reaper/**/*.lua"] = { max_line_length = 120 }
+files["tests/reaper/**/*_spec.lua"] = { std = "+busted", max_line_length = 120 }
 -- The emulator defines the globals REAPER would provide.
 files["tests/reaper/reaper_emulator.lua"] = { globals = { "reaper", "gfx" } }
 files["tests/reaper/run_action.lua"] = { globals = { "reaper", "gfx" } }

@@ -373,12 +373,12 @@ local function decode_message(data, pos, last, out)
   address, pos = read_string(data, pos, last)
   if address:sub(1, 1) ~= "/" then malformed("address must start with '/': " .. address) end
   if pos > last then
-    out[#out + 1] = { address = address, args = {} } -- type tags may be omitted
+    out[#out + 1] = { address = address, args = M.json_array() } -- type tags may be omitted
     return
   end
   types, pos = read_string(data, pos, last)
   if types:sub(1, 1) ~= "," then malformed("type tags must start with ','") end
-  local args = {}
+  local args = M.json_array() -- an array even when empty (encodes as [])
   for tag in types:sub(2):gmatch(".") do
     if FIXED_ARGS[tag] then
       if pos + string.packsize(FIXED_ARGS[tag]) - 1 > last then
@@ -482,8 +482,15 @@ local function write_file(path, data)
   return true
 end
 
+local job_counter = 0
+
+-- Unique even where math.random is not seeded (Lua 5.3 in REAPER 6): the clock leads, as
+-- result files are named after the first 8 characters.
 local function new_job_id()
-  return string.format("%08x%08x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
+  job_counter = job_counter + 1
+  local micros = math.floor(reaper.time_precise() * 1e6) + job_counter
+  return string.format("%08x%04x%04x", micros & 0xffffffff, math.random(0, 0xffff),
+    job_counter & 0xffff)
 end
 
 local function take_guid(take)
@@ -870,10 +877,11 @@ end
 
 local COPIED_TAKE_VALUES = { "D_PLAYRATE", "B_PPITCH", "D_PITCH", "D_VOL", "D_PAN", "I_CHANMODE" }
 
-local function apply_result(job, keep_length)
+-- Re-finds the item (by GUID: pointers may have changed) and checks the result file.
+local function resolve_result(job)
   local old = reaper.GetMediaItemTakeByGUID(0, job.slice.take_guid)
-  local item = old and reaper.ValidatePtr2(0, old, "MediaItem_Take*")
-    and reaper.GetMediaItemTake_Item(old) or find_item_by_guid(job.slice.item_guid)
+  if old and not reaper.ValidatePtr2(0, old, "MediaItem_Take*") then old = nil end
+  local item = old and reaper.GetMediaItemTake_Item(old) or find_item_by_guid(job.slice.item_guid)
   if not item or not reaper.ValidatePtr2(0, item, "MediaItem*") then
     return nil, "the item was deleted while the engine worked"
   end
@@ -881,15 +889,21 @@ local function apply_result(job, keep_length)
   if type(path) ~= "string" or not reaper.file_exists(path) then
     return nil, "the engine's result file is missing: " .. tostring(path)
   end
+  job.target_item, job.target_take = item, old
+  return true
+end
+
+local function apply_result(job, keep_length)
+  local item, old, path = job.target_item, job.target_take, job.output_path
   local source = reaper.PCM_Source_CreateFromFile(path)
   if not source then return nil, "REAPER could not open the result " .. path end
 
   local take = reaper.AddTakeToMediaItem(item)
   reaper.SetMediaItemTake_Source(take, source)
   for _, key in ipairs(COPIED_TAKE_VALUES) do
-    local value = old and reaper.ValidatePtr2(0, old, "MediaItem_Take*")
-      and reaper.GetMediaItemTakeInfo_Value(old, key)
-    if value then reaper.SetMediaItemTakeInfo_Value(take, key, value) end
+    if old then
+      reaper.SetMediaItemTakeInfo_Value(take, key, reaper.GetMediaItemTakeInfo_Value(old, key))
+    end
   end
   reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", 0)
   set_take_name(take, M.take_name(job.edit, job.passes))
@@ -922,6 +936,10 @@ local function finish_batch(batch)
   local done, failed = {}, {}
   for _, refusal in ipairs(batch.refused) do failed[#failed + 1] = refusal end
   for _, job in ipairs(batch.jobs) do
+    if job.output_path and not job.failure then
+      local ok, err = resolve_result(job)
+      if not ok then job.failure = err end
+    end
     if job.output_path and not job.failure then done[#done + 1] = job
     elseif job.code ~= "cancelled" then failed[#failed + 1] = job end
   end
@@ -970,7 +988,7 @@ local function handle_event(job, event, now)
   if job.final then return end
   if event.kind == "accepted" then
     job.accepted = true
-    job.stage = job.stage or "queued"
+    if job.stage == "sending" then job.stage = "queued" end
   elseif event.kind == "progress" then
     job.accepted = true
     job.fraction = tonumber(event.fraction) or job.fraction
@@ -1031,7 +1049,7 @@ local function run_batch(batch)
       return false
     end
     for _, job in ipairs(jobs) do
-      if not job.final and job.accepted and transport:is_silent(job, now) then
+      if not job.final and transport:is_silent(job, now) then
         job.final, job.outcome = true, "no answer"
         job.failure = "the engine stopped answering about this job"
       end

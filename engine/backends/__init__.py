@@ -6,12 +6,16 @@ from collections.abc import Callable
 
 from engine.backends.base import Backend
 from engine.backends.cpu import CpuBackend
+from engine.backends.stepaudio import StepAudioBackend
 
 __all__ = ["DEFAULT_BACKEND", "REGISTRY", "create_backend"]
 
 # name -> class; each class declares its name, description and edits as class attributes,
 # so capabilities are known without loading a model.
-REGISTRY: dict[str, Callable[..., Backend]] = {CpuBackend.name: CpuBackend}
+REGISTRY: dict[str, Callable[..., Backend]] = {
+    CpuBackend.name: CpuBackend,
+    StepAudioBackend.name: StepAudioBackend,
+}
 DEFAULT_BACKEND = CpuBackend.name
 
 

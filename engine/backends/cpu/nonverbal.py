@@ -115,10 +115,10 @@ SOUNDS: dict[str, tuple[tuple[Segment, ...], float]] = {
     "Laughter": (_laughter(), -3.0),
     "Uhm": (
         (
-            Segment(0.04, "schwa", f0=(-1.0, -1.0), level=(-20.0, 0.0)),
-            Segment(0.20, "schwa", f0=(-1.0, -1.5)),
-            Segment(0.06, "schwa", "nasal", (-1.5, -2.0)),
-            Segment(0.25, "nasal", f0=(-2.0, -3.0), level=(0.0, -20.0)),
+            Segment(0.04, "schwa", f0=(0.0, 0.0), level=(-20.0, 0.0)),
+            Segment(0.20, "schwa", f0=(0.0, -0.5)),
+            Segment(0.06, "schwa", "nasal", (-0.5, -1.0)),
+            Segment(0.25, "nasal", f0=(-1.0, -2.0), level=(0.0, -20.0)),
         ),
         -4.0,
     ),

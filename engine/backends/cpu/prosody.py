@@ -107,8 +107,21 @@ def _contour_st(analysis: Analysis, recipe: Recipe, rng: np.random.Generator) ->
     return shape
 
 
-def _target_f0(analysis: Analysis, recipe: Recipe, rng: np.random.Generator) -> np.ndarray:
-    """Maps the F0 track: shape, then span to ``f0_range`` x the original, then level."""
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
+def _target_f0(
+    analysis: Analysis, recipe: Recipe, durations: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Maps the F0 track: shape, then span to ``f0_range`` x the original, then level.
+
+    The level is set so that the median over the *rendered* frames (each source frame
+    weighted by its duration factor) lands on ``(1 + f0_shift)`` x the original median:
+    lengthening stressed, high syllables must not raise the heard median by itself.
+    """
     f0 = analysis.f0
     voiced = analysis.voiced
     out = np.zeros_like(f0)
@@ -119,7 +132,8 @@ def _target_f0(analysis: Analysis, recipe: Recipe, rng: np.random.Generator) -> 
     original_span = span_semitones(f0)
     shaped_span = float(np.subtract(*np.percentile(shaped, [95, 5])))
     scale = recipe.f0_range * original_span / max(shaped_span, 0.1)
-    relative = (shaped - np.median(shaped)) * scale + 12 * np.log2(1 + recipe.f0_shift)
+    centre = _weighted_median(shaped, durations[voiced])
+    relative = (shaped - centre) * scale + 12 * np.log2(1 + recipe.f0_shift)
     out[voiced] = median * 2 ** (relative / 12)
     if recipe.creak:
         creak = round(recipe.creak * _CREAK_S / FRAME_PERIOD)
@@ -173,7 +187,7 @@ def _gain_db(analysis: Analysis, recipe: Recipe) -> np.ndarray:
 
 
 def _breath(analysis: Analysis, recipe: Recipe) -> np.ndarray:
-    breath = np.full(len(analysis.times), recipe.breathiness)
+    breath = np.full(len(analysis.times), float(recipe.breathiness))
     onset = round(_ONSET_S / FRAME_PERIOD)
     for start, end in analysis.phrases():
         stop = min(end, start + onset)
@@ -188,9 +202,10 @@ def _breath(analysis: Analysis, recipe: Recipe) -> np.ndarray:
 def plan(analysis: Analysis, recipe: Recipe, seed: int = 0) -> RenderPlan:
     """Computes the per-frame targets of ``recipe`` for this clip (deterministic per seed)."""
     rng = np.random.default_rng(seed)
+    durations = _durations(analysis, recipe)
     return RenderPlan(
-        f0=_target_f0(analysis, recipe, rng),
-        durations=_durations(analysis, recipe),
+        f0=_target_f0(analysis, recipe, durations, rng),
+        durations=durations,
         gain_db=_gain_db(analysis, recipe),
         breath=_breath(analysis, recipe),
     )

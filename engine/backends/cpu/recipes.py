@@ -338,7 +338,7 @@ STYLES: dict[str, Recipe] = {
             "ethereal", "airy and floating: breathy, soft, slow, narrow, with a long reverb",
             "own: breathiness, soft level and slow rate of the tenderness pattern (Juslin & "
             "Laukka 2003) plus a diffuse reverberant space",
-            f0_shift=0.05, f0_range=0.85, tempo=-0.12, pause_change=0.20, intensity_db=-3.0,
+            f0_shift=0.05, f0_range=0.85, tempo=-0.12, intensity_db=-3.0,
             tilt_db_per_oct=1.0, breathiness=0.20, effects="ethereal",
         ),
     )

@@ -54,9 +54,7 @@ def speed_factor(option: str, iterations: int) -> float:
         EditError: for an unknown option or an iteration count out of range.
     """
     if option not in SPEED_FACTORS:
-        raise EditError(
-            f"unknown speed option {option!r}; allowed: {', '.join(SPEED_FACTORS)}"
-        )
+        raise EditError(f"unknown speed option {option!r}; allowed: {', '.join(SPEED_FACTORS)}")
     if not 1 <= iterations <= MAX_ITERATIONS:
         raise EditError(f"iterations must be 1 to {MAX_ITERATIONS}, got {iterations}")
     factor = SPEED_FACTORS[option] ** iterations

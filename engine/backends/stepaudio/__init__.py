@@ -1,1 +1,302 @@
-"""The stepaudio backend: Step-Audio-EditX checkpoints run by our own code."""
+"""The stepaudio backend: Step-Audio-EditX checkpoints run by our own code.
+
+Importing this package loads no torch; ``StepAudioBackend.load`` imports the model code.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from engine.backends.base import Progress, Rendered
+from engine.backends.stepaudio.options import DTYPE_NAMES, StepAudioOptions
+from engine.edits import EDIT_TYPES, EditSpec
+from engine.errors import BackendError, EditError, InputError
+
+if TYPE_CHECKING:
+    from engine.backends.stepaudio.decoder import Token2Wav
+    from engine.backends.stepaudio.llm.generate import Generation
+    from engine.backends.stepaudio.llm.model import Step1ForCausalLM
+    from engine.backends.stepaudio.prompts import PromptBuilder
+    from engine.backends.stepaudio.speaker import MelConfig, SpeakerEncoder
+    from engine.backends.stepaudio.tokenizer import AudioTokenizer, DualCodes
+
+__all__ = ["StepAudioBackend", "StepAudioOptions", "StepAudioPrompt"]
+
+_LOG = logging.getLogger(__name__)
+
+# Share of one pass's progress bar per stage.
+_TOKENIZE_END, _GENERATE_END = 0.1, 0.8
+
+
+@dataclass(frozen=True)
+class StepAudioPrompt:
+    """What ``tokenize`` extracts from one input; the prompt of both the LLM and the decoder.
+
+    Attributes:
+        codes: The dual-codebook tokens of the trimmed 16 kHz prompt.
+        mel: ``(frames, 80)`` 24 kHz log-mel of the untrimmed prompt.
+        speaker: ``(192,)`` CAM++ embedding.
+        raw: The audio as passed in, ``(channels, samples)`` (the clone speaker name hashes
+            its first and last samples).
+        duration: Its length in seconds.
+    """
+
+    codes: DualCodes
+    mel: np.ndarray
+    speaker: np.ndarray
+    raw: np.ndarray
+    duration: float
+
+
+class StepAudioBackend:
+    """Step-Audio-EditX: LLM-grade edits and voice cloning from the official checkpoints.
+
+    Args:
+        model_dir: The folder holding ``Step-Audio-Tokenizer/`` and ``Step-Audio-EditX/``.
+        device: Torch device: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        dtype: LLM compute dtype, ``fp32``, ``bf16`` or ``fp16`` (the decoder runs fp32).
+        options: Sampling, length bounds, decoder steps, seeds and the open-question switches.
+    """
+
+    name: ClassVar[str] = "stepaudio"
+    description: ClassVar[str] = (
+        "Step-Audio-EditX from the official checkpoints (--model-dir), run by StepEdit's own "
+        "PyTorch code: every emotion, style, speed, paralinguistic, denoise and vad edit, and "
+        "voice cloning. CPU, CUDA or MPS; downloads nothing."
+    )
+    edits: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        name: kind.options for name, kind in EDIT_TYPES.items()
+    }
+
+    def __init__(
+        self,
+        model_dir: Path | str,
+        device: str = "cpu",
+        dtype: str = "fp32",
+        options: StepAudioOptions | None = None,
+    ) -> None:
+        if dtype not in DTYPE_NAMES:
+            raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_NAMES)}")
+        self.model_dir = Path(model_dir)
+        self._device = device
+        self.dtype = dtype
+        self.options = options or StepAudioOptions()
+        self._tokenizer: AudioTokenizer | None = None
+        self._speaker: SpeakerEncoder | None = None
+        self._mel_config: MelConfig | None = None
+        self._prompts: PromptBuilder | None = None
+        self._llm: Step1ForCausalLM | None = None
+        self._decoder: Token2Wav | None = None
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    def _check_device(self) -> None:
+        import torch
+
+        try:
+            device = torch.device(self._device)
+        except RuntimeError as e:
+            raise BackendError(f"unknown device {self._device!r} ({e}); use cpu, cuda or mps") from e
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise BackendError(f"device {self._device!r}: this torch build sees no CUDA GPU")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise BackendError(f"device {self._device!r}: MPS is not available on this machine")
+
+    def load(self) -> None:
+        """Checks the model folder, then loads the tokenizer, speaker encoder, LLM and decoder.
+
+        Raises:
+            CheckpointError: listing every missing or malformed file.
+            BackendError: for an unusable device.
+        """
+        from engine.backends.stepaudio.checkpoint import check_checkpoint
+        from engine.backends.stepaudio.decoder import Token2Wav
+        from engine.backends.stepaudio.llm.text_tokenizer import TextTokenizer
+        from engine.backends.stepaudio.llm.weights import DTYPES, load_step1
+        from engine.backends.stepaudio.prompts import PromptBuilder, PromptSwitches
+        from engine.backends.stepaudio.speaker import MelConfig, SpeakerEncoder
+        from engine.backends.stepaudio.tokenizer import AudioTokenizer
+
+        self._check_device()
+        checkpoint = check_checkpoint(self.model_dir)
+        options = self.options
+        self._tokenizer = AudioTokenizer.load(
+            checkpoint.tokenizer_dir, self._device, dither=options.dither
+        )
+        self._speaker = SpeakerEncoder.load(
+            checkpoint.decoder_dir / "campplus.onnx", self._device
+        )
+        self._mel_config = MelConfig.from_mapping(checkpoint.decoder.mel_conf)
+        switches = options.prompt or PromptSwitches(bos_per_segment=checkpoint.add_bos_token)
+        text = TextTokenizer(checkpoint.editx_dir / "tokenizer.model")
+        self._prompts = PromptBuilder(text, switches)
+        self._llm = load_step1(
+            checkpoint.llm_shards, checkpoint.llm_config, self._device, DTYPES[self.dtype]
+        )
+        self._decoder = Token2Wav.load(
+            checkpoint.decoder_dir, checkpoint.decoder, self._device, options.decoder
+        )
+        _LOG.info(
+            "stepaudio loaded from %s on %s (LLM %s, BOS per segment %s)",
+            checkpoint.root,
+            self._device,
+            self.dtype,
+            switches.bos_per_segment,
+        )
+
+    def _loaded(self) -> tuple[AudioTokenizer, SpeakerEncoder, PromptBuilder, Step1ForCausalLM]:
+        if (
+            self._tokenizer is None
+            or self._speaker is None
+            or self._prompts is None
+            or self._llm is None
+        ):
+            raise BackendError("the stepaudio backend is used before load()")
+        return self._tokenizer, self._speaker, self._prompts, self._llm
+
+    def tokenize(self, audio: np.ndarray, sample_rate: int, progress: Progress) -> StepAudioPrompt:
+        """Tokenizes the input and computes the decoder's prompt mel and speaker embedding.
+
+        Args:
+            audio: ``(channels, samples)`` float32.
+            sample_rate: Its rate in Hz.
+            progress: Progress callback.
+        """
+        from engine.backends.stepaudio.audio_prep import prepare_prompt
+        from engine.backends.stepaudio.speaker import prompt_mel
+
+        tokenizer, speaker, _, _ = self._loaded()
+        progress(0.0, "tokenize")
+        mono = prepare_prompt(audio)
+        codes = tokenizer.tokenize(mono, sample_rate)
+        if codes.groups == 0:
+            raise InputError(
+                f"the input ({mono.shape[0] / sample_rate:.3f} s) is too short to tokenize; "
+                "Step-Audio needs at least 120 ms of sound"
+            )
+        mel = prompt_mel(mono, sample_rate, self._mel_config)
+        embedding = speaker.embed(mono, sample_rate)
+        progress(_TOKENIZE_END, "tokenize")
+        return StepAudioPrompt(
+            codes=codes,
+            mel=mel,
+            speaker=embedding,
+            raw=np.asarray(audio),
+            duration=mono.shape[0] / sample_rate,
+        )
+
+    def _prompt_ids(self, prompt: StepAudioPrompt, edit: EditSpec) -> tuple[list[int], int]:
+        """The LLM prompt of ``edit`` and the expected output length in tokens."""
+        from engine.backends.stepaudio.llm.generate import expected_clone_tokens
+        from engine.backends.stepaudio.prompts import edit_instruction, insert_tag, speaker_name
+
+        _, _, prompts, _ = self._loaded()
+        if edit.type == "clone":
+            ids = prompts.clone(
+                edit.target_text,
+                edit.text,
+                speaker_name(edit.text, prompt.raw),
+                prompt.codes.token_string,
+            )
+            return ids, expected_clone_tokens(edit.target_text)
+        new_text = ""
+        if edit.type == "paralinguistic":
+            new_text = edit.target_text
+            if not new_text and not edit.text:
+                raise EditError(
+                    "paralinguistic edits need the slice's transcript ('text') or the text "
+                    "with inline tags ('target_text')"
+                )
+            new_text = new_text or insert_tag(
+                edit.text, edit.option, edit.positions, prompt.duration
+            )
+        elif not edit.text and edit.type not in ("denoise", "vad"):
+            _LOG.warning("no transcript given for a %s edit; the prompt's text is empty", edit.type)
+        instruction = edit_instruction(edit.type, edit.option, edit.text, new_text)
+        return prompts.edit(instruction, prompt.codes.token_string), len(prompt.codes.llm_ids)
+
+    def generate(self, prompt: StepAudioPrompt, edit: EditSpec, progress: Progress) -> Generation:
+        """Samples the audio tokens of one pass of ``edit``.
+
+        Args:
+            prompt: From ``tokenize``.
+            edit: The edit (or ``clone``).
+            progress: Progress callback; raises ``JobCancelled`` to stop.
+
+        Raises:
+            BackendError: when the model produced no audio tokens.
+        """
+        from engine.backends.stepaudio.llm.generate import generate
+
+        _, _, _, llm = self._loaded()
+        options = self.options
+        ids, expected = self._prompt_ids(prompt, edit)
+        bound = options.limits.bound(expected)
+        seed = options.seed if options.seed is not None else secrets.randbits(31)
+        span = _GENERATE_END - _TOKENIZE_END
+
+        def on_token(count: int) -> None:
+            progress(_TOKENIZE_END + span * count / bound, "generate")
+
+        try:
+            result = generate(
+                llm,
+                ids,
+                bound,
+                sampling=options.sampling,
+                limits=options.limits,
+                seed=seed,
+                on_token=on_token,
+            )
+        except ValueError as e:
+            raise InputError(str(e)) from e
+        _LOG.info(
+            "generated %d audio tokens in %d draws (bound %d, stop: %s)",
+            len(result.values),
+            result.drawn,
+            result.max_new_tokens,
+            result.stop_reason,
+        )
+        if not result.values:
+            raise BackendError(
+                f"the model produced no audio tokens (stop reason: {result.stop_reason}); "
+                "try again or with another seed"
+            )
+        return result
+
+    def decode(
+        self, generated: Generation, prompt: StepAudioPrompt, progress: Progress
+    ) -> Rendered:
+        """Synthesises the generated tokens in the prompt's voice at 24 kHz.
+
+        The result's ``info`` carries ``generation``: the stop reason, the token bound, the
+        counts and the seed.
+        """
+        if self._decoder is None:
+            raise BackendError("the stepaudio backend is used before load()")
+        progress(_GENERATE_END, "decode")
+        audio = self._decoder(
+            generated.values, prompt.codes.values, prompt.mel, prompt.speaker, generated.seed
+        )
+        progress(1.0, "decode")
+        info: dict[str, Any] = {
+            "generation": {
+                "stop_reason": generated.stop_reason,
+                "max_new_tokens": generated.max_new_tokens,
+                "drawn_tokens": generated.drawn,
+                "audio_tokens": len(generated.values),
+                "dropped_tokens": generated.dropped,
+                "prompt_tokens": generated.prompt_length,
+                "seed": generated.seed,
+            }
+        }
+        return Rendered(audio[np.newaxis, :], self._decoder.sample_rate, info=info)

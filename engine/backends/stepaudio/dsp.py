@@ -20,7 +20,9 @@ _LOWPASS_WIDTH = 6
 _ROLLOFF = 0.99
 
 
-def _sinc_kernel(orig: int, new: int, dtype: torch.dtype, device: torch.device) -> tuple:
+def _sinc_kernel(
+    orig: int, new: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, int]:
     """Polyphase kernel ``(new, 1, taps)`` and its half width, for already reduced rates."""
     base = min(orig, new) * _ROLLOFF
     width = math.ceil(_LOWPASS_WIDTH * orig / base)

@@ -111,7 +111,7 @@ def load_hyperyaml(text: str) -> dict[str, Any]:
             that cannot be resolved.
     """
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+        data = yaml.load(text, Loader=_Loader)  # _Loader derives from SafeLoader
     except yaml.YAMLError as e:
         raise ValueError(f"not valid YAML: {e}") from e
     if not isinstance(data, dict):

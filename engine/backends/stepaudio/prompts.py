@@ -64,9 +64,7 @@ SYS_EDIT = (
 
 _EMOTION_REMOVE = "Remove any emotion in the following audio and the reference text is: {t}\n"
 _EMOTION = "Make the following audio more {x}. The text corresponding to the audio is: {t}\n"
-_STYLE_REMOVE = (
-    "Remove any speaking styles in the following audio and the reference text is: {t}\n"
-)
+_STYLE_REMOVE = "Remove any speaking styles in the following audio and the reference text is: {t}\n"
 _STYLE = "Make the following audio more {x} style. The text corresponding to the audio is: {t}\n"
 _DENOISE = (
     "Remove any noise from the given audio while preserving the voice content clearly. "

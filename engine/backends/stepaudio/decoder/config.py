@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DecoderConfig", "DiTConfig", "EncoderConfig", "FlowConfig", "HiftConfig", "MelConfig"]
+__all__ = ["DecoderConfig", "DiTConfig", "EncoderConfig", "FlowConfig", "HiftConfig"]
 
 _ACTIVATIONS = ("swish", "relu", "gelu", "tanh")
 
@@ -25,20 +25,9 @@ def _section(data: Mapping[str, Any], key: str, problems: list[str], where: str)
 
 def _expect(value: Any, allowed: tuple, what: str, problems: list[str]) -> None:
     if value not in allowed:
-        problems.append(f"{what} is {value!r}; this decoder supports {', '.join(map(str, allowed))}")
-
-
-@dataclass(frozen=True)
-class MelConfig:
-    """``mel_conf``: the 24 kHz prompt mel's parameters."""
-
-    n_fft: int = 1920
-    num_mels: int = 80
-    sampling_rate: int = 24000
-    hop_size: int = 480
-    win_size: int = 1920
-    fmin: float = 0.0
-    fmax: float = 8000.0
+        problems.append(
+            f"{what} is {value!r}; this decoder supports {', '.join(map(str, allowed))}"
+        )
 
 
 @dataclass(frozen=True)
@@ -215,9 +204,7 @@ def _hift(node: Mapping[str, Any], problems: list[str]) -> HiftConfig:
         resblock_dilation_sizes=tuple(
             _int_tuple(d) for d in node.get("resblock_dilation_sizes", [[1, 3, 5]] * 3)
         ),
-        source_resblock_kernel_sizes=_int_tuple(
-            node.get("source_resblock_kernel_sizes", (7, 11))
-        ),
+        source_resblock_kernel_sizes=_int_tuple(node.get("source_resblock_kernel_sizes", (7, 11))),
         source_resblock_dilation_sizes=tuple(
             _int_tuple(d) for d in node.get("source_resblock_dilation_sizes", [[1, 3, 5]] * 2)
         ),
@@ -233,7 +220,7 @@ class DecoderConfig:
 
     flow: FlowConfig
     hift: HiftConfig
-    mel: MelConfig
+    mel_conf: dict[str, Any]
 
     @classmethod
     def from_yaml(cls, data: Mapping[str, Any]) -> DecoderConfig:
@@ -248,16 +235,13 @@ class DecoderConfig:
         hift_node = _section(data, "hift", problems, "")
         flow = _flow(flow_node, problems) if flow_node else None
         hift = _hift(hift_node, problems) if hift_node else None
-        mel = MelConfig(
-            **{k: type(getattr(MelConfig, k))(v) for k, v in mel_node.items() if hasattr(MelConfig, k)}
-        )
-        if flow and hift and mel.num_mels != flow.output_size:
-            problems.append(f"mel_conf.num_mels {mel.num_mels} != flow.output_size {flow.output_size}")
-        if hift and hift.samples_per_frame != mel.hop_size:
+        num_mels, hop = mel_node.get("num_mels", 80), mel_node.get("hop_size", 480)
+        if flow and num_mels != flow.output_size:
+            problems.append(f"mel_conf.num_mels {num_mels} != flow.output_size {flow.output_size}")
+        if hift and hift.samples_per_frame != hop:
             problems.append(
-                f"hift upsampling x iSTFT hop = {hift.samples_per_frame}, but the mel hop is "
-                f"{mel.hop_size}"
+                f"hift upsampling x iSTFT hop = {hift.samples_per_frame}, but the mel hop is {hop}"
             )
         if problems or flow is None or hift is None:
             raise ValueError("; ".join(problems))
-        return cls(flow=flow, hift=hift, mel=mel)
+        return cls(flow=flow, hift=hift, mel_conf=mel_node)

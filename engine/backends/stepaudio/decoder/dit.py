@@ -6,7 +6,7 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional
 
 from engine.backends.stepaudio.decoder.config import DiTConfig
 
@@ -16,8 +16,9 @@ _TIME_SCALE = 1000.0
 _TIME_FEATURES = 256
 
 
-def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift
+def _norm_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Affine-free LayerNorm (eps 1e-6), then ``* (1 + scale) + shift``."""
+    return functional.layer_norm(x, x.shape[-1:], eps=1e-6) * (1 + scale) + shift
 
 
 def timestep_features(t: torch.Tensor, width: int = _TIME_FEATURES) -> torch.Tensor:
@@ -39,7 +40,7 @@ class TimeEmbed(nn.Module):
         self.fc2 = nn.Linear(width, width)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.silu(self.fc1(timestep_features(t))))
+        return self.fc2(functional.silu(self.fc1(timestep_features(t))))
 
 
 class Attention(nn.Module):
@@ -63,7 +64,7 @@ class Attention(nn.Module):
         q = self.q_norm(self._heads(self.to_q(x)))
         k = self.k_norm(self._heads(self.to_k(x)))
         v = self._heads(self.to_v(x))
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = functional.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
 
 
@@ -76,7 +77,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(inner, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        return self.fc2(functional.gelu(self.fc1(x), approximate="tanh"))
 
 
 class CausalConvBranch(nn.Module):
@@ -90,9 +91,9 @@ class CausalConvBranch(nn.Module):
         self.conv2 = nn.Conv1d(width, width, kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv1(F.pad(x.transpose(1, 2), (self.pad, 0))).transpose(1, 2)
-        y = F.mish(self.norm(y)).transpose(1, 2)
-        return self.conv2(F.pad(y, (self.pad, 0))).transpose(1, 2)
+        y = self.conv1(functional.pad(x.transpose(1, 2), (self.pad, 0))).transpose(1, 2)
+        y = functional.mish(self.norm(y)).transpose(1, 2)
+        return self.conv2(functional.pad(y, (self.pad, 0))).transpose(1, 2)
 
 
 class DiTBlock(nn.Module):
@@ -107,13 +108,11 @@ class DiTBlock(nn.Module):
         self.modulation = nn.Linear(width, 9 * width)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        (
-            shift_a, scale_a, gate_a, shift_m, scale_m, gate_m, shift_c, scale_c, gate_c
-        ) = self.modulation(F.silu(c)).chunk(9, dim=-1)
-        width = x.shape[-1:]
-        x = x + gate_a * self.attn(_modulate(F.layer_norm(x, width, eps=1e-6), shift_a, scale_a))
-        x = x + gate_c * self.conv(_modulate(F.layer_norm(x, width, eps=1e-6), shift_c, scale_c))
-        return x + gate_m * self.mlp(_modulate(F.layer_norm(x, width, eps=1e-6), shift_m, scale_m))
+        mods = self.modulation(functional.silu(c)).chunk(9, dim=-1)
+        attn, mlp, conv = mods[0:3], mods[3:6], mods[6:9]  # (shift, scale, gate) each
+        x = x + attn[2] * self.attn(_norm_modulate(x, attn[0], attn[1]))
+        x = x + conv[2] * self.conv(_norm_modulate(x, conv[0], conv[1]))
+        return x + mlp[2] * self.mlp(_norm_modulate(x, mlp[0], mlp[1]))
 
 
 class FinalLayer(nn.Module):
@@ -125,8 +124,8 @@ class FinalLayer(nn.Module):
         self.linear = nn.Linear(width, out_channels)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        shift, scale = self.modulation(F.silu(c)).chunk(2, dim=-1)
-        return self.linear(_modulate(F.layer_norm(x, x.shape[-1:], eps=1e-6), shift, scale))
+        shift, scale = self.modulation(functional.silu(c)).chunk(2, dim=-1)
+        return self.linear(_norm_modulate(x, shift, scale))
 
 
 class DiT(nn.Module):

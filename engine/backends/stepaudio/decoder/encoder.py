@@ -9,7 +9,7 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional
 
 from engine.backends.stepaudio.decoder.config import EncoderConfig
 
@@ -127,8 +127,8 @@ class PreLookahead(nn.Module):
         self.conv2 = nn.Conv1d(width, width, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.pad(x.transpose(1, 2), (0, self.lookahead))
-        y = F.pad(F.leaky_relu(self.conv1(y)), (2, 0))
+        y = functional.pad(x.transpose(1, 2), (0, self.lookahead))
+        y = functional.pad(functional.leaky_relu(self.conv1(y)), (2, 0))
         return x + self.conv2(y).transpose(1, 2)
 
 
@@ -141,8 +141,8 @@ class Upsample(nn.Module):
         self.conv = nn.Conv1d(width, width, 2 * stride + 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.interpolate(x.transpose(1, 2), scale_factor=self.scale, mode="nearest")
-        return self.conv(F.pad(y, (2 * self.stride, 0))).transpose(1, 2)
+        y = functional.interpolate(x.transpose(1, 2), scale_factor=self.scale, mode="nearest")
+        return self.conv(functional.pad(y, (2 * self.stride, 0))).transpose(1, 2)
 
 
 class UpsampleConformerEncoder(nn.Module):

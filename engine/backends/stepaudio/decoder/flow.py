@@ -6,7 +6,7 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional
 
 from engine.backends.stepaudio.decoder.config import FlowConfig
 from engine.backends.stepaudio.decoder.dit import DiT
@@ -121,7 +121,7 @@ class FlowDecoder(nn.Module):
         Returns:
             ``(1, 80, 2 * Tg)`` mel of the generated part (natural log).
         """
-        spk = self.spk_embed_affine_layer(F.normalize(speaker, dim=1))
+        spk = self.spk_embed_affine_layer(functional.normalize(speaker, dim=1))
         tokens = torch.cat([prompt_frames, frames], dim=1).clamp(min=0)
         h = self.encoder_proj(self.encoder(self.input_embedding(tokens)))
         mu = h.transpose(1, 2)

@@ -10,7 +10,7 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional
 
 from engine.backends.stepaudio.decoder.config import HiftConfig
 
@@ -63,15 +63,14 @@ class F0Predictor(nn.Module):
     def __init__(self, in_channels: int, channels: int) -> None:
         super().__init__()
         self.convs = nn.ModuleList(
-            nn.Conv1d(in_channels if i == 0 else channels, channels, 3, padding=1)
-            for i in range(5)
+            nn.Conv1d(in_channels if i == 0 else channels, channels, 3, padding=1) for i in range(5)
         )
         self.classifier = nn.Linear(channels, 1)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = mel
         for conv in self.convs:
-            x = F.elu(conv(x))
+            x = functional.elu(conv(x))
         return self.classifier(x.transpose(1, 2)).squeeze(-1).abs()
 
 
@@ -98,9 +97,11 @@ class HarmonicSource(nn.Module):
         multiples = torch.arange(1, self.harmonics + 1, dtype=f0.dtype, device=f0.device)
         step = (f0_up * multiples[None, :, None] / self.rate) % 1
         # Integrate the per-sample phase increment at frame rate, then interpolate back.
-        step = F.interpolate(step, scale_factor=1 / self.upsample, mode="linear")
+        step = functional.interpolate(step, scale_factor=1 / self.upsample, mode="linear")
         phase = torch.cumsum(step, dim=-1) * 2 * math.pi
-        phase = F.interpolate(phase * self.upsample, scale_factor=self.upsample, mode="linear")
+        phase = functional.interpolate(
+            phase * self.upsample, scale_factor=self.upsample, mode="linear"
+        )
         voiced = (f0_up > self.threshold).to(f0.dtype)
         noise_amp = voiced * self.sigma + (1 - voiced) * self.alpha / 3
         noise = torch.randn(phase.shape, generator=generator, device="cpu").to(phase.device)
@@ -164,13 +165,13 @@ class HiftVocoder(nn.Module):
         kernels = len(self.config.resblock_kernel_sizes)
         x = self.conv_pre(mel)
         for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, self.config.lrelu_slope))
+            x = up(functional.leaky_relu(x, self.config.lrelu_slope))
             if i == len(self.ups) - 1:
-                x = F.pad(x, (1, 0), mode="reflect")
+                x = functional.pad(x, (1, 0), mode="reflect")
             x = x + self.source_resblocks[i](self.source_downs[i](source_spec))
             blocks = self.resblocks[i * kernels : (i + 1) * kernels]
             x = sum(block(x) for block in blocks) / kernels
-        return self.conv_post(F.leaky_relu(x))
+        return self.conv_post(functional.leaky_relu(x))
 
     @torch.inference_mode()
     def forward(self, mel: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

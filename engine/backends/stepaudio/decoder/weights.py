@@ -18,7 +18,7 @@ from torch import nn
 
 from engine.errors import CheckpointError
 
-__all__ = ["fold_weight_norm", "load_module_weights"]
+__all__ = ["fold_weight_norm", "load_state", "read_state"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -67,7 +67,12 @@ def fold_weight_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     return folded
 
 
-def _read(path: Path) -> dict[str, torch.Tensor]:
+def read_state(path: Path) -> dict[str, torch.Tensor]:
+    """Reads a state dict, folds weight norm and renames keys to this package's modules.
+
+    Raises:
+        CheckpointError: when the file is not a readable state dict of tensors.
+    """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:
@@ -78,19 +83,20 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: is not a state dict of tensors; re-download it")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    plain = {k.removeprefix("module."): v for k, v in state.items()}
+    return {_rename(k): v for k, v in fold_weight_norm(plain).items()}
 
 
-def load_module_weights(module: nn.Module, path: Path) -> None:
-    """Loads ``path`` into ``module`` strictly (every parameter filled, every shape equal).
+def load_state(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Loads ``state`` (from ``read_state(path)``) into ``module`` strictly.
 
-    Keys the module does not have are logged and ignored.
+    Every parameter must be present with its shape; keys the module lacks are logged and
+    ignored.
 
     Raises:
-        CheckpointError: for an unreadable file, missing tensors or shape mismatches, naming
-            the file and the first offending keys.
+        CheckpointError: for missing tensors or shape mismatches, naming the file and the
+            first offending keys.
     """
-    state = {_rename(k): v for k, v in fold_weight_norm(_read(path)).items()}
     own = module.state_dict()
     unknown = sorted(set(state) - set(own))
     missing = sorted(set(own) - set(state))
@@ -110,5 +116,7 @@ def load_module_weights(module: nn.Module, path: Path) -> None:
             "CosyVoice-300M-25Hz folder"
         )
     if unknown:
-        _LOG.warning("%s: ignoring %d unknown tensor(s), e.g. %s", path.name, len(unknown), unknown[:3])
+        _LOG.warning(
+            "%s: ignoring %d unknown tensor(s), e.g. %s", path.name, len(unknown), unknown[:3]
+        )
     module.load_state_dict({k: state[k] for k in own}, strict=True)

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 import torch
 
 from engine.backends.stepaudio.llm.model import KVCache, Step1ForCausalLM
-from engine.backends.stepaudio.llm.sampling import SamplingConfig, sample_next
+from engine.backends.stepaudio.llm.sampling import sample_next
+from engine.backends.stepaudio.options import GenerationLimits, SamplingConfig
 from engine.backends.stepaudio.prompts import AUDIO_ID_OFFSET
 
 __all__ = [
     "AUDIO_VALUES",
     "TOKENS_PER_SECOND",
     "Generation",
-    "GenerationLimits",
     "expected_clone_tokens",
     "generate",
 ]
@@ -32,44 +32,12 @@ _SECONDS_PER_CJK_CHAR = 0.3
 _SECONDS_PER_OTHER_CHAR = 0.08
 
 
-@dataclass(frozen=True)
-class GenerationLimits:
-    """How many tokens one pass may generate.
-
-    The bound is ``max(min_tokens, ceil(length_multiple * expected))``, further capped so
-    prompt plus output stay within ``max_length`` (the official cap), so a model that never
-    emits end-of-audio stops early instead of running to 8,192 tokens.
-
-    Attributes:
-        length_multiple: Allowed output length relative to the expected length (the input's
-            audio tokens for edits, the target text's estimate for clone).
-        min_tokens: Floor of the bound, for very short inputs.
-        max_length: Cap on prompt + output tokens.
-        prefill_chunk: Prompt tokens processed per forward pass (bounds attention memory).
-    """
-
-    length_multiple: float = 3.0
-    min_tokens: int = 75
-    max_length: int = 8192
-    prefill_chunk: int = 256
-
-    def __post_init__(self) -> None:
-        if self.length_multiple <= 0 or self.min_tokens < 1 or self.prefill_chunk < 1:
-            raise ValueError(
-                "length_multiple must be > 0 and min_tokens, prefill_chunk >= 1; got "
-                f"{self.length_multiple}, {self.min_tokens}, {self.prefill_chunk}"
-            )
-
-    def bound(self, expected_tokens: int) -> int:
-        """Token budget for an output expected to be ``expected_tokens`` long."""
-        return max(self.min_tokens, math.ceil(self.length_multiple * expected_tokens))
-
-
 def expected_clone_tokens(text: str) -> int:
     """Estimated LLM tokens for speaking ``text``: CJK characters ~0.3 s, others ~0.08 s."""
     seconds = sum(
-        _SECONDS_PER_CJK_CHAR if unicodedata.east_asian_width(ch) in "WF" else
-        _SECONDS_PER_OTHER_CHAR
+        _SECONDS_PER_CJK_CHAR
+        if unicodedata.east_asian_width(ch) in "WF"
+        else _SECONDS_PER_OTHER_CHAR
         for ch in text
         if not ch.isspace()
     )

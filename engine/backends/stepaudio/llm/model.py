@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional
 
 from engine.backends.stepaudio.llm.alibi import alibi_bias, alibi_slopes
 from engine.backends.stepaudio.llm.config import Step1Config
@@ -85,21 +85,23 @@ class Step1Attention(nn.Module):
         self, x: torch.Tensor, bias: torch.Tensor, cache: KVCache | None, layer: int
     ) -> torch.Tensor:
         batch, length, _ = x.shape
-        per_group = self.heads // self.groups
-        # Head h = g * per_group + r shares key/value group g.
-        q = self.q_proj(x).view(batch, length, self.groups, per_group, self.head_dim)
-        q = q.permute(0, 2, 3, 1, 4)
+        q = self.q_proj(x).view(batch, length, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(batch, length, self.groups, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(batch, length, self.groups, self.head_dim).transpose(1, 2)
         if cache is not None:
             k, v = cache.update(layer, k, v)
-        scores = torch.matmul(q.float(), k.float().unsqueeze(2).transpose(-1, -2))
-        scores = scores * self.head_dim**-0.5 + bias.view(
-            self.groups, per_group, length, k.shape[2]
+        # Scores, bias and softmax in float32 whatever the weights' dtype; query head h
+        # reads key/value group h // (heads / groups) (enable_gqa).
+        out = functional.scaled_dot_product_attention(
+            q.float(),
+            k.float(),
+            v.float(),
+            attn_mask=bias.unsqueeze(0),
+            scale=self.head_dim**-0.5,
+            enable_gqa=True,
         )
-        probs = torch.softmax(scores, dim=-1).to(v.dtype)
-        out = torch.matmul(probs, v.unsqueeze(2)).permute(0, 3, 1, 2, 4)
-        return self.o_proj(out.reshape(batch, length, self.heads * self.head_dim))
+        out = out.to(x.dtype).transpose(1, 2).reshape(batch, length, self.heads * self.head_dim)
+        return self.o_proj(out)
 
 
 class Step1MLP(nn.Module):
@@ -113,7 +115,7 @@ class Step1MLP(nn.Module):
         self.down_proj = nn.Linear(inner, width, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(functional.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
 class Step1Layer(nn.Module):

@@ -3,38 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
-__all__ = ["SamplingConfig", "ban_repetition", "sample_next"]
+from engine.backends.stepaudio.options import SamplingConfig
 
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """Sampling settings; the defaults are what the official ``generate`` call ends up using.
-
-    Attributes:
-        temperature: Logit divisor (0.7).
-        top_k: Candidates kept after the ban (50, transformers' default, §10.4).
-        top_p: Nucleus mass (1.0 = off).
-        repetition_window: Ids the repetition rule looks back over (10).
-        repetition_threshold: Share of the window above which the last id is banned (0.1).
-    """
-
-    temperature: float = 0.7
-    top_k: int = 50
-    top_p: float = 1.0
-    repetition_window: int = 10
-    repetition_threshold: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+__all__ = ["ban_repetition", "sample_next"]
 
 
 def ban_repetition(

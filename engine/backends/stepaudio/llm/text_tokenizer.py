@@ -6,13 +6,9 @@ ids (spec Appendix B), so the prompt ids come from SentencePiece directly.
 
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
 
-__all__ = ["TextTokenizer", "add_bos_token_setting"]
-
-_LOG = logging.getLogger(__name__)
+__all__ = ["TextTokenizer"]
 
 
 class TextTokenizer:
@@ -41,16 +37,3 @@ class TextTokenizer:
     def piece(self, index: int) -> str:
         """The piece with this id."""
         return str(self._sp.id_to_piece(index))
-
-
-def add_bos_token_setting(config_path: Path) -> bool:
-    """What ``tokenizer_config.json`` says about BOS per ``encode`` call.
-
-    Returns the ``add_bos_token`` value, or ``True`` (the Llama tokenizer's default) when
-    the file or the key is absent.
-    """
-    if not config_path.is_file():
-        return True
-    value = json.loads(config_path.read_text(encoding="utf-8")).get("add_bos_token", True)
-    _LOG.debug("tokenizer_config.json add_bos_token = %r", value)
-    return bool(value)

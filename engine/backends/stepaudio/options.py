@@ -1,0 +1,120 @@
+"""Settings of the stepaudio backend (plain data; importing this module loads no torch)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from engine.backends.stepaudio.prompts import PromptSwitches
+
+__all__ = [
+    "DTYPE_NAMES",
+    "DecoderOptions",
+    "GenerationLimits",
+    "SamplingConfig",
+    "StepAudioOptions",
+]
+
+# Accepted --dtype values (they apply to the LLM; the decoder always runs float32).
+DTYPE_NAMES = ("fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Sampling settings; the defaults are what the official ``generate`` call ends up using.
+
+    Attributes:
+        temperature: Logit divisor (0.7).
+        top_k: Candidates kept after the ban (50, transformers' default, spec §10.4); 0 = off.
+        top_p: Nucleus mass (1.0 = off).
+        repetition_window: Ids the repetition rule looks back over (10).
+        repetition_threshold: Share of the window above which the last id is banned (0.1).
+    """
+
+    temperature: float = 0.7
+    top_k: int = 50
+    top_p: float = 1.0
+    repetition_window: int = 10
+    repetition_threshold: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+@dataclass(frozen=True)
+class GenerationLimits:
+    """How many tokens one pass may generate.
+
+    The bound is ``max(min_tokens, ceil(length_multiple * expected))``, further capped so
+    prompt plus output stay within ``max_length`` (the official cap), so a model that never
+    emits end-of-audio stops early instead of running to 8,192 tokens.
+
+    Attributes:
+        length_multiple: Allowed output length relative to the expected length (the input's
+            audio tokens for edits, the target text's estimate for clone).
+        min_tokens: Floor of the bound, for very short inputs.
+        max_length: Cap on prompt + output tokens.
+        prefill_chunk: Prompt tokens per forward pass (bounds attention memory).
+    """
+
+    length_multiple: float = 3.0
+    min_tokens: int = 75
+    max_length: int = 8192
+    prefill_chunk: int = 256
+
+    def __post_init__(self) -> None:
+        if self.length_multiple <= 0 or self.min_tokens < 1 or self.prefill_chunk < 1:
+            raise ValueError(
+                "length_multiple must be > 0 and min_tokens, prefill_chunk >= 1; got "
+                f"{self.length_multiple}, {self.min_tokens}, {self.prefill_chunk}"
+            )
+
+    def bound(self, expected_tokens: int) -> int:
+        """Token budget for an output expected to be ``expected_tokens`` long."""
+        return max(self.min_tokens, math.ceil(self.length_multiple * expected_tokens))
+
+
+@dataclass(frozen=True)
+class DecoderOptions:
+    """Decoder settings.
+
+    Attributes:
+        steps: Euler steps of the flow (official: 10).
+        noise_seed: Seed of the fixed starting noise.
+    """
+
+    steps: int = 10
+    noise_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+
+
+@dataclass(frozen=True)
+class StepAudioOptions:
+    """Everything about the stepaudio backend that is not a file.
+
+    Attributes:
+        seed: Sampler and vocoder-noise seed; ``None`` draws a new one per pass (the official
+            code is unseeded). The seed used is reported in the result.
+        sampling: Sampling settings.
+        limits: Generation length bounds.
+        decoder: Decoder settings.
+        prompt: Prompt switches for the open questions; ``None`` takes ``bos_per_segment``
+            from ``tokenizer_config.json`` (``add_bos_token``, true when absent).
+        dither: vq02 front-end dither; ``None`` is the official behaviour, 0 makes codes
+            reproducible.
+    """
+
+    seed: int | None = None
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    limits: GenerationLimits = field(default_factory=GenerationLimits)
+    decoder: DecoderOptions = field(default_factory=DecoderOptions)
+    prompt: PromptSwitches | None = None
+    dither: float | None = None

@@ -1,0 +1,1 @@
+"""Evaluation harness: measures what each edit really changes (``stepedit eval``)."""

@@ -1,0 +1,165 @@
+"""Writes reaper_scripts/index.xml (the ReaPack index) from the scripts' headers.
+
+    python reaper_scripts/make_index.py           # rewrite index.xml
+    python reaper_scripts/make_index.py --check   # exit 1 if index.xml or a header is stale
+
+Each ``StepEdit_*.lua`` is one package of category "Items Editing"; its header must have
+@description, @author, @version, @changelog and @about (the library also @provides
+``[nomain] .``). Set REPOSITORY_URL to where the repository is published; ReaPack downloads
+each file from ``<REPOSITORY_URL>/raw/<BRANCH>/reaper_scripts/<file>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+from xml.sax.saxutils import escape, quoteattr
+
+REPOSITORY_URL = "https://github.com/stepedit/stepedit"
+BRANCH = "main"
+INDEX_NAME = "StepEdit"
+CATEGORY = "Items Editing"
+HERE = Path(__file__).resolve().parent
+REQUIRED_TAGS = ("description", "author", "version", "changelog", "about")
+
+_TAG = re.compile(r"^--\s*@(\w+)\s*(.*)$")
+_CONTINUATION = re.compile(r"^--(\s{2,}|\s*$)(.*)$")
+
+
+class HeaderError(ValueError):
+    """A script header misses a tag ReaPack needs or has a malformed value."""
+
+
+@dataclass
+class Package:
+    """One script and the ReaPack tags of its header."""
+
+    path: Path
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def main(self) -> bool:
+        return "[nomain]" not in self.tags.get("provides", "")
+
+
+def parse_header(path: Path) -> Package:
+    """Reads the leading ``-- @tag value`` block; indented comment lines continue a tag."""
+    package, current = Package(path), ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        tag = _TAG.match(line)
+        if tag:
+            current = tag.group(1).lower()
+            package.tags[current] = tag.group(2).strip()
+            continue
+        more = _CONTINUATION.match(line)
+        if current and more and line.startswith("--"):
+            package.tags[current] = (package.tags[current] + "\n" + more.group(2)).strip("\n")
+            continue
+        break
+    return package
+
+
+def check_header(package: Package) -> None:
+    """Raises HeaderError naming the file and what is missing or malformed."""
+    name = package.path.name
+    missing = [tag for tag in REQUIRED_TAGS if not package.tags.get(tag)]
+    if missing:
+        raise HeaderError(f"{name}: missing @{', @'.join(missing)}")
+    version = package.tags["version"]
+    if not re.fullmatch(r"\d+(\.\d+){0,3}", version) or any(
+        int(part) > 65535 for part in version.split(".")
+    ):
+        raise HeaderError(f"{name}: @version must be numeric segments <= 65535, got {version!r}")
+    if name == "StepEdit_lib.lua" and package.tags.get("provides") != "[nomain] .":
+        raise HeaderError(f"{name}: the library must declare '@provides [nomain] .'")
+
+
+def packages(folder: Path = HERE) -> list[Package]:
+    found = [parse_header(path) for path in sorted(folder.glob("StepEdit_*.lua"))]
+    for package in found:
+        check_header(package)
+    return found
+
+
+def rtf(markdown: str) -> str:
+    """The @about text as the small RTF document ReaPack shows in its about dialog."""
+
+    def text(s: str) -> str:
+        s = s.replace("\\", "\\\\").replace("{", "\\{").replace("}", "\\}")
+        return "".join(c if ord(c) < 128 else f"\\u{ord(c) if ord(c) < 32768 else ord(c) - 65536}?"
+                       for c in s)
+
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", markdown) if p.strip()]
+    body = []
+    for paragraph in paragraphs:
+        joined = " ".join(line.strip() for line in paragraph.splitlines())
+        heading = re.match(r"^#+\s*(.*)$", joined)
+        body.append(f"{{\\b {text(heading.group(1))}}}\\par" if heading else
+                    f"{text(joined)}\\par")
+    return "{\\rtf1\\ansi\\deff0{\\fonttbl{\\f0 \\fswiss Helvetica;}}\\f0\\fs20\n" + \
+        "\n".join(body) + "\n}"
+
+
+def source_url(path: Path) -> str:
+    return f"{REPOSITORY_URL}/raw/{BRANCH}/reaper_scripts/{quote(path.name)}"
+
+
+def cdata(s: str) -> str:
+    return "<![CDATA[" + s.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def render_index(found: list[Package]) -> str:
+    """The index.xml text (deterministic: no commit hash or time, so it can be checked)."""
+    lines = ['<?xml version="1.0" encoding="utf-8"?>',
+             f'<index version="1" name={quoteattr(INDEX_NAME)}>',
+             f"  <category name={quoteattr(CATEGORY)}>"]
+    for package in found:
+        tags = package.tags
+        main = ' main="main"' if package.main else ""
+        lines += [
+            f"    <reapack name={quoteattr(package.path.name)} type=\"script\""
+            f" desc={quoteattr(tags['description'])}>",
+            "      <metadata>",
+            f"        <description>{cdata(rtf(tags['about']))}</description>",
+            "      </metadata>",
+            f"      <version name={quoteattr(tags['version'])} author={quoteattr(tags['author'])}>",
+            f"        <changelog>{cdata(tags['changelog'])}</changelog>",
+            f"        <source{main}>{escape(source_url(package.path))}</source>",
+            "      </version>",
+            "    </reapack>",
+        ]
+    readme = HERE / "README.md"
+    about = readme.read_text(encoding="utf-8") if readme.exists() else INDEX_NAME
+    lines += ["  </category>", "  <metadata>",
+              f"    <description>{cdata(rtf(about))}</description>",
+              f'    <link rel="website">{escape(REPOSITORY_URL)}</link>',
+              "  </metadata>", "</index>", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if index.xml is stale")
+    args = parser.parse_args(argv)
+    try:
+        text = render_index(packages())
+    except HeaderError as e:
+        print(f"make_index: {e}", file=sys.stderr)
+        return 1
+    index = HERE / "index.xml"
+    if args.check:
+        if not index.exists() or index.read_text(encoding="utf-8") != text:
+            print("make_index: reaper_scripts/index.xml is out of date with the script headers;"
+                  " run python reaper_scripts/make_index.py", file=sys.stderr)
+            return 1
+        return 0
+    index.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+-- Shared helpers of the busted specs: temp folders, WAV files, the library, a fake engine.
+local Emulator = dofile("tests/reaper/reaper_emulator.lua")
+
+local H = { Emulator = Emulator }
+
+H.SCRIPTS = "reaper_scripts/"
+
+function H.tmpdir()
+  local path = os.tmpname()
+  os.remove(path)
+  assert(os.execute("mkdir -p '" .. path .. "'"))
+  return path
+end
+
+function H.rmdir(path)
+  if path and path:match("^/tmp/") then os.execute("rm -rf '" .. path .. "'") end
+end
+
+-- A mono or stereo 16-bit WAV holding a quiet sine of `seconds`.
+function H.write_wav(path, seconds, rate, channels)
+  rate, channels = rate or 16000, channels or 1
+  local frames = math.floor(seconds * rate + 0.5)
+  local samples = {}
+  for i = 0, frames - 1 do
+    local v = math.floor(8000 * math.sin(2 * math.pi * 220 * i / rate))
+    for _ = 1, channels do samples[#samples + 1] = string.pack("<i2", v) end
+  end
+  local data = table.concat(samples)
+  local f = assert(io.open(path, "wb"))
+  f:write("RIFF", string.pack("<I4", 36 + #data), "WAVE",
+    "fmt ", string.pack("<I4I2I2I4I4I2I2", 16, 1, channels, rate, rate * channels * 2,
+      channels * 2, 16),
+    "data", string.pack("<I4", #data), data)
+  f:close()
+  return path
+end
+
+-- A fresh library table (the file is loaded anew, as each REAPER action does).
+function H.lib()
+  return dofile(H.SCRIPTS .. "StepEdit_lib.lua")
+end
+
+-- A project folder with a Media subfolder, an emulator installed as `reaper`, and one track.
+function H.project(opts)
+  opts = opts or {}
+  local dir = H.tmpdir()
+  local emu = Emulator.new({ project_dir = dir, media_dir = dir .. "/Media",
+                             resource_dir = dir .. "/resource" })
+  os.execute("mkdir -p '" .. dir .. "/Media' '" .. dir .. "/resource'")
+  emu:install()
+  emu.dir = dir
+  emu.track = emu:add_track()
+  if opts.port then emu:set_extstate("StepEdit", "port", opts.port, true) end
+  return emu
+end
+
+function H.console_text(emu)
+  return table.concat(emu.console)
+end
+
+return H
