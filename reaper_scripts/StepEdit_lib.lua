@@ -30,10 +30,18 @@ Protocol mirror of bridge/protocol.py: PROTOCOL_VERSION, ADDRESS, ERROR_CODES
 
 Items
   item_slice(item)               -> slice | nil, reason   (the source range the item plays)
-  edit_label(edit, passes)       -> "happy", "faster", ...; take_name(edit, passes)
+  edit_label(edit)               -> "happy", "remove silences", ...
+  take_name(edit, passes)        -> "StepEdit happy ×2"
+
+Engine
+  open_transport(settings)       -> OSC-over-UDP transport when LuaSocket loads, else the
+                                    `stepedit send` + status-file transport
+  query(addresses, on_reply)     ping/capabilities (async over OSC, short CLI call otherwise)
+  engine_down_message(settings)  -> the text telling how to start the engine
 
 Actions (each one is what a StepEdit_*.lua file calls)
-  edit_selected_items(edit, opts)  opts: at_cursor, active_result_pass
+  edit_selected_items(edit, opts)  edit = {type, option, iterations, text, target_text};
+                                   opts.at_cursor inserts at the edit cursor
   repeat_last_edit(), one_more_pass(), edit_dialog(), cancel_jobs(),
   engine_status(), start_engine(), settings_dialog()
 ]]
@@ -44,7 +52,7 @@ M.VERSION = "0.1.0"
 M.SECTION = "StepEdit"
 M.PROTOCOL_VERSION = 1
 
--- Mirrors bridge/protocol.py; tests/reaper/test_protocol_mirror.py keeps them in step.
+-- Mirrors bridge/protocol.py; tests/reaper/test_codec_crosscheck.py keeps them in step.
 M.ADDRESS = {
   ping = "/stepedit/ping", pong = "/stepedit/pong",
   capabilities = "/stepedit/capabilities", edit = "/stepedit/edit",
@@ -78,7 +86,9 @@ M.ERROR_CODES = {
   internal = "an unexpected engine error (see the engine log)",
 }
 
-local ENGINE_DOWN_S = 1.8     -- no word from the engine this long after sending: it is down
+-- No word from the engine this long after sending means it is down (the process transport
+-- first has to start `stepedit send`).
+local ENGINE_DOWN_S = { osc = 1.5, process = 1.8 }
 local RESEND_S = 0.4          -- resend an unanswered /stepedit/edit (UDP may drop it)
 local STATUS_QUERY_S = 3      -- ask for a silent job's status this often (OSC transport)
 local SILENT_JOB_S = 15       -- OSC: a job whose status queries go unanswered this long failed
@@ -961,8 +971,10 @@ local function finish_batch(batch)
     reaper.UpdateArrange()
     reaper.Undo_EndBlock2(0, batch.undo_name, UNDO_STATE_ITEMS)
   end
-  console(string.format("%s: %d take(s) added, %d failed%s.", batch.undo_name, applied,
-    #failed, batch.cancelled and ", the rest cancelled" or ""))
+  if not batch.quiet then
+    console(string.format("%s: %d take(s) added, %d failed%s.", batch.undo_name, applied,
+      #failed, batch.cancelled and ", the rest cancelled" or ""))
+  end
   if #failed > 0 then
     local lines = {}
     for _, job in ipairs(failed) do lines[#lines + 1] = failure_line(job) end
@@ -1010,6 +1022,11 @@ local function run_batch(batch)
   local started = reaper.time_precise()
   local serial = cancel_serial()
   local ui = open_imgui(batch.undo_name)
+  batch.quiet = ui ~= nil -- the window shows progress; keep the console closed
+  if not batch.quiet then
+    console(string.format("%s: %d item(s) sent to the engine (%s transport).",
+      batch.undo_name, batch.sent, transport.kind))
+  end
   local ended = false
 
   local function cleanup()
@@ -1042,7 +1059,7 @@ local function run_batch(batch)
     end
     local heard = false
     for _, job in ipairs(jobs) do heard = heard or job.accepted end
-    if not heard and now - started > ENGINE_DOWN_S then
+    if not heard and now - started > ENGINE_DOWN_S[transport.kind] then
       for _, job in ipairs(jobs) do transport:cancel(job) end -- in case it wakes up later
       cleanup()
       msg(M.engine_down_message(batch.settings), "StepEdit: engine not running")
@@ -1153,8 +1170,7 @@ local function start_batch(plan)
     return no_undo()
   end
   set_running(ids, {})
-  console(string.format("%s: %d item(s) sent to the engine (%s transport).",
-    batch.undo_name, running, transport.kind))
+  batch.sent = running
   return run_batch(batch)
 end
 
@@ -1235,7 +1251,7 @@ end
 -- Engine queries (ping, capabilities): async over OSC, short blocking CLI call otherwise
 -------------------------------------------------------------------------------
 
-local QUERY_TIMEOUT_S = 1.8
+local QUERY_TIMEOUT_S = 1.5
 
 -- Calls on_reply(messages_by_address) when every address answered, or on_reply(nil) on timeout.
 function M.query(addresses, on_reply)
@@ -1315,11 +1331,12 @@ end
 -- "Edit selected items..." dialog, built from /stepedit/capabilities
 -------------------------------------------------------------------------------
 
+-- Captions are comma-separated; values use "|" so that they may hold commas.
 local function ask(title, fields)
   local captions, defaults = {}, {}
   for i, f in ipairs(fields) do captions[i], defaults[i] = f[1], f[2] end
   local ok, csv = reaper.GetUserInputs(title, #fields,
-    table.concat(captions, "|") .. ",separator=|,extrawidth=220", table.concat(defaults, "|"))
+    table.concat(captions, ",") .. ",separator=|,extrawidth=220", table.concat(defaults, "|"))
   if not ok then return nil end
   local values = {}
   for value in (csv .. "|"):gmatch("(.-)|") do values[#values + 1] = value end

@@ -41,6 +41,10 @@ _PITCH_SILENCE = 0.01
 # taken: speech F0 is often bimodal with few frames at the plain median, where a handful of
 # frames changing voicing would move the plain median by a semitone.
 _MEDIAN_KERNEL_ST = 1.0
+# Autocorrelation strength a frame needs to count as voiced in ``voiced_fraction``: Praat's
+# own threshold (0.45) lets whispered vowels through (noise through a narrow F1 reaches
+# 0.5-0.6), while modal and breathy voicing stays well above.
+_CLEAR_VOICING = 0.55
 # Pitch step (s), silence detector threshold (dB below the loudest frame), shortest pause (s).
 _PITCH_STEP = 0.01
 _SILENCE_DB = -25.0
@@ -65,7 +69,8 @@ class Measures:
         speech_rate_syl_s: Syllable nuclei per second of speech time.
         loudness_lufs: BS.1770 integrated loudness (all channels, original rate).
         tilt_db_per_oct: Slope of the long-term speech spectrum from 1 to 7.5 kHz.
-        voiced_fraction: Share of speech frames with F0.
+        voiced_fraction: Share of speech frames that are clearly voiced (autocorrelation
+            strength 0.55 or more).
         hnr_db: Mean harmonics-to-noise ratio over voiced frames (NaN if none).
         formants_hz: Median F1, F2, F3 over voiced frames (Burg, 5.5 kHz ceiling).
         contour: ``(times, f0)`` pitch track (F0 0 = unvoiced), for plots.
@@ -95,15 +100,21 @@ def _pitch(sound: parselmouth.Sound) -> tuple[parselmouth.Pitch, float]:
     settings = {"time_step": _PITCH_STEP, "silence_threshold": _PITCH_SILENCE}
     pitch = narrow.to_pitch_ac(pitch_floor=40.0, pitch_ceiling=800.0, **settings)
     values = pitch.selected_array["frequency"]
-    voiced = values[values > 0]
+    clear = values[_clearly_voiced(pitch)]
     floor = 40.0
-    # Adapt the range only to real voicing: in whisper, a few noise frames read as 400+ Hz
-    # "voices" and a range fitted to them would find more.
-    if voiced.size >= max(10, 0.1 * values.size):
-        q15, q85 = np.percentile(voiced, [15, 85])
+    # Adapt the range only to clear voicing: in whisper, noise through a narrow F1 reads as
+    # a 400-600 Hz "voice" and a range fitted to those frames would find more of them.
+    if clear.size >= max(10, 0.05 * values.size):
+        q15, q85 = np.percentile(clear, [15, 85])
         floor, ceiling = max(35.0, 0.6 * q15), min(1000.0, 2.2 * q85)
         pitch = narrow.to_pitch_ac(pitch_floor=floor, pitch_ceiling=ceiling, **settings)
     return pitch, floor
+
+
+def _clearly_voiced(pitch: parselmouth.Pitch) -> np.ndarray:
+    """Frames with F0 whose autocorrelation peak reaches ``_CLEAR_VOICING``."""
+    frames = pitch.selected_array
+    return (frames["frequency"] > 0) & (frames["strength"] >= _CLEAR_VOICING)
 
 
 def smoothed_median(f0: np.ndarray) -> float:
@@ -219,7 +230,8 @@ def measure(audio: np.ndarray, sample_rate: int) -> Measures:
         pauses = [(a, b) for is_sound, a, b in intervals if not is_sound and first <= a < last]
         speech_time = last - first - sum(b - a for a, b in pauses)
     in_speech = np.array([any(a <= t <= b for a, b in sounding) for t in times], dtype=bool)
-    voiced_fraction = float(np.mean(f0[in_speech] > 0)) if in_speech.any() else 0.0
+    clear = _clearly_voiced(pitch)
+    voiced_fraction = float(np.mean(clear[in_speech])) if in_speech.any() else 0.0
     nuclei = _syllable_nuclei(sound, pitch, sounding, need_voicing=voiced_fraction >= 0.2)
 
     harmonicity = sound.to_harmonicity_cc(time_step=_PITCH_STEP, minimum_pitch=max(floor, 50.0))

@@ -225,7 +225,7 @@ describe("StepEdit actions", function()
     assert.matches(">emotion|#happy|<#sad", menu, 1, true) -- reported but not renderable
     assert.matches(">speed|faster|<slower", menu, 1, true)
     assert.matches("denoise", menu, 1, true)
-    assert.matches("Iterations (1-5)|Transcript", emu.inputs_asked[1].captions, 1, true)
+    assert.are.same({ "Iterations (1-5)", "Transcript (optional)" }, emu.inputs_asked[1].captions)
     assert.are.same({ type = "speed", option = "slower", iterations = 3, text = "a transcript" },
       engine.requests[1].request.edit)
     assert.are.equal("StepEdit slower \u{D7}3", item.takes[2].name)
@@ -237,6 +237,19 @@ describe("StepEdit actions", function()
     local text = emu.messages[1].text
     assert.matches("backend fake on cpu", text, 1, true)
     assert.matches("speed: faster, slower", text, 1, true)
+  end)
+
+  it("tells how to start the engine when the dialog or status finds it down", function()
+    emu:set_extstate("StepEdit", "port", "9", true)
+    emu:add_item(emu.track, { file = wav })
+    run("Edit selected items")
+    run("Engine status")
+    assert.are.equal(2, #emu.messages)
+    for _, m in ipairs(emu.messages) do
+      assert.matches("stepedit serve --port 9", m.text, 1, true)
+      assert.is_true(m.at <= 2 * 2) -- two actions, each under 2 s
+    end
+    assert.are.same({}, emu.menus)
   end)
 
   it("asks for a selection and leaves no undo point when nothing is selected", function()
@@ -304,6 +317,7 @@ describe("StepEdit actions", function()
     engine:serve()
     assert.is_true(#engine.cancels >= 1)
     assert.are.equal(1, #item.takes)
+    assert.are.same({}, emu.console) -- the window replaces the console
     _G.IMGUI_LOG = nil
   end)
 end)

@@ -337,11 +337,19 @@ function Emulator:_build_api()
   function r.ShowConsoleMsg(text) emu.console[#emu.console + 1] = tostring(text) end
   function r.ClearConsole() emu.console = {} end
 
-  -- GetUserInputs: modal; returns false on cancel, else true and the values joined by the
-  -- separator given as "separator=X" among the captions (default ",").
+  -- GetUserInputs: modal; captions are comma-separated, followed by options such as
+  -- "separator=X" (the separator of the values, default ",") and "extrawidth=N"; there must be
+  -- n captions. Returns false on cancel, else true and the values joined by the separator.
   function r.GetUserInputs(title, n, captions, defaults)
     local separator = captions:match("separator=(.)") or ","
-    emu.inputs_asked[#emu.inputs_asked + 1] = { title = title, n = n, captions = captions,
+    local names = {}
+    for caption in (captions .. ","):gmatch("(.-),") do
+      if not caption:match("^%a+=") then names[#names + 1] = caption end
+    end
+    if #names ~= n then
+      error(string.format("reaper.GetUserInputs: %d captions for %d fields", #names, n), 2)
+    end
+    emu.inputs_asked[#emu.inputs_asked + 1] = { title = title, n = n, captions = names,
                                                 defaults = defaults }
     local answer = table.remove(emu.responses.GetUserInputs, 1)
     if answer == nil or answer == false then return false, defaults end
@@ -349,7 +357,9 @@ function Emulator:_build_api()
     return true, answer
   end
 
-  -- ExtState: per process; persist=true would also write reaper-extstate.ini.
+  -- ExtState: shared by every script of the REAPER process. GetExtState gives "" when absent
+  -- (HasExtState tells absent from empty); persist=true also keeps the value across restarts
+  -- in reaper-extstate.ini, where a value cannot hold a newline.
   function r.GetExtState(section, key)
     local s = emu.extstate[section]
     return s and s[key] and s[key].value or ""
@@ -375,6 +385,7 @@ function Emulator:_build_api()
   function r.get_action_context()
     return true, emu.script_path, 0, 55555, -1, -1, -1, ""
   end
+  -- GetAppVersion: "<version>/<platform>", REAPER 7 (Lua 5.4) as tested.
   function r.GetAppVersion() return "7.27/linux-x86_64" end
   function r.GetOS() return "Other" end
   function r.GetResourcePath() return emu.resource_dir end
@@ -434,6 +445,8 @@ function Emulator:_build_api()
   function r.RecursiveCreateDirectory(path)
     return os.execute("mkdir -p " .. shell_quote(path)) and 1 or 0
   end
+  -- GetCursorPosition/SetEditCurPos: the edit cursor in project seconds; GetMousePosition
+  -- is the screen origin (only used to place menus).
   function r.GetCursorPosition() return emu.project.cursor end
   function r.SetEditCurPos(t) emu.project.cursor = t end
   function r.GetMousePosition() return 0, 0 end
@@ -470,6 +483,7 @@ function Emulator:_build_api()
   function r.SetMediaItemSelected(item, sel)
     check(item, "item", "SetMediaItemSelected").selected = sel
   end
+  -- CountTakes/GetTake: 0-based take index; GetTake is nil past the last take.
   function r.CountTakes(item) return #check(item, "item", "CountTakes").takes end
   function r.GetTake(item, i) return check(item, "item", "GetTake").takes[i + 1] end
   -- GetActiveTake: nil for an item without takes.
@@ -540,11 +554,13 @@ function Emulator:_build_api()
       if t == take then take.item.curtake = i end
     end
   end
+  -- TakeIsMIDI: true for MIDI takes, also behind SECTION wrappers.
   function r.TakeIsMIDI(take)
     local source = check(take, "take", "TakeIsMIDI").source
     while source and source.type == "SECTION" do source = source.parent end
     return source ~= nil and source.type == "MIDI"
   end
+  -- GetTakeNumStretchMarkers: the count set by the test (0 = linear time mapping).
   function r.GetTakeNumStretchMarkers(take)
     return check(take, "take", "GetTakeNumStretchMarkers").stretch_markers
   end
@@ -587,6 +603,7 @@ function Emulator:_build_api()
 
   -- Sources --------------------------------------------------------------------------
 
+  -- GetMediaItemTake_Source: the take's (possibly SECTION-wrapped) source; nil for empty takes.
   function r.GetMediaItemTake_Source(take) return check(take, "take", "GetMediaItemTake_Source").source end
   -- SetMediaItemTake_Source: a source already used in the project is duplicated before
   -- being set; the old source is not destroyed.
@@ -604,6 +621,7 @@ function Emulator:_build_api()
     return assert(emu:wave_source(path))
   end
   r.PCM_Source_CreateFromFileEx = r.PCM_Source_CreateFromFile
+  -- PCM_Source_Destroy: only legal for sources no project uses; nothing to free here.
   function r.PCM_Source_Destroy() end
   -- GetMediaSourceType: "WAVE", "MIDI", or "SECTION" for sections and reversed takes.
   function r.GetMediaSourceType(source) return check(source, "source", "GetMediaSourceType").type end

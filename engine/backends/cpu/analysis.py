@@ -129,6 +129,14 @@ class Analysis:
         scaled = np.clip((level - low) / max(high - low, 1.0), 0.0, 1.0)
         return np.where(self.speech, scaled, 0.0)
 
+    def envelope_at(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """WORLD envelope and aperiodicity of the given frames only (not cached)."""
+        f0 = np.ascontiguousarray(self.f0[frames], dtype=np.float64)
+        times = np.ascontiguousarray(self.times[frames], dtype=np.float64)
+        sp = pyworld.cheaptrick(self.signal, f0, times, self.sample_rate)
+        ap = pyworld.d4c(self.signal, f0, times, self.sample_rate)
+        return sp, ap
+
     def envelope(self) -> tuple[np.ndarray, np.ndarray]:
         """WORLD spectral envelope (CheapTrick) and aperiodicity (D4C), computed once.
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ import pyworld
 from engine.audio import crossfade_concat, integrated_loudness, match_loudness, resample, to_mono
 from engine.backends.base import Progress, Rendered
 from engine.backends.cpu.analysis import FRAME_PERIOD, Analysis, analyse
-from engine.backends.dsp import low_energy_point, zero_crossing_near
+from engine.backends.dsp import low_energy_point, smooth, zero_crossing_near
 from engine.edits import PARALINGUISTIC_TAGS, EditSpec
 from engine.errors import EditError
 
@@ -48,6 +49,11 @@ _LOG = logging.getLogger(__name__)
 _RATE_CAP = 32000
 # Half-width (s) of the search for a quiet insertion point, cross-fade length (s).
 _SEARCH_S, _FADE_S = 0.4, 0.010
+# At most this many voiced frames are analysed for the speaker's envelopes.
+_MAX_FRAMES = 600
+# Micro-variation that keeps the synthetic voice from sounding machine-flat: F0 jitter
+# (relative, smoothed over 15 ms), shimmer (dB) and a little extra breath.
+_JITTER, _SHIMMER_DB, _BASE_BREATH = 0.006, 0.5, 0.04
 # Seconds of speech on each side whose loudness the inserted sound is matched against.
 _CONTEXT_S = 1.5
 # Vowel targets as Lobanov z-scores of (F1, F2): typical normalised positions of English
@@ -192,7 +198,6 @@ class VoiceSample:
         Raises:
             EditError: when the clip has too little voiced speech (under 0.2 s) to learn from.
         """
-        sp, ap = analysis.envelope()
         strong = analysis.voiced & (analysis.level_db > np.percentile(analysis.level_db, 95) - 25)
         frames = np.flatnonzero(strong)
         if frames.size < round(0.2 / FRAME_PERIOD):
@@ -200,11 +205,13 @@ class VoiceSample:
                 "the clip holds too little voiced speech (< 0.2 s) to synthesise a nonverbal "
                 "sound in its voice; select a longer stretch of speech"
             )
+        frames = frames[:: max(1, frames.size // _MAX_FRAMES)]
+        sp, ap = analysis.envelope_at(frames)
         envelopes = _vowel_envelopes(analysis, sp, frames)
-        envelopes["nasal"] = _nasal_envelope(sp, frames, analysis.sample_rate)
+        envelopes["nasal"] = _nasal_envelope(sp, analysis.sample_rate)
         envelopes["breath"] = _breath_envelope(envelopes["schwa"], analysis.sample_rate)
         median = analysis.median_f0 or 150.0
-        return cls(analysis.sample_rate, median, envelopes, np.median(ap[frames], axis=0))
+        return cls(analysis.sample_rate, median, envelopes, np.median(ap, axis=0))
 
 
 def _geometric_mean(sp: np.ndarray) -> np.ndarray:
@@ -214,7 +221,8 @@ def _geometric_mean(sp: np.ndarray) -> np.ndarray:
 def _vowel_envelopes(
     analysis: Analysis, sp: np.ndarray, frames: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Averages the envelopes of the voiced frames nearest each vowel's (F1, F2) target."""
+    """Averages the envelopes (``sp``, one row per frame) of the frames nearest each vowel's
+    (F1, F2) target."""
     sound = parselmouth.Sound(analysis.signal, sampling_frequency=analysis.sample_rate)
     ceiling = 5000.0 if analysis.median_f0 < 160 else 5500.0
     formant = sound.to_formant_burg(
@@ -224,15 +232,15 @@ def _vowel_envelopes(
     f2 = np.array([formant.get_value_at_time(2, t) for t in analysis.times[frames]])
     usable = np.isfinite(f1) & np.isfinite(f2)
     if usable.sum() < 10:
-        schwa = _geometric_mean(sp[frames])
+        schwa = _geometric_mean(sp)
         return {name: schwa for name in _VOWEL_TARGETS}
-    frames, f1, f2 = frames[usable], f1[usable], f2[usable]
+    sp, f1, f2 = sp[usable], f1[usable], f2[usable]
     z = np.stack([(f1 - f1.mean()) / f1.std(), (f2 - f2.mean()) / f2.std()], axis=1)
-    count = max(5, round(0.03 * len(frames)))
+    count = max(5, round(0.03 * len(sp)))
     envelopes = {}
     for name, target in _VOWEL_TARGETS.items():
         nearest = np.argsort(np.sum((z - np.array(target)) ** 2, axis=1))[:count]
-        envelopes[name] = _geometric_mean(sp[frames[nearest]])
+        envelopes[name] = _geometric_mean(sp[nearest])
     return envelopes
 
 
@@ -242,13 +250,13 @@ def _band_power(sp: np.ndarray, sample_rate: int, low: float, high: float) -> np
     return sp[..., band].sum(axis=-1)
 
 
-def _nasal_envelope(sp: np.ndarray, frames: np.ndarray, sample_rate: int) -> np.ndarray:
+def _nasal_envelope(sp: np.ndarray, sample_rate: int) -> np.ndarray:
     """The speaker's murmur: voiced frames with the least energy above 1 kHz vs below 500 Hz."""
-    ratio = _band_power(sp[frames], sample_rate, 1000, 5000) / np.maximum(
-        _band_power(sp[frames], sample_rate, 60, 500), 1e-20
+    ratio = _band_power(sp, sample_rate, 1000, 5000) / np.maximum(
+        _band_power(sp, sample_rate, 60, 500), 1e-20
     )
-    count = max(5, round(0.05 * len(frames)))
-    return _geometric_mean(sp[frames[np.argsort(ratio)[:count]]])
+    count = max(5, round(0.05 * len(sp)))
+    return _geometric_mean(sp[np.argsort(ratio)[:count]])
 
 
 def _breath_envelope(schwa: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -259,13 +267,16 @@ def _breath_envelope(schwa: np.ndarray, sample_rate: int) -> np.ndarray:
     return schwa * 10 ** (6.0 * octaves / 10) * highpass
 
 
-def synthesise(tag: str, voice: VoiceSample, f0_scale: float = 1.0) -> np.ndarray:
+def synthesise(
+    tag: str, voice: VoiceSample, f0_scale: float = 1.0, seed: int = 0
+) -> np.ndarray:
     """Renders one nonverbal sound in the speaker's voice (mono, ``voice.sample_rate``).
 
     Args:
         tag: One of ``PARALINGUISTIC_TAGS``.
         voice: The speaker's material.
         f0_scale: Multiplies the F0 (to follow an edit that moved the voice's pitch).
+        seed: Seeds the jitter and shimmer, so a render is reproducible.
 
     Returns:
         ``float32`` samples that start and end at silence, peak-normalised to 0.5.
@@ -284,12 +295,16 @@ def synthesise(tag: str, voice: VoiceSample, f0_scale: float = 1.0) -> np.ndarra
             ap_parts.append(np.ones((n, len(voice.aperiodicity))))
         else:
             f0_parts.append(median * 2 ** (np.linspace(*seg.f0, n) / 12))
-            ap_parts.append(np.clip(np.tile(voice.aperiodicity + seg.breathiness, (n, 1)), 0, 1))
+            breath = voice.aperiodicity + _BASE_BREATH + seg.breathiness
+            ap_parts.append(np.clip(np.tile(breath, (n, 1)), 0, 1))
         gain_parts.append(np.linspace(*seg.level, n))
-    gain = np.concatenate(gain_parts)
+    rng = np.random.default_rng(seed)
+    f0 = np.concatenate(f0_parts)
+    f0 *= 1 + _JITTER * smooth(rng.standard_normal(len(f0)), 3) * np.sqrt(3)
+    gain = np.concatenate(gain_parts) + _SHIMMER_DB * smooth(rng.standard_normal(len(f0)), 3)
     sp = np.concatenate(sp_parts) * 10 ** (gain[:, np.newaxis] / 10)
     y = pyworld.synthesize(
-        np.ascontiguousarray(np.concatenate(f0_parts)),
+        np.ascontiguousarray(f0),
         np.ascontiguousarray(sp),
         np.ascontiguousarray(np.concatenate(ap_parts)),
         voice.sample_rate,
@@ -349,7 +364,8 @@ def insert_tags(
     placed.sort()
     pieces, insertions, previous, shift = [], [], 0, 0
     for cut, tag, seconds in placed:
-        sound = resample(synthesise(tag, voice, f0_scale), voice.sample_rate, sample_rate)
+        seed = zlib.crc32(f"{tag}:{cut}".encode())
+        sound = resample(synthesise(tag, voice, f0_scale, seed), voice.sample_rate, sample_rate)
         context = mono[
             max(0, cut - round(_CONTEXT_S * sample_rate)) : cut + round(_CONTEXT_S * sample_rate)
         ]

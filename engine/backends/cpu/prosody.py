@@ -21,6 +21,7 @@ import numpy as np
 import parselmouth
 import pyworld
 from parselmouth.praat import call
+from scipy.ndimage import gaussian_filter1d
 
 from engine.audio import integrated_loudness, match_loudness, resample, to_mono
 from engine.backends.base import Progress, Rendered
@@ -42,8 +43,14 @@ _PSOLA_MAX_RATE = 48000
 # and the creaky stretch at full strength.
 _FINAL_PITCH_S, _FINAL_LENGTH_S, _ONSET_S, _CREAK_S = 0.3, 0.25, 0.15, 0.15
 _TRAIL_S = 0.5
+# Standard deviation (Hz) of the smoothing that broadens the formants of whispered speech.
+_WHISPER_BANDWIDTH_HZ = 150.0
 # Levels the effect chains are driven at, so their thresholds mean the same on every clip.
 _CHAIN_INPUT_LUFS = -23.0
+# Peak level the engine allows (dBFS) and the most gain reduction a limiter may apply to get
+# a louder delivery under it (dB).
+_LIMIT_DBFS = -1.0
+_MAX_LIMITING_DB = 6.0
 
 
 @dataclass
@@ -233,6 +240,11 @@ def _world_render(analysis: Analysis, recipe: Recipe, targets: RenderPlan) -> np
         hi = np.minimum(lo + 1, bins - 1)
         w = axis - lo
         sp = sp[:, lo] * (1 - w) + sp[:, hi] * w
+    if recipe.whisper:
+        # Whispered formants are broader (an open glottis damps them): smoothing the log
+        # envelope across frequency keeps narrow F1 peaks from ringing like a voice.
+        width = _WHISPER_BANDWIDTH_HZ / (analysis.sample_rate / 2 / (bins - 1))
+        sp = np.exp(gaussian_filter1d(np.log(np.maximum(sp, 1e-16)), width, axis=1))
     ap = np.clip(ap + targets.breath[:, np.newaxis], 0.001, 1.0)
 
     cumulative = np.concatenate([[0.0], np.cumsum(targets.durations)])
@@ -326,6 +338,29 @@ def _effects(y: np.ndarray, sample_rate: int, chain: str) -> np.ndarray:
     return pb.Pedalboard(chains[chain])(driven, sample_rate)[0].astype(np.float32)
 
 
+def _set_loudness(y: np.ndarray, sample_rate: int, target_lufs: float) -> np.ndarray:
+    """Brings ``y`` to ``target_lufs``, limiting peaks (by at most 6 dB) to make room.
+
+    The engine keeps peaks under -1 dBFS, so a louder delivery of an already loud take is
+    only possible with a limiter, as vocal effort is in life (spec §4.3: "into a limiter").
+    """
+    import pedalboard  # here: only needed when a render runs out of headroom
+
+    out = y[np.newaxis, :].astype(np.float32)
+    current = integrated_loudness(out, sample_rate)
+    if not (np.isfinite(current) and np.isfinite(target_lufs)):
+        return out
+    out = out * np.float32(10 ** ((target_lufs - current) / 20))
+    peak_db = 20 * np.log10(float(np.max(np.abs(out))) + 1e-12)
+    excess = peak_db - _LIMIT_DBFS
+    if excess > 0:
+        out = out * np.float32(10 ** (-max(excess - _MAX_LIMITING_DB, 0.0) / 20))
+        limiter = pedalboard.Limiter(threshold_db=_LIMIT_DBFS - 0.5, release_ms=80.0)
+        out = limiter(out, sample_rate)
+        _LOG.debug("limited %.1f dB of peaks to reach %.1f LUFS", excess, target_lufs)
+    return match_loudness(out, sample_rate, target_lufs)
+
+
 def apply_recipe(
     analysis: Analysis, recipe: Recipe, seed: int = 0, progress: Progress | None = None
 ) -> tuple[np.ndarray, RenderPlan]:
@@ -413,7 +448,7 @@ def render_expressive(
         progress(0.1 + 0.85 * fraction, name)
 
     y, _ = apply_recipe(analysis, recipe, seed, stage)
-    out = match_loudness(y[np.newaxis, :], rate, input_lufs + recipe.intensity_db)
+    out = _set_loudness(y, rate, input_lufs + recipe.intensity_db)
     info: dict[str, object] = {
         "recipe": recipe.name,
         "renderer": "world" if recipe.needs_world else "psola",

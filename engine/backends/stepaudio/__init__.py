@@ -105,7 +105,9 @@ class StepAudioBackend:
         try:
             device = torch.device(self._device)
         except RuntimeError as e:
-            raise BackendError(f"unknown device {self._device!r} ({e}); use cpu, cuda or mps") from e
+            raise BackendError(
+                f"unknown device {self._device!r} ({e}); use cpu, cuda or mps"
+            ) from e
         if device.type == "cuda" and not torch.cuda.is_available():
             raise BackendError(f"device {self._device!r}: this torch build sees no CUDA GPU")
         if device.type == "mps" and not torch.backends.mps.is_available():
@@ -132,9 +134,7 @@ class StepAudioBackend:
         self._tokenizer = AudioTokenizer.load(
             checkpoint.tokenizer_dir, self._device, dither=options.dither
         )
-        self._speaker = SpeakerEncoder.load(
-            checkpoint.decoder_dir / "campplus.onnx", self._device
-        )
+        self._speaker = SpeakerEncoder.load(checkpoint.decoder_dir / "campplus.onnx", self._device)
         self._mel_config = MelConfig.from_mapping(checkpoint.decoder.mel_conf)
         switches = options.prompt or PromptSwitches(bos_per_segment=checkpoint.add_bos_token)
         text = TextTokenizer(checkpoint.editx_dir / "tokenizer.model")

@@ -62,6 +62,8 @@ def sinc_resample(
         raise ValueError(f"sample rates must be positive, got {orig_rate} -> {new_rate}")
     if orig_rate == new_rate:
         return audio
+    if audio.shape[-1] == 0:
+        return audio.clone()
     gcd = math.gcd(orig_rate, new_rate)
     orig, new = orig_rate // gcd, new_rate // gcd
     kernel, width = _sinc_kernel(orig, new, kernel_dtype, audio.device)

@@ -3,7 +3,8 @@
 ``!new:pkg.Class`` and ``!name:pkg.func`` nodes become mappings that record the class or
 function under ``"__new__"`` / ``"__name__"`` next to their arguments, ``!apply:`` nodes
 likewise under ``"__apply__"``; ``!ref <key[sub]>`` is replaced by the referenced value
-(simple arithmetic on numbers is evaluated); ``!tuple`` becomes a list.
+(simple arithmetic on numbers is evaluated); ``!tuple`` (a sequence or ``(a, b)``) becomes a
+list.
 """
 
 from __future__ import annotations
@@ -57,7 +58,11 @@ def _construct_ref(loader: yaml.SafeLoader, node: yaml.Node) -> _Ref:
 
 
 def _construct_tuple(loader: yaml.SafeLoader, node: yaml.Node) -> list[Any]:
-    return list(loader.construct_sequence(node, deep=True))  # type: ignore[arg-type]
+    if isinstance(node, yaml.SequenceNode):
+        return list(loader.construct_sequence(node, deep=True))
+    text = str(loader.construct_scalar(node)).strip()  # type: ignore[arg-type]
+    items = yaml.safe_load(f"[{text[1:-1] if text.startswith('(') else text}]")
+    return list(items)
 
 
 _Loader.add_multi_constructor("!new:", _tagged("__new__"))

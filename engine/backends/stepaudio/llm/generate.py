@@ -41,7 +41,7 @@ def expected_clone_tokens(text: str) -> int:
         for ch in text
         if not ch.isspace()
     )
-    return math.ceil(seconds * TOKENS_PER_SECOND)
+    return math.ceil(round(seconds * TOKENS_PER_SECOND, 6))
 
 
 @dataclass(frozen=True)

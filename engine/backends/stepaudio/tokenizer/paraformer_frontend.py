@@ -200,13 +200,10 @@ class StreamingFrontend:
         """
         m, n = self.config.lfr_m, self.config.lfr_n
         total = frames.shape[0]
-        wanted = math.ceil((total - (m - 1) // 2) / n)
-        made = wanted
-        for i in range(max(wanted, 0)):
-            if m > total - i * n and not is_final:
-                made = i
-                break
-        made = max(made, 0)
+        # One LFR frame per n frames, less the (m - 1) // 2 frames of right context.
+        wanted = max(math.ceil((total - (m - 1) // 2) / n), 0)
+        complete = (total - m) // n + 1 if total >= m else 0
+        made = wanted if is_final else min(wanted, complete)
         tail = frames[min(total - 1, made * n) :]
         index = (torch.arange(made)[:, None] * n + torch.arange(m)[None, :]).clamp(max=total - 1)
         stacked = frames[index].reshape(made, m * frames.shape[1])

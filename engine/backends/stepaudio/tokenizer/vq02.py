@@ -7,7 +7,8 @@ then tokenizes 16 kHz audio in 3840-sample pieces exactly as the official tokeni
 Dither: FunASR's front end adds Gaussian dither (std 1.0 on the 16-bit scale) unless
 ``config.yaml`` sets ``frontend_conf.dither``; the published config does not set it, so the
 official codes vary slightly from run to run (spec §10.5, Appendix B). ``dither=None`` keeps
-that official behaviour; pass ``dither=0.0`` for reproducible codes.
+that official behaviour; pass ``dither=0.0`` for reproducible codes. Reading
+``frontend_conf`` in the published ``config.yaml`` settles which default is official.
 """
 
 from __future__ import annotations

@@ -11,8 +11,11 @@ names appear), ``campplus.onnx``, the unused ``speech_tokenizer_v1.onnx`` copy a
 
 Text-tokenizer ids (hand-computable): 0 ``<unk>``, 1 ``<s>``, 2 ``</s>``, 3 ``<|EOT|>``,
 4 ``<|BOT|>``, 5-67 control placeholders, 68 + b the byte ``<0xBB>`` (``"\\n"`` -> 78),
-324 ``"▁"``, 325 ``"▁human"``, 326 ``"▁system"``, 327 ``"▁assistant"``, 328 + (ord(c) - 33) a
-printable ASCII character c, up to 65535 unused user-defined pieces, 65536 + N ``<audio_N>``.
+324 ``"▁"``, 325 + i the word piece ``WORDS[i]`` (325 ``"▁human"``, 326 ``"▁system"``,
+327 ``"▁assistant"``, then the words of the prompt templates, so prompts stay short), then
+one piece per printable ASCII character (``CHAR_IDS``), unused user-defined pieces up to
+65535, and 65536 + N ``<audio_N>``. Words outscore characters, so a word piece is used
+wherever it matches after a "▁".
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ from tests.engine.backends.stepaudio.fixture_tokenizer import (
 )
 
 __all__ = [
+    "CHAR_IDS",
     "FIXTURE_HIFT",
     "FIXTURE_LLM",
     "PIECE_IDS",
     "SHARD_NAME",
+    "WORDS",
     "reference_encode",
     "write_editx_dir",
     "write_text_tokenizer",
@@ -180,36 +185,154 @@ _TOKENIZER_CONFIG = {
     "tokenizer_class": "LlamaTokenizer",
 }
 
+# Word pieces: the role words, then the words of the official prompt templates.
+WORDS = tuple(
+    "▁" + word
+    for word in [
+        "human",
+        "system",
+        "assistant",
+        "Add",
+        "Adjustments",
+        "As",
+        "Audio",
+        "Editing",
+        "Emotional",
+        "Enhancement",
+        "Ensure",
+        "Generate",
+        "Make",
+        "Non",
+        "Note",
+        "Remove",
+        "Speaking",
+        "Style",
+        "The",
+        "Transfer",
+        "Tuning",
+        "You",
+        "Your",
+        "a",
+        "accurately",
+        "adjustments",
+        "all",
+        "and",
+        "any",
+        "applying",
+        "are",
+        "audio",
+        "but",
+        "capabilities",
+        "clearly",
+        "content",
+        "corresponding",
+        "distortion",
+        "editing",
+        "edits",
+        "eliminate",
+        "emotion",
+        "enhancement",
+        "enhancements",
+        "excel",
+        "execute",
+        "expected",
+        "expertise",
+        "following",
+        "from",
+        "given",
+        "highly",
+        "in",
+        "including",
+        "instructions",
+        "intact",
+        "interpret",
+        "interpreting",
+        "is",
+        "language",
+        "limited",
+        "make",
+        "meet",
+        "minimal",
+        "more",
+        "most",
+        "name",
+        "natural",
+        "needs",
+        "new",
+        "noise",
+        "non",
+        "not",
+        "of",
+        "portions",
+        "precise",
+        "preserving",
+        "prompt",
+        "prosody",
+        "quality",
+        "range",
+        "receive",
+        "reference",
+        "remains",
+        "silence",
+        "silent",
+        "skilled",
+        "some",
+        "sounds",
+        "spans",
+        "speaker",
+        "speaking",
+        "specialist",
+        "speech",
+        "style",
+        "styles",
+        "suitable",
+        "text",
+        "that",
+        "the",
+        "their",
+        "timbre",
+        "to",
+        "tokens",
+        "tuning",
+        "user",
+        "voice",
+        "while",
+        "wide",
+        "will",
+        "with",
+        "you",
+    ]
+)
 # Ids of the named pieces (see the module docstring).
-PIECE_IDS = {"▁": 324, "▁human": 325, "▁system": 326, "▁assistant": 327}
-_WORDS = ("▁human", "▁system", "▁assistant")
-_FIRST_CHAR_ID = 328
+PIECE_IDS = {"▁": 324} | {word: 325 + i for i, word in enumerate(WORDS)}
+CHAR_IDS = {chr(c): 325 + len(WORDS) + c - 0x21 for c in range(0x21, 0x7F)}
 
 
 def reference_encode(text: str) -> list[int]:
     """What the fixture tokenizer must return, computed by hand rules, not SentencePiece.
 
-    Dummy prefix, spaces as "▁", the three role words as single pieces, printable ASCII as
+    Dummy prefix, spaces as "▁", the longest word piece after each "▁", printable ASCII as
     single pieces, ``<audio_N>`` as 65536 + N, anything else as UTF-8 byte pieces.
     """
     escaped = "▁" + text.replace(" ", "▁")
     ids: list[int] = []
     i = 0
     while i < len(escaped):
-        word = next((w for w in _WORDS if escaped.startswith(w, i)), None)
+        words = [w for w in WORDS if escaped.startswith(w, i)]
         if escaped.startswith("<audio_", i) and ">" in escaped[i:]:
             end = escaped.index(">", i)
             ids.append(65536 + int(escaped[i + 7 : end]))
             i = end + 1
-        elif word is not None:
+        elif words:
+            word = max(words, key=len)
             ids.append(PIECE_IDS[word])
             i += len(word)
         else:
             ch = escaped[i]
-            if ch == "▁":
-                ids.append(PIECE_IDS["▁"])
-            elif 0x21 <= ord(ch) < 0x7F:
-                ids.append(_FIRST_CHAR_ID + ord(ch) - 0x21)
+            if ch in PIECE_IDS:
+                ids.append(PIECE_IDS[ch])
+            elif ch in CHAR_IDS:
+                ids.append(CHAR_IDS[ch])
             else:
                 ids.extend(68 + b for b in ch.encode("utf-8"))
             i += 1
@@ -235,10 +358,10 @@ def write_text_tokenizer(path: Path) -> Path:
     for b in range(256):
         add(f"<0x{b:02X}>", kind.BYTE)
     add("▁", kind.NORMAL, -3.0)
-    for word in _WORDS:
+    for word in WORDS:
         add(word, kind.NORMAL, -1.0)
-    for code in range(0x21, 0x7F):
-        add(chr(code), kind.NORMAL, -5.0)
+    for char in CHAR_IDS:
+        add(char, kind.NORMAL, -5.0)
     while len(model.pieces) < 65536:
         add(f"<|unused_{len(model.pieces)}|>", kind.USER_DEFINED)
     for n in range(VOCAB - 65536):

@@ -26,7 +26,14 @@ from engine.backends.stepaudio.tokenizer.files import (
     SEMANTIC_ONNX_FILE,
 )
 
-__all__ = ["ENCODER_WIDTH", "FIXTURE_CONFIG", "write_campplus_onnx", "write_tokenizer_dir"]
+__all__ = [
+    "ENCODER_WIDTH",
+    "FIXTURE_CONFIG",
+    "paraformer_state_dict",
+    "write_campplus_onnx",
+    "write_s3_tokenizer_onnx",
+    "write_tokenizer_dir",
+]
 
 # Tiny encoder width (official 512); also the codebook width.
 ENCODER_WIDTH = 16

@@ -122,3 +122,9 @@ def test_real_clip_bounds_match_librosa(shared_audio: Path, name: str, bounds: t
     data, rate = soundfile.read(shared_audio / name, dtype="float32", always_2d=True)
     audio16 = resample(prepare_prompt(data.T), rate, 16000, kernel_dtype=torch.float64)
     assert nonsilent_bounds(energy_normalize(audio16)) == bounds
+
+
+def test_empty_prompt_becomes_the_fixed_margin_of_zeros() -> None:
+    out = tokenizer_input(np.zeros(0, np.float32), 44100)
+    assert out.shape == (4320,)
+    assert not np.any(out)

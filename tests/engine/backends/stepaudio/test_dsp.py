@@ -103,3 +103,7 @@ def test_slaney_filters_default_to_nyquist() -> None:
     filters = slaney_mel_filters(16000, 400, 128)
     assert filters.shape == (128, 201)
     assert filters[-1, -2] > 0
+
+
+def test_sinc_resample_of_nothing_is_nothing() -> None:
+    assert sinc_resample(torch.zeros(0), 44100, 16000, kernel_dtype=torch.float64).shape == (0,)

@@ -168,6 +168,15 @@ def test_state_dict_wrapper_and_module_prefix_are_accepted(
     assert _load(copy_dir).tokenize(audio) == linguistic.tokenize(audio)
 
 
+def test_legacy_torch_save_format_is_accepted(
+    copy_dir: Path, linguistic: LinguisticTokenizer
+) -> None:
+    model = copy_dir / PARAFORMER_SUBDIR / "model.pt"
+    torch.save(torch.load(model), model, _use_new_zipfile_serialization=False)
+    audio = _speechlike(9000)
+    assert _load(copy_dir).tokenize(audio) == linguistic.tokenize(audio)
+
+
 @pytest.mark.parametrize(
     ("file", "message"),
     [

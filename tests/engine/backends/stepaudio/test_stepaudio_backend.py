@@ -1,0 +1,143 @@
+"""The stepaudio backend end to end on the tiny fixture: load, tokenize, generate, decode."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from engine.backends import REGISTRY, create_backend
+from engine.backends.base import TokenBackend
+from engine.backends.stepaudio import StepAudioBackend, StepAudioOptions
+from engine.backends.stepaudio.options import DecoderOptions, GenerationLimits
+from engine.edits import EDIT_TYPES, EditSpec
+from engine.errors import BackendError, CheckpointError, EditError
+from engine.jobs import EditJob
+from engine.render import RenderLimits, render_job
+from tests.engine.backends.stepaudio.fixture_editx import write_editx_dir
+from tests.engine.backends.stepaudio.fixture_tokenizer import write_tokenizer_dir
+
+RATE = 44100
+FAST = StepAudioOptions(
+    seed=7,
+    limits=GenerationLimits(length_multiple=0.3, min_tokens=6),
+    decoder=DecoderOptions(steps=2),
+    dither=0.0,
+)
+
+
+def noop(fraction: float, stage: str) -> None:
+    assert 0.0 <= fraction <= 1.0 and stage in {"tokenize", "generate", "decode"}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("model")
+    write_tokenizer_dir(root)
+    write_editx_dir(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def backend(model_dir: Path) -> StepAudioBackend:
+    loaded = StepAudioBackend(model_dir, "cpu", "fp32", options=FAST)
+    loaded.load()
+    return loaded
+
+
+def clip(seconds: float, channels: int = 2, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    tone = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+    return (tone + 0.05 * rng.standard_normal((channels, t.size))).astype(np.float32)
+
+
+def test_registered_without_importing_torch() -> None:
+    assert REGISTRY["stepaudio"] is StepAudioBackend
+    code = "import sys, engine.backends; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_declares_every_official_edit() -> None:
+    assert dict(StepAudioBackend.edits) == {n: k.options for n, k in EDIT_TYPES.items()}
+    assert StepAudioBackend.edits["speed"] == ("faster", "slower", "more faster", "more slower")
+    assert "clone" in StepAudioBackend.edits and len(StepAudioBackend.edits["style"]) == 33
+
+
+def test_constructor_checks_dtype_and_create_backend_passes_kwargs(model_dir: Path) -> None:
+    with pytest.raises(ValueError, match="unknown dtype 'int8'"):
+        StepAudioBackend(model_dir, dtype="int8")
+    made = create_backend("stepaudio", model_dir=model_dir, device="cpu", dtype="bf16")
+    assert isinstance(made, StepAudioBackend) and made.device == "cpu" and made.dtype == "bf16"
+
+
+def test_load_reports_the_checkpoint_problems(model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        StepAudioBackend(tmp_path / "none").load()
+    with pytest.raises(BackendError, match=r"no CUDA GPU|unknown device"):
+        StepAudioBackend(model_dir, device="cuda:0").load()
+
+
+def test_is_a_token_backend(backend: StepAudioBackend) -> None:
+    assert isinstance(backend, TokenBackend)
+
+
+def test_tokenize_three_seconds_at_44k(backend: StepAudioBackend) -> None:
+    prompt = backend.tokenize(clip(3.0), RATE, noop)
+    # 3 s of sound: about 55 vq02 and 82 vq06 codes; whole 2:3 groups only.
+    assert abs(len(prompt.codes.vq02) - 55) <= 2 and abs(len(prompt.codes.vq06) - 82) <= 2
+    groups = min(len(prompt.codes.vq02) // 2, len(prompt.codes.vq06) // 3)
+    assert len(prompt.codes.llm_ids) == 5 * groups
+    assert prompt.mel.shape == (150, 80) and prompt.speaker.shape == (192,)
+
+
+CASES = [EditSpec("clone", text="Hello there.", target_text="Good morning to you all.")] + [
+    EditSpec(name, kind.options[0] if kind.options else "", text="It was a fine day.")
+    for name, kind in EDIT_TYPES.items()
+    if name != "clone"
+]
+
+
+@pytest.mark.parametrize("edit", CASES, ids=[e.type for e in CASES])
+def test_every_edit_type_renders(backend: StepAudioBackend, edit: EditSpec) -> None:
+    prompt = backend.tokenize(clip(1.5, seed=1), RATE, noop)
+    generated = backend.generate(prompt, edit, noop)
+    rendered = backend.decode(generated, prompt, noop)
+    values = len(generated.values)
+    assert rendered.sample_rate == 24000 and rendered.audio.dtype == np.float32
+    assert rendered.audio.shape == (1, 960 * 3 * -(-values // 5))
+    info = rendered.info["generation"]
+    assert info["stop_reason"] in {"eos", "token_bound"} and info["seed"] == 7
+    assert info["max_new_tokens"] == generated.max_new_tokens >= info["audio_tokens"] == values
+    assert info["prompt_tokens"] == generated.prompt_length
+
+
+def test_seed_makes_passes_repeatable(backend: StepAudioBackend) -> None:
+    prompt = backend.tokenize(clip(1.0, seed=2), RATE, noop)
+    edit = EditSpec("style", "whisper", text="hi")
+    first, second = (backend.generate(prompt, edit, noop) for _ in range(2))
+    assert first.values == second.values
+    a, b = (backend.decode(first, prompt, noop).audio for _ in range(2))
+    assert np.array_equal(a, b)
+
+
+def test_paralinguistic_needs_some_text(backend: StepAudioBackend) -> None:
+    prompt = backend.tokenize(clip(1.0), RATE, noop)
+    with pytest.raises(EditError, match="paralinguistic edits need"):
+        backend.generate(prompt, EditSpec("paralinguistic", "Laughter"), noop)
+
+
+def test_render_job_returns_the_generation_facts(backend: StepAudioBackend, tmp_path: Path) -> None:
+    source = tmp_path / "take.wav"
+    soundfile.write(source, clip(1.2, channels=1).T, RATE, subtype="PCM_16")
+    job = EditJob("j1", source, EditSpec("emotion", "sad", iterations=2, text="hi there"))
+    result = render_job(job, backend, RenderLimits(), lambda f, s: None)
+    data = result.to_json()
+    assert data["sample_rate"] == RATE and data["channels"] == 1 and data["backend"] == "stepaudio"
+    assert data["generation"]["stop_reason"] in {"eos", "token_bound"}
+    assert result.output_path.is_file()
