@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-DEBS   := liblo-tools lua5.4 lua-socket lua-busted lua-check
+DEBS   := liblo-tools lua5.4 lua-socket lua-busted lua-check lua-dkjson
 PORT   ?= 9311
 
 .PHONY: demo test lint bench venv deps-test debs clean

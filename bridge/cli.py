@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -155,9 +156,22 @@ def _send(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_or_save(text: str, output: Path | None) -> None:
+    """Prints ``text``, or writes it atomically to ``output`` (for clients that poll files)."""
+    if output is None:
+        print(text)
+    else:
+        from engine.audio import atomic_write_bytes
+
+        atomic_write_bytes(output, (text + "\n").encode("utf-8"))
+
+
 def _ping(args: argparse.Namespace) -> int:
     with _client(args) as client:
         pong = client.ping()
+    if args.output is not None:
+        _print_or_save(json.dumps(asdict(pong)), args.output)
+        return 0
     print(
         f"StepEdit {pong.engine_version} (protocol v{pong.protocol_version}), "
         f"backend {pong.backend} on {pong.device}"
@@ -167,7 +181,7 @@ def _ping(args: argparse.Namespace) -> int:
 
 def _capabilities(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        print(json.dumps(client.capabilities(), indent=2))
+        _print_or_save(json.dumps(client.capabilities(), indent=2), args.output)
     return 0
 
 
@@ -257,6 +271,7 @@ def _parser() -> argparse.ArgumentParser:
         ("capabilities", "list backends, edit types and options", _capabilities),
     ):
         sub = commands.add_parser(name, help=helptext)
+        sub.add_argument("--output", type=Path, help="write the answer (JSON) to this file")
         client_options(sub)
         sub.set_defaults(run=run)
     for name in ("status", "cancel"):

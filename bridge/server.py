@@ -18,7 +18,7 @@ from engine.audio import atomic_write_bytes
 from engine.capabilities import describe
 from engine.edits import parse_edit
 from engine.errors import StepEditError
-from engine.jobs import EditJob, Engine, JobStatus
+from engine.jobs import EditJob, Engine, JobStatus, Listener
 from engine.render import check_request_paths
 
 __all__ = ["StepEditServer", "status_message"]
@@ -152,43 +152,46 @@ class StepEditServer(socketserver.ThreadingUDPServer):
     def _edit(self, args: tuple[Any, ...], source: Address) -> None:
         job_id, request = protocol.decode_edit(args)
         target = self._reply_to(source, request.reply_port)
+        status_file = Path(request.status_file) if request.status_file else None
+
+        def listener(status: JobStatus) -> None:
+            # The file first: a client that hears "done" may read it at once.
+            if status_file is not None:
+                _write_status_file(status_file, status)
+            self.send(status_message(status), target)
+
         try:
-            edit = parse_edit(request.edit)
-            job = EditJob(
-                job_id=job_id,
-                input=Path(request.input),
-                edit=edit,
-                start=request.start,
-                length=request.length,
-                output_dir=Path(request.output_dir) if request.output_dir else None,
-            )
-            status_file = Path(request.status_file) if request.status_file else None
             if status_file is not None and not status_file.parent.is_dir():
                 raise ProtocolError(
                     "bad_request",
                     f"status_file folder does not exist: {status_file.parent}",
                     job_id,
                 )
+            job = EditJob(
+                job_id=job_id,
+                input=Path(request.input),
+                edit=parse_edit(request.edit),
+                start=request.start,
+                length=request.length,
+                output_dir=Path(request.output_dir) if request.output_dir else None,
+            )
             check_request_paths(job.input, job.output_dir)
-        except StepEditError as e:
-            self._known_or_error(job_id, target, e.code, str(e))
+            status, created = self.engine.submit(job, listener)
+        except (StepEditError, ProtocolError) as e:
+            self._known_or_rejected(job_id, e.code, str(e), listener)
             return
-
-        def listener(status: JobStatus) -> None:
-            self.send(status_message(status), target)
-            if status_file is not None:
-                _write_status_file(status_file, status)
-
-        status, created = self.engine.submit(job, listener)
         if not created:
-            self.send(status_message(status), target)  # a resend: repeat the latest message
+            listener(status)  # a resend: repeat the latest message
 
-    def _known_or_error(self, job_id: str, target: Address, code: str, message: str) -> None:
-        """A resent request for a known job gets its status, even if its file is gone now."""
+    def _known_or_rejected(self, job_id: str, code: str, message: str, listener: Listener) -> None:
+        """A resend of a known job gets its status (even if its file is gone by now);
+        anything else is rejected through the same channels a job would report on."""
         try:
-            self.send(status_message(self.engine.status(job_id)), target)
+            status = self.engine.status(job_id)
         except StepEditError:
-            self.send_error(target, job_id, code, message)
+            _LOG.info("rejected job %s [%s]: %s", job_id, code, message)
+            status = JobStatus(job_id, "error", error=(code, message))
+        listener(status)
 
     def _cancel(self, args: tuple[Any, ...], source: Address) -> None:
         job_id, reply_port = protocol.decode_job_query(args)

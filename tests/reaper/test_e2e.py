@@ -6,6 +6,7 @@ Both transports run: "osc" (LuaSocket present, as with the Mavriq sockets packag
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from bridge.client import StepEditClient
 from bridge.launcher import EngineProcess
 from tests.reaper.harness import (
     Project,
@@ -145,31 +147,27 @@ def test_a_failed_job_is_listed_and_its_item_kept_while_others_apply(
     assert '"silence.wav" at 0:05.0: silent_input' in message["text"]
 
 
-def renderable(engine: EngineProcess) -> dict[str, list[str]]:
-    from bridge.client import StepEditClient
-
+def unrenderable(engine: EngineProcess) -> tuple[str, str]:
+    """An edit type and option the vocabulary lists but the running backend cannot render."""
     with StepEditClient("127.0.0.1", engine.port) as client:
         caps = client.capabilities()
-    edits: dict[str, list[str]] = caps["backends"][caps["backend"]]["edits"]
-    return edits
+    can = caps["backends"][caps["backend"]]["edits"]
+    for kind, spec in caps["edit_types"].items():
+        for option in spec["options"] or [""]:
+            if kind not in can or (option and option not in can[kind]):
+                return kind, option
+    pytest.fail("the backend renders the whole vocabulary; nothing to reject")
 
 
-# The engine answers a request it rejects up front (here: unsupported) over OSC only and
-# writes no status file, so the socket-less transport cannot tell why (it says the engine is
-# not answering). Fixed when the server also writes that error into the status file.
-NO_STATUS_FILE_ON_REJECTION = pytest.mark.xfail(
-    reason="bridge/server.py writes no status file for a request it rejects", strict=True)
-
-
-@pytest.mark.parametrize(
-    "transport", ["osc", pytest.param("process", marks=NO_STATUS_FILE_ON_REJECTION)])
+@pytest.mark.parametrize("transport", ["osc", "process"])
 def test_an_edit_the_backend_cannot_render_is_reported(
     engine: EngineProcess, project: Project, transport: str
 ) -> None:
-    if "happy" in renderable(engine).get("emotion", []):
-        pytest.skip("this backend renders emotion edits now")
-    result = run_action(project, "More happy", items=[{"file": str(project.clip)}],
-                        **settings(engine, transport))
+    kind, option = unrenderable(engine)
+    last = {"edit": {"type": kind, "option": option, "target_text": "Hello."}, "opts": {}}
+    result = run_action(project, "Repeat last edit on selected items",
+                        items=[{"file": str(project.clip)}],
+                        **settings(engine, transport, last_edit=json.dumps(last)))
     assert result["after"] == result["before"]
     assert result["undo_points"] == []
     [message] = result["messages"]
@@ -184,7 +182,8 @@ def test_edit_dialog_offers_what_the_engine_reports(engine: EngineProcess, proje
         **settings(engine, "osc"),
     )
     menu = result["menus"][0]
-    assert ">speed|" in menu and "#happy" in menu  # emotion is listed, not renderable on cpu
+    kind, option = unrenderable(engine)
+    assert ">speed|" in menu and f"#{option or kind}" in menu  # listed, greyed out
     assert "vad" in menu and "denoise" in menu
     assert result["inputs_asked"][0]["captions"] == ["Iterations (1-5)", "Transcript (optional)"]
     item = item_of(result, "after", 0)

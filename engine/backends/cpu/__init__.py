@@ -10,9 +10,12 @@ import numpy as np
 
 from engine.backends.base import Progress, Rendered
 from engine.backends.cpu.denoise import Denoiser
+from engine.backends.cpu.nonverbal import render_paralinguistic
+from engine.backends.cpu.prosody import render_expressive
+from engine.backends.cpu.recipes import EMOTIONS, STYLES
 from engine.backends.cpu.speed import SPEED_FACTORS, change_speed, speed_factor
 from engine.backends.cpu.vad import SilenceRemover
-from engine.edits import EditSpec
+from engine.edits import PARALINGUISTIC_TAGS, EditSpec
 from engine.errors import UnsupportedEditError
 
 __all__ = ["CpuBackend"]
@@ -26,12 +29,19 @@ class CpuBackend:
     name: ClassVar[str] = "cpu"
     description: ClassVar[str] = (
         "Embedded CPU backend: DeepFilterNet3 denoise, Silero VAD silence removal, "
-        "Rubber Band speed change. Runs anywhere, downloads nothing."
+        "Rubber Band speed change; emotions and styles as measured prosody and voice-quality "
+        "recipes (Praat PSOLA, WORLD); the ten nonverbal sounds synthesised in the speaker's "
+        "own voice. Runs anywhere, downloads nothing."
     )
     edits: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "speed": tuple(SPEED_FACTORS),
         "denoise": (),
         "vad": (),
+        # Styles not listed (e.g. "story", "advertising") depend on wording or persona that
+        # sound alone cannot carry, so they are reported unsupported rather than faked.
+        "emotion": (*EMOTIONS, "remove"),
+        "style": (*STYLES, "remove"),
+        "paralinguistic": PARALINGUISTIC_TAGS,
     }
 
     def __init__(self) -> None:
@@ -54,6 +64,10 @@ class CpuBackend:
             return Rendered(change_speed(audio, sample_rate, factor), sample_rate)
         if edit.type == "denoise":
             return Rendered(self._denoiser.denoise(audio, sample_rate, progress), sample_rate)
+        if edit.type in {"emotion", "style"}:
+            return render_expressive(audio, sample_rate, edit, progress)
+        if edit.type == "paralinguistic":
+            return render_paralinguistic(audio, sample_rate, edit, progress)
         if edit.type == "vad":
             return Rendered(self._silence_remover.remove(audio, sample_rate), sample_rate)
         raise UnsupportedEditError(f"the cpu backend cannot render {edit.type!r}")

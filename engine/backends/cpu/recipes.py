@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from engine.edits import MAX_ITERATIONS
-from engine.errors import EditError
+from engine.errors import EditError, UnsupportedEditError
 
 __all__ = [
     "BOUNDS",
@@ -457,12 +457,12 @@ def nominal(kind: str, option: str) -> Recipe:
     """The rule-table recipe for an ``emotion``/``style`` option, before any scaling.
 
     Raises:
-        EditError: for a name this backend has no recipe for.
+        UnsupportedEditError: for a name this backend has no recipe for.
     """
     table = EMOTIONS if kind == "emotion" else STYLES if kind == "style" else None
     if table is None or option not in table:
         known = ", ".join(table) if table else "emotion, style"
-        raise EditError(f"no CPU recipe for {kind} {option!r}; available: {known}")
+        raise UnsupportedEditError(f"no CPU recipe for {kind} {option!r}; available: {known}")
     return table[option]
 
 
@@ -476,7 +476,7 @@ def recipe_for(kind: str, option: str, iterations: int, median_f0: float) -> Rec
         median_f0: The speaker's median F0 in Hz (for voice-dependent recipes).
 
     Raises:
-        EditError: for a name this backend has no recipe for.
+        UnsupportedEditError: for a name this backend has no recipe for.
     """
     return scaled(for_voice(nominal(kind, option), median_f0), iterations)
 

@@ -284,9 +284,12 @@ class StepAudioBackend:
         if self._decoder is None:
             raise BackendError("the stepaudio backend is used before load()")
         progress(_GENERATE_END, "decode")
-        audio = self._decoder(
-            generated.values, prompt.codes.values, prompt.mel, prompt.speaker, generated.seed
-        )
+        try:
+            audio = self._decoder(
+                generated.values, prompt.codes.values, prompt.mel, prompt.speaker, generated.seed
+            )
+        except ValueError as e:  # longer than the decoder's 600 s of fixed noise
+            raise InputError(f"cannot decode: {e}") from e
         progress(1.0, "decode")
         info: dict[str, Any] = {
             "generation": {

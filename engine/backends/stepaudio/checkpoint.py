@@ -21,12 +21,16 @@ import numpy as np
 from engine.backends.stepaudio.decoder.config import DecoderConfig
 from engine.backends.stepaudio.hyperyaml import load_hyperyaml
 from engine.backends.stepaudio.llm.config import Step1Config
+from engine.backends.stepaudio.tokenizer.files import (
+    CODEBOOK_FILE,
+    PARAFORMER_SUBDIR,
+    SEMANTIC_ONNX_FILE,
+)
 from engine.errors import CheckpointError
 
 __all__ = [
     "DECODER_DIR",
     "EDITX_DIR",
-    "PARAFORMER_DIR",
     "TOKENIZER_DIR",
     "StepAudioCheckpoint",
     "check_checkpoint",
@@ -37,7 +41,6 @@ _LOG = logging.getLogger(__name__)
 TOKENIZER_DIR = "Step-Audio-Tokenizer"
 EDITX_DIR = "Step-Audio-EditX"
 DECODER_DIR = "CosyVoice-300M-25Hz"
-PARAFORMER_DIR = "dengcunqin/speech_paraformer-large_asr_nat-zh-cantonese-en-16k-vocab8501-online"
 _HF_REPOS = {
     TOKENIZER_DIR: "stepfun-ai/Step-Audio-Tokenizer",
     EDITX_DIR: "stepfun-ai/Step-Audio-EditX",
@@ -237,7 +240,7 @@ def _check_text_tokenizer(report: _Report, path: Path, vocab_size: int | None) -
 
 
 def _check_tokenizer_dir(report: _Report, folder: Path) -> None:
-    codebook = folder / "linguistic_tokenizer.npy"
+    codebook = folder / CODEBOOK_FILE
     if report.require(codebook, "the vq02 k-means codebook"):
         try:
             table = np.load(codebook, mmap_mode="r")
@@ -251,8 +254,8 @@ def _check_tokenizer_dir(report: _Report, folder: Path) -> None:
                     f"holds {table.dtype} {table.shape}, expected float32 ({_VQ02_CODES}, D); "
                     f"{_REDOWNLOAD}",
                 )
-    report.require(folder / "speech_tokenizer_v1.onnx", "the vq06 ONNX tokenizer")
-    paraformer = folder / PARAFORMER_DIR
+    report.require(folder / SEMANTIC_ONNX_FILE, "the vq06 ONNX tokenizer")
+    paraformer = folder / PARAFORMER_SUBDIR
     _read_json(report, paraformer / "configuration.json", "the Paraformer model card")
     config = paraformer / "config.yaml"
     if report.require(config, "the Paraformer configuration"):

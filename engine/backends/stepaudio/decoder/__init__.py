@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from engine.backends.stepaudio.decoder.config import DecoderConfig, FlowConfig
+from engine.backends.stepaudio.decoder.config import DecoderConfig, fit_flow_to_shapes
 from engine.backends.stepaudio.decoder.flow import FlowDecoder
 from engine.backends.stepaudio.decoder.hift import HiftVocoder
 from engine.backends.stepaudio.decoder.tokens import flow_frames
@@ -19,30 +18,6 @@ from engine.backends.stepaudio.options import DecoderOptions
 from engine.backends.stepaudio.speaker import resize_prompt_mel
 
 __all__ = ["Token2Wav"]
-
-_LOG = logging.getLogger(__name__)
-
-
-def _heads_from_tensors(config: FlowConfig, state: dict[str, torch.Tensor]) -> FlowConfig:
-    """Head counts are not visible in most shapes; ``pos_bias_u`` and ``q_norm`` fix them."""
-    encoder, dit = config.encoder, config.dit
-    bias = state.get("encoder.encoders.0.self_attn.pos_bias_u")
-    if bias is not None and bias.shape[0] != encoder.attention_heads:
-        _LOG.warning(
-            "cosyvoice.yaml says %d encoder heads, flow.pt has %d; using the tensors",
-            encoder.attention_heads,
-            bias.shape[0],
-        )
-        encoder = dataclasses.replace(encoder, attention_heads=int(bias.shape[0]))
-    q_norm = state.get("decoder.estimator.blocks.0.attn.q_norm.weight")
-    if q_norm is not None and q_norm.shape[0] != dit.head_dim:
-        _LOG.warning(
-            "cosyvoice.yaml says DiT head_dim %d, flow.pt has %d; using the tensors",
-            dit.head_dim,
-            q_norm.shape[0],
-        )
-        dit = dataclasses.replace(dit, head_dim=int(q_norm.shape[0]))
-    return dataclasses.replace(config, encoder=encoder, dit=dit)
 
 
 class Token2Wav:
@@ -77,7 +52,8 @@ class Token2Wav:
             CheckpointError: when a state dict is unreadable or does not fit the YAML.
         """
         flow_state = read_state(folder / "flow.pt")
-        flow_config = _heads_from_tensors(config.flow, flow_state)
+        shapes = {key: tuple(tensor.shape) for key, tensor in flow_state.items()}
+        flow_config = fit_flow_to_shapes(config.flow, shapes)
         config = dataclasses.replace(config, flow=flow_config)
         flow = FlowDecoder(flow_config, noise_seed=options.noise_seed)
         load_state(flow, flow_state, folder / "flow.pt")
@@ -118,8 +94,8 @@ class Token2Wav:
         device = self._device()
         frames = torch.from_numpy(flow_frames(values))[None].to(device)
         prompt_frames = torch.from_numpy(flow_frames(prompt_values))[None].to(device)
-        mel = resize_prompt_mel(prompt_mel, 2 * prompt_frames.shape[1])
-        mel = torch.from_numpy(mel)[None].to(device)
+        aligned = resize_prompt_mel(prompt_mel, 2 * prompt_frames.shape[1])
+        mel = torch.from_numpy(aligned)[None].to(device)
         spk = torch.as_tensor(np.asarray(speaker, dtype=np.float32), device=device)[None]
         generated_mel = self.flow(frames, prompt_frames, mel, spk, self.options.steps)
         generator = torch.Generator(device="cpu").manual_seed(seed)

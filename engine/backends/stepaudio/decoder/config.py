@@ -1,16 +1,30 @@
 """The decoder's numbers, read from ``cosyvoice.yaml`` (parsed as plain data).
 
-Values the YAML leaves out take the official constructors' defaults (spec §5); head counts
-are later checked against the tensors (``pos_bias_u`` and ``q_norm`` fix them).
+Values the YAML leaves out take the official constructors' defaults (spec §5); every size
+that the flow's tensors fix (widths, depths, head counts) is then taken from the tensors
+(``fit_flow_to_shapes``), with a warning where the YAML disagrees.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import logging
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["DecoderConfig", "DiTConfig", "EncoderConfig", "FlowConfig", "HiftConfig"]
+__all__ = [
+    "DecoderConfig",
+    "DiTConfig",
+    "EncoderConfig",
+    "FlowConfig",
+    "HiftConfig",
+    "fit_flow_to_shapes",
+]
+
+_LOG = logging.getLogger(__name__)
+_Section = TypeVar("_Section", "EncoderConfig", "DiTConfig", "FlowConfig")
 
 _ACTIVATIONS = ("swish", "relu", "gelu", "tanh")
 
@@ -245,3 +259,90 @@ class DecoderConfig:
         if problems or flow is None or hift is None:
             raise ValueError("; ".join(problems))
         return cls(flow=flow, hift=hift, mel_conf=mel_node)
+
+
+def _count(shapes: Mapping[str, tuple[int, ...]], prefix: str) -> int | None:
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    indices = {int(m.group(1)) for key in shapes if (m := pattern.match(key))}
+    return len(indices) or None
+
+
+def _merge(section: _Section, found: Mapping[str, Any], where: str) -> _Section:
+    changes = {
+        name: value
+        for name, value in found.items()
+        if value is not None and value != getattr(section, name)
+    }
+    for name, value in changes.items():
+        _LOG.warning(
+            "cosyvoice.yaml says %s.%s = %r, flow.pt has %r; using the tensors",
+            where,
+            name,
+            getattr(section, name),
+            value,
+        )
+    return dataclasses.replace(section, **changes)
+
+
+def fit_flow_to_shapes(config: FlowConfig, shapes: Mapping[str, tuple[int, ...]]) -> FlowConfig:
+    """Takes every size the flow tensors fix from the tensors.
+
+    Args:
+        config: The configuration from the YAML.
+        shapes: Tensor shapes by this package's key names (see ``decoder.weights``).
+
+    Returns:
+        The configuration with widths, depths and head counts of the tensors.
+    """
+
+    def dim(key: str, axis: int, then: Callable[[int], Any] = int) -> Any:
+        shape = shapes.get(key)
+        return None if shape is None or len(shape) <= axis else then(shape[axis])
+
+    head_dim = dim("decoder.estimator.blocks.0.attn.q_norm.weight", 0)
+    hidden = dim("decoder.estimator.in_proj.weight", 0)
+    encoder = _merge(
+        config.encoder,
+        {
+            "input_size": dim("encoder.embed.linear.weight", 1),
+            "output_size": dim("encoder.after_norm.weight", 0),
+            "attention_heads": dim("encoder.encoders.0.self_attn.pos_bias_u", 0),
+            "linear_units": dim("encoder.encoders.0.feed_forward.w_1.weight", 0),
+            "num_blocks": _count(shapes, "encoder.encoders."),
+            "num_up_blocks": _count(shapes, "encoder.up_encoders."),
+            "pre_lookahead_len": dim(
+                "encoder.pre_lookahead_layer.conv1.weight", 2, lambda k: k - 1
+            ),
+        },
+        "flow.encoder",
+    )
+    dit = _merge(
+        config.dit,
+        {
+            "in_channels": dim("decoder.estimator.in_proj.weight", 1),
+            "out_channels": dim("decoder.estimator.final_layer.linear.weight", 0),
+            "hidden_size": hidden,
+            "depth": _count(shapes, "decoder.estimator.blocks."),
+            "head_dim": head_dim,
+            "num_heads": head_dim
+            and dim(
+                "decoder.estimator.blocks.0.attn.to_q.weight", 0, lambda n: n // head_dim
+            ),  # fmt: skip
+            "mlp_ratio": hidden
+            and dim(
+                "decoder.estimator.blocks.0.mlp.fc1.weight", 0, lambda n: n / hidden
+            ),  # fmt: skip
+        },
+        "flow.decoder.estimator",
+    )
+    flow = _merge(
+        config,
+        {
+            "input_size": dim("input_embedding.embedding.weight", 1, lambda w: 2 * w),
+            "vocab_size": dim("input_embedding.embedding.weight", 0),
+            "spk_embed_dim": dim("spk_embed_affine_layer.weight", 1),
+            "output_size": dim("encoder_proj.weight", 0),
+        },
+        "flow",
+    )
+    return dataclasses.replace(flow, encoder=encoder, dit=dit)

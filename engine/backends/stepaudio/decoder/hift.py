@@ -112,6 +112,8 @@ class HarmonicSource(nn.Module):
 class HiftVocoder(nn.Module):
     """80-bin mel at 50 Hz -> waveform, ``samples_per_frame`` samples per mel frame."""
 
+    window: torch.Tensor
+
     def __init__(self, config: HiftConfig) -> None:
         super().__init__()
         self.config = config

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["FRAMES_PER_GROUP", "VQ02_PAD", "flow_frames", "frame_count"]
+__all__ = ["FRAMES_PER_GROUP", "VQ02_PAD", "flow_frames"]
 
 # Every group of 5 mixed values (2 vq02 + 3 vq06) gives 3 frames of 40 ms.
 FRAMES_PER_GROUP = 3
@@ -15,11 +15,6 @@ VQ02_PAD = 1024
 # Appended to a length that is not a multiple of 5: the tail ``-p:`` of this list. The pads
 # decode as vq02 code 0 and vq06 code 0 (not PAD), as in the official code.
 _TAIL_PAD = (0, 0, 0, 1024, 1024, 1024)
-
-
-def frame_count(values: int) -> int:
-    """Flow frames for ``values`` mixed values: ``3 * ceil(values / 5)``."""
-    return FRAMES_PER_GROUP * -(-values // 5)
 
 
 def flow_frames(values: Sequence[int]) -> np.ndarray:

@@ -19,10 +19,6 @@ class TextTokenizer:
 
         self._sp = sentencepiece.SentencePieceProcessor(model_file=str(model_path))
 
-    @property
-    def vocab_size(self) -> int:
-        return int(self._sp.get_piece_size())
-
     def encode(self, text: str) -> list[int]:
         """Ids of ``text`` with SentencePiece's dummy prefix and no BOS."""
         return list(self._sp.encode(text, out_type=int))
@@ -33,7 +29,3 @@ class TextTokenizer:
         if self._sp.id_to_piece(index) != piece:
             raise KeyError(piece)
         return index
-
-    def piece(self, index: int) -> str:
-        """The piece with this id."""
-        return str(self._sp.id_to_piece(index))

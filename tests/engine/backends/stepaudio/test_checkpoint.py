@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
-from engine.backends.stepaudio.checkpoint import PARAFORMER_DIR, check_checkpoint
+from engine.backends.stepaudio.checkpoint import check_checkpoint
+from engine.backends.stepaudio.tokenizer.files import PARAFORMER_SUBDIR
 from engine.errors import CheckpointError
 from tests.engine.backends.stepaudio.fixture_editx import SHARD_NAME, write_editx_dir
 from tests.engine.backends.stepaudio.fixture_tokenizer import write_tokenizer_dir
 
 EDITX = "Step-Audio-EditX"
 DECODER = f"{EDITX}/CosyVoice-300M-25Hz"
-PARAFORMER = f"Step-Audio-Tokenizer/{PARAFORMER_DIR}"
+PARAFORMER = f"Step-Audio-Tokenizer/{PARAFORMER_SUBDIR}"
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from engine.backends.stepaudio.decoder.config import DecoderConfig
 from engine.backends.stepaudio.decoder.encoder import RelPositionAttention, relative_positions
 from engine.backends.stepaudio.decoder.flow import cosine_times
 from engine.backends.stepaudio.decoder.hift import HiftVocoder
-from engine.backends.stepaudio.decoder.tokens import flow_frames, frame_count
+from engine.backends.stepaudio.decoder.tokens import flow_frames
 from engine.backends.stepaudio.decoder.weights import fold_weight_norm, read_state
 from engine.backends.stepaudio.hyperyaml import load_hyperyaml
 from engine.backends.stepaudio.options import DecoderOptions
@@ -47,7 +47,8 @@ def test_reshape_pads_a_short_last_group(values: list[int], tail: list[list[int]
 
 
 def test_frame_counts() -> None:
-    assert [frame_count(n) for n in (0, 1, 5, 6, 10, 11)] == [0, 3, 3, 6, 6, 9]
+    # 3 * ceil(n / 5) frames of 40 ms for n mixed values.
+    assert [len(flow_frames(range(n))) for n in (0, 1, 5, 6, 10, 11)] == [0, 3, 3, 6, 6, 9]
     assert flow_frames([]).shape == (0, 2)
 
 
@@ -204,19 +205,19 @@ def test_noise_is_fixed_and_drawn_lazily(editx: Path) -> None:
     assert not np.array_equal(decoder(*args, seed=5), first)  # only HiFT's noise differs
 
 
-def test_head_count_comes_from_the_tensors(
+def test_sizes_come_from_the_tensors(
     editx: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = tmp_path / "CosyVoice-300M-25Hz"
     shutil.copytree(editx / "CosyVoice-300M-25Hz", folder)
-    text = (
-        (folder / "cosyvoice.yaml").read_text().replace("attention_heads: 8", "attention_heads: 4")
-    )
+    text = (folder / "cosyvoice.yaml").read_text()
+    text = text.replace("attention_heads: 8", "attention_heads: 4").replace("depth: 16", "")
     config = DecoderConfig.from_yaml(load_hyperyaml(text))
     with caplog.at_level(logging.WARNING):
         decoder = Token2Wav.load(folder, config, "cpu", DecoderOptions(steps=1))
     assert decoder.config.flow.encoder.attention_heads == 8
-    assert "says 4 encoder heads, flow.pt has 8" in caplog.text
+    assert decoder.config.flow.dit.depth == 16  # the constructor default would be 28
+    assert "says flow.encoder.attention_heads = 4, flow.pt has 8" in caplog.text
 
 
 def test_flow_weights_that_do_not_fit_are_reported(editx: Path, tmp_path: Path) -> None:
