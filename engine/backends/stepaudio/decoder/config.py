@@ -301,6 +301,8 @@ def fit_flow_to_shapes(config: FlowConfig, shapes: Mapping[str, tuple[int, ...]]
 
     head_dim = dim("decoder.estimator.blocks.0.attn.q_norm.weight", 0)
     hidden = dim("decoder.estimator.in_proj.weight", 0)
+    inner = dim("decoder.estimator.blocks.0.attn.to_q.weight", 0)
+    mlp = dim("decoder.estimator.blocks.0.mlp.fc1.weight", 0)
     encoder = _merge(
         config.encoder,
         {
