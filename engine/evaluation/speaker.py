@@ -4,8 +4,11 @@ resemblyzer ships ``pretrained.pt`` (a 3-layer, 256-unit LSTM over 40 mel bands)
 package imports torch, so the file is located with ``importlib.util.find_spec`` (which does
 not execute the package) and its legacy torch pickle is read here (survey gotchas 3-4;
 install with ``pip install --no-deps resemblyzer==0.1.4``). Preprocessing follows
-resemblyzer: 16 kHz, volume normalised to -30 dBFS (raise only), long silences trimmed, 1.6 s
-partials at 1.3 per second, L2-normalised mean of the partial embeddings.
+resemblyzer (16 kHz, long silences trimmed, 1.6 s partials at 1.3 per second, L2-normalised
+mean of the partial embeddings) except that the volume is normalised to -30 dBFS both ways:
+resemblyzer only raises it, and as the network sees linear mel power, a quieter edit (whisper,
+murmur) would otherwise score as a different voice for its level alone. ``threadpoolctl``
+(optional) keeps the small LSTM products on one BLAS thread.
 """
 
 from __future__ import annotations
@@ -202,6 +205,17 @@ class VoiceEncoder:
         raw = np.maximum(x[:, -1] @ self._linear[0] + self._linear[1], 0.0)
         return raw / (np.linalg.norm(raw, axis=1, keepdims=True) + 1e-12)
 
+    def _forward_single_threaded(self, mels: np.ndarray) -> np.ndarray:
+        """Runs the network with one BLAS thread: its 480 tiny matrix products slow down
+        by 10-50x when OpenBLAS wakes its thread pool for each (worst on a busy machine)."""
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            _LOG.debug("threadpoolctl missing: the voice encoder may run slowly")
+            return self._forward(mels)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._forward(mels)
+
     def embed(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         """Utterance embedding (256 values, unit length) of ``(channels, n)`` or 1-D audio."""
         wav = _preprocess(audio, sample_rate)
@@ -217,7 +231,7 @@ class VoiceEncoder:
         wav = np.pad(wav, (0, max(0, needed - len(wav))))
         mel = power_spectrogram(wav, _N_FFT, _HOP) @ self._mel.T
         mels = np.stack([mel[s : s + _PARTIAL_FRAMES] for s in starts]).astype(np.float32)
-        partial = self._forward(mels)
+        partial = self._forward_single_threaded(mels)
         mean = partial.mean(axis=0)
         return mean / np.linalg.norm(mean)
 
@@ -225,9 +239,7 @@ class VoiceEncoder:
 def _preprocess(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     wav = resample(to_mono(np.atleast_2d(audio)), sample_rate, _RATE).astype(np.float64)
     rms = np.sqrt(np.mean(wav**2)) + 1e-12
-    change = _TARGET_DBFS - 20 * np.log10(rms)
-    if change > 0:
-        wav = wav * 10 ** (change / 20)
+    wav = wav * 10 ** ((_TARGET_DBFS - 20 * np.log10(rms)) / 20)
     level = frame_rms_db(wav, _RATE, hop=0.01, window=0.03)
     quiet = level < max(np.percentile(level, 95) - 35.0, np.percentile(level, 10) + 6.0)
     keep = np.ones(len(wav), dtype=bool)

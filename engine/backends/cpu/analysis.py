@@ -33,9 +33,10 @@ def track_f0(
     """Praat autocorrelation F0 on ``times``, with the two-pass range of Hirst (2011).
 
     A first pass with a wide range (40-700 Hz) finds the speaker's quartiles; the second uses
-    floor 0.6 x q15 (Hirst: 0.75; lower keeps creaky phrase ends voiced) and ceiling 2.5 x q85,
-    which avoids octave errors on both low male and
-    high female voices (gotcha 8: the floor may go down to 40 Hz).
+    floor 0.6 x q15 (Hirst: 0.75; lower keeps creaky phrase ends voiced) and ceiling
+    2.5 x q85, which avoids octave errors on both low male and high female voices (gotcha 8:
+    the floor may go down to 40 Hz). The silence threshold is lowered from Praat's 0.03 to
+    0.01 so quiet voiced phrase ends are resynthesised voiced, not as noise.
 
     Args:
         x: Mono samples.
@@ -47,14 +48,16 @@ def track_f0(
     """
     sound = parselmouth.Sound(np.asarray(x, dtype=np.float64), sampling_frequency=sample_rate)
     floor, ceiling = 40.0, 700.0
-    pitch = sound.to_pitch_ac(time_step=FRAME_PERIOD, pitch_floor=floor, pitch_ceiling=ceiling)
+    pitch = sound.to_pitch_ac(
+        time_step=FRAME_PERIOD, pitch_floor=floor, pitch_ceiling=ceiling, silence_threshold=0.01
+    )
     values = pitch.selected_array["frequency"]
     voiced = values[values > 0]
     if voiced.size >= 10:
         q15, q85 = np.percentile(voiced, [15, 85])
         floor, ceiling = max(40.0, 0.6 * q15), min(900.0, 2.5 * q85)
         pitch = sound.to_pitch_ac(
-            time_step=FRAME_PERIOD, pitch_floor=floor, pitch_ceiling=ceiling
+            time_step=FRAME_PERIOD, pitch_floor=floor, pitch_ceiling=ceiling, silence_threshold=0.01
         )
         values = pitch.selected_array["frequency"]
     centres = pitch.xs()

@@ -5,7 +5,9 @@ Importing this package loads no torch; ``StepAudioBackend.load`` imports the mod
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,8 +16,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from engine.audio import integrated_loudness
 from engine.backends.base import Progress, Rendered
-from engine.backends.stepaudio.options import DTYPE_NAMES, StepAudioOptions
+from engine.backends.stepaudio.options import DTYPE_NAMES, SamplingConfig, StepAudioOptions
 from engine.edits import EDIT_TYPES, EditSpec
 from engine.errors import BackendError, EditError, InputError
 
@@ -33,6 +36,8 @@ _LOG = logging.getLogger(__name__)
 
 # Share of one pass's progress bar per stage.
 _TOKENIZE_END, _GENERATE_END = 0.1, 0.8
+# Largest loudness change (dB) passed on from the model's output to the engine.
+_MAX_LOUDNESS_CHANGE = 20.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class StepAudioPrompt:
         raw: The audio as passed in, ``(channels, samples)`` (the clone speaker name hashes
             its first and last samples).
         duration: Its length in seconds.
+        loudness: Integrated loudness (LUFS) of the mono prompt the model saw.
     """
 
     codes: DualCodes
@@ -53,6 +59,7 @@ class StepAudioPrompt:
     speaker: np.ndarray
     raw: np.ndarray
     duration: float
+    loudness: float
 
 
 class StepAudioBackend:
@@ -94,6 +101,7 @@ class StepAudioBackend:
         self._prompts: PromptBuilder | None = None
         self._llm: Step1ForCausalLM | None = None
         self._decoder: Token2Wav | None = None
+        self._sampling = self.options.sampling or SamplingConfig()
 
     @property
     def device(self) -> str:
@@ -139,18 +147,23 @@ class StepAudioBackend:
         switches = options.prompt or PromptSwitches(bos_per_segment=checkpoint.add_bos_token)
         text = TextTokenizer(checkpoint.editx_dir / "tokenizer.model")
         self._prompts = PromptBuilder(text, switches)
-        self._llm = load_step1(
-            checkpoint.llm_shards, checkpoint.llm_config, self._device, DTYPES[self.dtype]
+        self._sampling = options.sampling or checkpoint.sampling
+        llm_config = dataclasses.replace(
+            checkpoint.llm_config,
+            kv_group_layout=options.kv_group_layout,
+            attention_scale=options.attention_scale,
         )
+        self._llm = load_step1(checkpoint.llm_shards, llm_config, self._device, DTYPES[self.dtype])
         self._decoder = Token2Wav.load(
             checkpoint.decoder_dir, checkpoint.decoder, self._device, options.decoder
         )
         _LOG.info(
-            "stepaudio loaded from %s on %s (LLM %s, BOS per segment %s)",
+            "stepaudio loaded from %s on %s (LLM %s, BOS per segment %s, %s)",
             checkpoint.root,
             self._device,
             self.dtype,
             switches.bos_per_segment,
+            self._sampling,
         )
 
     def _loaded(self) -> tuple[AudioTokenizer, SpeakerEncoder, PromptBuilder, Step1ForCausalLM]:
@@ -192,6 +205,7 @@ class StepAudioBackend:
             speaker=embedding,
             raw=np.asarray(audio),
             duration=mono.shape[0] / sample_rate,
+            loudness=integrated_loudness(mono[np.newaxis], sample_rate),
         )
 
     def _prompt_ids(self, prompt: StepAudioPrompt, edit: EditSpec) -> tuple[list[int], int]:
@@ -201,6 +215,8 @@ class StepAudioBackend:
 
         _, _, prompts, _ = self._loaded()
         if edit.type == "clone":
+            if not edit.text:
+                _LOG.warning("clone without the clip's transcript; the prompt text is empty")
             ids = prompts.clone(
                 edit.target_text,
                 edit.text,
@@ -252,7 +268,7 @@ class StepAudioBackend:
                 llm,
                 ids,
                 bound,
-                sampling=options.sampling,
+                sampling=self._sampling,
                 limits=options.limits,
                 seed=seed,
                 on_token=on_token,
@@ -279,7 +295,8 @@ class StepAudioBackend:
         """Synthesises the generated tokens in the prompt's voice at 24 kHz.
 
         The result's ``info`` carries ``generation``: the stop reason, the token bound, the
-        counts and the seed.
+        counts and the seed. Its ``loudness_offset_db`` is the model's own loudness change
+        against the prompt (a whisper stays quieter, denoised speech loses the noise's level).
         """
         if self._decoder is None:
             raise BackendError("the stepaudio backend is used before load()")
@@ -302,4 +319,11 @@ class StepAudioBackend:
                 "seed": generated.seed,
             }
         }
-        return Rendered(audio[np.newaxis, :], self._decoder.sample_rate, info=info)
+        out = audio[np.newaxis, :]
+        change = integrated_loudness(out, self._decoder.sample_rate) - prompt.loudness
+        offset = (
+            float(np.clip(change, -_MAX_LOUDNESS_CHANGE, _MAX_LOUDNESS_CHANGE))
+            if math.isfinite(change)
+            else 0.0
+        )
+        return Rendered(out, self._decoder.sample_rate, loudness_offset_db=offset, info=info)

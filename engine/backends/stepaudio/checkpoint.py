@@ -8,6 +8,7 @@ each file and what to do. Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import struct
@@ -21,6 +22,7 @@ import numpy as np
 from engine.backends.stepaudio.decoder.config import DecoderConfig
 from engine.backends.stepaudio.hyperyaml import load_hyperyaml
 from engine.backends.stepaudio.llm.config import Step1Config
+from engine.backends.stepaudio.options import SamplingConfig
 from engine.backends.stepaudio.tokenizer.files import (
     CODEBOOK_FILE,
     PARAFORMER_SUBDIR,
@@ -66,6 +68,9 @@ class StepAudioCheckpoint:
         decoder: The parsed ``cosyvoice.yaml``.
         add_bos_token: ``tokenizer_config.json``'s ``add_bos_token`` (``True``, the Llama
             default, when absent).
+        sampling: The official sampling settings: temperature 0.7 (passed by the official
+            call) with ``top_k``/``top_p`` from ``generation_config.json`` when the folder has
+            one, else transformers' defaults 50 / 1.0 (spec §10.4).
     """
 
     root: Path
@@ -76,6 +81,7 @@ class StepAudioCheckpoint:
     llm_shards: tuple[Path, ...]
     decoder: DecoderConfig
     add_bos_token: bool
+    sampling: SamplingConfig
 
 
 class _Report:
@@ -274,6 +280,16 @@ def _check_tokenizer_dir(report: _Report, folder: Path) -> None:
             report.add(mvn, f"lacks the <AddShift>/<Rescale> blocks; {_REDOWNLOAD}")
 
 
+def _sampling(settings: dict[str, Any]) -> SamplingConfig:
+    """The official settings with a generation config's ``top_k``/``top_p`` (null = off)."""
+    defaults = SamplingConfig()
+    return dataclasses.replace(
+        defaults,
+        top_k=int(settings.get("top_k", defaults.top_k) or 0),
+        top_p=float(settings.get("top_p", defaults.top_p) or 1.0),
+    )
+
+
 def _check_decoder_dir(report: _Report, folder: Path) -> DecoderConfig | None:
     config_path = folder / "cosyvoice.yaml"
     decoder = None
@@ -320,6 +336,7 @@ def check_checkpoint(root: Path) -> StepAudioCheckpoint:
     llm_config = decoder = None
     shards: list[Path] = []
     add_bos = True
+    sampling = SamplingConfig()
     if editx.is_dir():
         data = _read_json(report, editx / "config.json", "the LLM configuration")
         if isinstance(data, dict):
@@ -338,6 +355,11 @@ def check_checkpoint(root: Path) -> StepAudioCheckpoint:
             settings = _read_json(report, tokenizer_config, "the text tokenizer settings")
             if isinstance(settings, dict):
                 add_bos = bool(settings.get("add_bos_token", True))
+        generation_config = editx / "generation_config.json"
+        if generation_config.is_file():
+            settings = _read_json(report, generation_config, "the generation defaults")
+            if isinstance(settings, dict):
+                sampling = _sampling(settings)
         if decoder_dir.is_dir():
             decoder = _check_decoder_dir(report, decoder_dir)
         else:
@@ -353,4 +375,5 @@ def check_checkpoint(root: Path) -> StepAudioCheckpoint:
         llm_shards=tuple(shards),
         decoder=decoder,
         add_bos_token=add_bos,
+        sampling=sampling,
     )

@@ -103,18 +103,25 @@ class StepAudioOptions:
     Attributes:
         seed: Sampler and vocoder-noise seed; ``None`` draws a new one per pass (the official
             code is unseeded). The seed used is reported in the result.
-        sampling: Sampling settings.
+        sampling: Sampling settings; ``None`` is the official call: temperature 0.7, the
+            repetition rule, and top-k/top-p from ``generation_config.json`` when the
+            checkpoint has one, else transformers' defaults 50 / 1.0 (spec §10.4).
         limits: Generation length bounds.
         decoder: Decoder settings.
-        prompt: Prompt switches for the open questions; ``None`` takes ``bos_per_segment``
-            from ``tokenizer_config.json`` (``add_bos_token``, true when absent).
+        prompt: Prompt switches (spec §10.1, B.1); ``None`` takes ``bos_per_segment`` from
+            ``tokenizer_config.json`` (``add_bos_token``, true when absent).
+        kv_group_layout: Step1 query-head to key/value-group mapping, ``"contiguous"`` or
+            ``"interleaved"`` (spec §10.10; see ``Step1Config``).
+        attention_scale: Step1 score scale; ``None`` is ``head_dim ** -0.5`` (§10.10).
         dither: vq02 front-end dither; ``None`` is the official behaviour, 0 makes codes
             reproducible.
     """
 
     seed: int | None = None
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    sampling: SamplingConfig | None = None
     limits: GenerationLimits = field(default_factory=GenerationLimits)
     decoder: DecoderOptions = field(default_factory=DecoderOptions)
     prompt: PromptSwitches | None = None
+    kv_group_layout: str = "contiguous"
+    attention_scale: float | None = None
     dither: float | None = None

@@ -35,11 +35,6 @@ class Token2Wav:
     def sample_rate(self) -> int:
         return self.config.hift.sampling_rate
 
-    @property
-    def samples_per_frame(self) -> int:
-        """Output samples per 25 Hz flow frame (two mel frames)."""
-        return 2 * self.config.hift.samples_per_frame
-
     @classmethod
     def load(
         cls, folder: Path, config: DecoderConfig, device: str, options: DecoderOptions
@@ -89,7 +84,7 @@ class Token2Wav:
             seed: Seeds the vocoder's source noise.
 
         Returns:
-            float32 mono audio, ``samples_per_frame`` samples per generated flow frame.
+            float32 mono audio, two mel frames (960 samples at 24 kHz) per generated flow frame.
         """
         device = self._device()
         frames = torch.from_numpy(flow_frames(values))[None].to(device)

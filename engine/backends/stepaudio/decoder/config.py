@@ -326,14 +326,8 @@ def fit_flow_to_shapes(config: FlowConfig, shapes: Mapping[str, tuple[int, ...]]
             "hidden_size": hidden,
             "depth": _count(shapes, "decoder.estimator.blocks."),
             "head_dim": head_dim,
-            "num_heads": head_dim
-            and dim(
-                "decoder.estimator.blocks.0.attn.to_q.weight", 0, lambda n: n // head_dim
-            ),  # fmt: skip
-            "mlp_ratio": hidden
-            and dim(
-                "decoder.estimator.blocks.0.mlp.fc1.weight", 0, lambda n: n / hidden
-            ),  # fmt: skip
+            "num_heads": inner // head_dim if inner and head_dim else None,
+            "mlp_ratio": mlp / hidden if mlp and hidden else None,
         },
         "flow.decoder.estimator",
     )

@@ -35,6 +35,13 @@ class Step1Config:
         eos_token_id: End-of-turn id that ends generation (3).
         pad_token_id: Padding id (0).
         max_seq_len: Context the config declares.
+        kv_group_layout: Which query heads share a key/value group (spec §10.10, not in
+            config.json): ``"contiguous"`` (head h uses group ``h // (heads / groups)``,
+            as vLLM's Step1 and the spec's sources read it) or ``"interleaved"``
+            (``h % groups``). Settled by comparing last-position logits with the official
+            remote code once.
+        attention_scale: Score scale; ``None`` is ``head_dim ** -0.5`` (1/8), the spec's
+            reading (§10.10), settled the same way.
     """
 
     hidden_size: int
@@ -48,6 +55,15 @@ class Step1Config:
     eos_token_id: int = 3
     pad_token_id: int = 0
     max_seq_len: int = 32768
+    kv_group_layout: str = "contiguous"
+    attention_scale: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kv_group_layout not in ("contiguous", "interleaved"):
+            raise ValueError(
+                f"kv_group_layout must be 'contiguous' or 'interleaved', got "
+                f"{self.kv_group_layout!r}"
+            )
 
     @property
     def head_dim(self) -> int:

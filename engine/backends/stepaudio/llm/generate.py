@@ -81,6 +81,9 @@ def generate(
 ) -> Generation:
     """Samples audio tokens after ``prompt_ids`` until end-of-turn or a bound.
 
+    Unlike the official code, which always drops the last generated id and keeps text ids,
+    only a final end-of-turn is dropped and only audio ids are kept (spec §4.5).
+
     Args:
         model: The loaded LLM.
         prompt_ids: The prompt (see ``prompts.PromptBuilder``).

@@ -75,6 +75,8 @@ class Step1Attention(nn.Module):
         self.heads = config.num_attention_heads
         self.groups = config.num_attention_groups
         self.head_dim = config.head_dim
+        self.scale = config.attention_scale or config.head_dim**-0.5
+        self.interleaved = config.kv_group_layout == "interleaved"
         width = config.hidden_size
         self.q_proj = nn.Linear(width, width, bias=False)
         self.k_proj = nn.Linear(width, config.kv_width, bias=False)
@@ -85,23 +87,31 @@ class Step1Attention(nn.Module):
         self, x: torch.Tensor, bias: torch.Tensor, cache: KVCache | None, layer: int
     ) -> torch.Tensor:
         batch, length, _ = x.shape
-        q = self.q_proj(x).view(batch, length, self.heads, self.head_dim).transpose(1, 2)
+        per_group = self.heads // self.groups
+        q = self.q_proj(x).view(batch, length, self.heads, self.head_dim)
+        if self.interleaved:  # head r * groups + g -> position g * per_group + r
+            q = q.view(batch, length, per_group, self.groups, self.head_dim).transpose(2, 3)
+        q = q.reshape(batch, length, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(batch, length, self.groups, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(batch, length, self.groups, self.head_dim).transpose(1, 2)
         if cache is not None:
             k, v = cache.update(layer, k, v)
-        # Scores, bias and softmax in float32 whatever the weights' dtype; query head h
-        # reads key/value group h // (heads / groups) (enable_gqa).
+        # Scores, bias and softmax in float32 whatever the weights' dtype; query position h
+        # reads key/value group h // per_group (enable_gqa). The bias rows follow the same
+        # head order.
         out = functional.scaled_dot_product_attention(
             q.float(),
             k.float(),
             v.float(),
             attn_mask=bias.unsqueeze(0),
-            scale=self.head_dim**-0.5,
+            scale=self.scale,
             enable_gqa=True,
-        )
-        out = out.to(x.dtype).transpose(1, 2).reshape(batch, length, self.heads * self.head_dim)
-        return self.o_proj(out)
+        ).to(x.dtype)
+        if self.interleaved:
+            shape = (batch, self.groups, per_group, length, self.head_dim)
+            out = out.view(shape).transpose(1, 2)
+        out = out.reshape(batch, self.heads, length, self.head_dim).transpose(1, 2)
+        return self.o_proj(out.reshape(batch, length, self.heads * self.head_dim))
 
 
 class Step1MLP(nn.Module):
@@ -153,7 +163,12 @@ class Step1ForCausalLM(nn.Module):
         self.config = config
         self.model = Step1Model(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        self._slopes = alibi_slopes(config.num_attention_heads)
+        slopes = alibi_slopes(config.num_attention_heads)
+        if config.kv_group_layout == "interleaved":  # in the attention's head order
+            per_group = config.num_attention_heads // config.num_attention_groups
+            groups = config.num_attention_groups
+            slopes = [slopes[r * groups + g] for g in range(groups) for r in range(per_group)]
+        self._slopes = slopes
         self._slope_tensors: dict[torch.device, torch.Tensor] = {}
 
     def _slope_tensor(self, device: torch.device) -> torch.Tensor:

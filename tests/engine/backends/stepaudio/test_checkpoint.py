@@ -222,3 +222,15 @@ def test_unknown_tensors_only_warn(root: Path, caplog: pytest.LogCaptureFixture)
     assert "ignoring 1 unknown LLM tensor(s), e.g. ['model.layers.0.self_attn.rotary_emb" in (
         caplog.text
     )
+
+
+def test_generation_config_sets_top_k_and_top_p(root: Path) -> None:
+    assert (check_checkpoint(root).sampling.top_k, check_checkpoint(root).sampling.top_p) == (
+        50,
+        1.0,
+    )
+    (root / EDITX / "generation_config.json").write_text('{"top_k": null, "top_p": 0.9}')
+    sampling = check_checkpoint(root).sampling
+    assert (sampling.temperature, sampling.top_k, sampling.top_p) == (0.7, 0, 0.9)
+    (root / EDITX / "generation_config.json").write_text("{")
+    assert "generation_config.json: is not valid JSON" in problems(root)

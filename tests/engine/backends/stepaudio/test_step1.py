@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -25,9 +26,9 @@ TINY = Step1Config(
 )
 
 
-def tiny_model(seed: int = 0) -> Step1ForCausalLM:
+def tiny_model(seed: int = 0, config: Step1Config = TINY) -> Step1ForCausalLM:
     torch.manual_seed(seed)
-    model = Step1ForCausalLM(TINY)
+    model = Step1ForCausalLM(config)
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.copy_(1 + 0.1 * torch.randn_like(p) if "norm" in name else torch.randn_like(p) * 0.3)
@@ -63,6 +64,7 @@ def reference_logits(model: Step1ForCausalLM, ids: torch.Tensor) -> torch.Tensor
     cfg = model.config
     d, per_group = cfg.head_dim, cfg.num_attention_heads // cfg.num_attention_groups
     slopes = alibi_slopes(cfg.num_attention_heads)
+    scale = cfg.attention_scale or 1 / math.sqrt(d)
 
     def rms(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + cfg.rms_norm_eps) * w
@@ -79,8 +81,11 @@ def reference_logits(model: Step1ForCausalLM, ids: torch.Tensor) -> torch.Tensor
         v = (x @ a.v_proj.weight.T).view(n, cfg.num_attention_groups, d)
         heads = []
         for head in range(cfg.num_attention_heads):
-            g = head // per_group
-            score = q[:, head] @ k[:, g].T / math.sqrt(d) - slopes[head] * dist.clamp(min=0).sqrt()
+            if cfg.kv_group_layout == "contiguous":
+                g = head // per_group
+            else:
+                g = head % cfg.num_attention_groups
+            score = q[:, head] @ k[:, g].T * scale - slopes[head] * dist.clamp(min=0).sqrt()
             score = score.masked_fill(dist < 0, float("-inf"))
             heads.append(torch.softmax(score, -1) @ v[:, g])
         h = h + torch.cat(heads, -1) @ a.o_proj.weight.T
@@ -91,12 +96,21 @@ def reference_logits(model: Step1ForCausalLM, ids: torch.Tensor) -> torch.Tensor
     return rms(h, model.model.norm.weight) @ model.lm_head.weight.T
 
 
+@pytest.mark.parametrize(
+    "switches",
+    [{}, {"kv_group_layout": "interleaved"}, {"attention_scale": 0.3}],
+    ids=["official", "interleaved-groups", "other-scale"],
+)
 @torch.inference_mode()
-def test_forward_matches_the_written_out_math() -> None:
-    model = tiny_model()
+def test_forward_matches_the_written_out_math(switches: dict) -> None:
+    model = tiny_model(config=dataclasses.replace(TINY, **switches))
     ids = torch.randint(0, TINY.vocab_size, (1, 9), generator=torch.Generator().manual_seed(1))
     expected = reference_logits(model, ids)
     assert torch.allclose(model(ids, all_logits=True)[0], expected, atol=1e-4)
+    cache = KVCache(TINY.num_hidden_layers)
+    steps = [model(ids[:, :4], cache, all_logits=True)]
+    steps += [model(ids[:, i : i + 1], cache) for i in range(4, 9)]
+    assert torch.allclose(torch.cat(steps, 1)[0], expected, atol=1e-4)
 
 
 @torch.inference_mode()
@@ -122,6 +136,8 @@ def test_config_validation() -> None:
         Step1Config.from_dict(base | {"num_attention_groups": 5})
     with pytest.raises(ValueError, match="vocab_size is missing"):
         Step1Config.from_dict({k: v for k, v in base.items() if k != "vocab_size"})
+    with pytest.raises(ValueError, match="kv_group_layout must be"):
+        dataclasses.replace(TINY, kv_group_layout="mixed")
     with pytest.raises(ValueError, match="model_type is 'llama'"):
         Step1Config.from_dict(base | {"model_type": "llama"})
 

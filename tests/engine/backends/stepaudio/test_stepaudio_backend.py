@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ import soundfile
 from engine.backends import REGISTRY, create_backend
 from engine.backends.base import TokenBackend
 from engine.backends.stepaudio import StepAudioBackend, StepAudioOptions
-from engine.backends.stepaudio.options import DecoderOptions, GenerationLimits
+from engine.backends.stepaudio.options import DecoderOptions, GenerationLimits, SamplingConfig
+from engine.backends.stepaudio.prompts import PromptSwitches
 from engine.edits import EDIT_TYPES, EditSpec
 from engine.errors import BackendError, CheckpointError, EditError
 from engine.jobs import EditJob
@@ -85,6 +87,24 @@ def test_load_reports_the_checkpoint_problems(model_dir: Path, tmp_path: Path) -
 
 def test_is_a_token_backend(backend: StepAudioBackend) -> None:
     assert isinstance(backend, TokenBackend)
+    # Official defaults where the options leave them open.
+    assert backend._sampling == SamplingConfig(temperature=0.7, top_k=50, top_p=1.0)
+    assert backend._prompts is not None and backend._prompts.switches.bos_per_segment is True
+
+
+def test_open_question_switches_reach_the_model(model_dir: Path) -> None:
+    options = dataclasses.replace(
+        FAST,
+        kv_group_layout="interleaved",
+        attention_scale=0.2,
+        prompt=PromptSwitches(bos_per_segment=False, fast_tokenizer_space=True),
+    )
+    switched = StepAudioBackend(model_dir, options=options)
+    switched.load()
+    assert switched._llm is not None and switched._prompts is not None
+    attention = switched._llm.model.layers[0].self_attn
+    assert attention.interleaved and attention.scale == 0.2
+    assert switched._prompts.switches == options.prompt
 
 
 def test_tokenize_three_seconds_at_44k(backend: StepAudioBackend) -> None:
@@ -115,6 +135,7 @@ def test_every_edit_type_renders(backend: StepAudioBackend, edit: EditSpec) -> N
     assert info["stop_reason"] in {"eos", "token_bound"} and info["seed"] == 7
     assert info["max_new_tokens"] == generated.max_new_tokens >= info["audio_tokens"] == values
     assert info["prompt_tokens"] == generated.prompt_length
+    assert -20.0 <= rendered.loudness_offset_db <= 20.0
 
 
 def test_seed_makes_passes_repeatable(backend: StepAudioBackend) -> None:
