@@ -10,13 +10,14 @@ PORT   ?= 9311
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# The CPU build of torch first (on disk here); a bare `torch` would pull a multi-GB CUDA build.
-	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e .
 	touch $@
 
+# The tests also exercise the stepaudio backend: the CPU build of torch goes in first, because
+# a bare `torch` requirement would pull a multi-GB CUDA build.
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[stepaudio,test]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -47,8 +48,9 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check engine bridge tests bench
 	$(VENV)/bin/mypy
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-test
 	$(PY) bench/bench_engine.py
+	$(PY) bench/bench_stepaudio.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache .mypy_cache

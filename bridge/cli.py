@@ -45,20 +45,24 @@ def _serve(args: argparse.Namespace) -> int:
     # Imported here so that client commands start fast and need no audio stack.
     from bridge.server import StepEditServer
     from engine.backends import create_backend
+    from engine.errors import StepEditError
     from engine.jobs import Engine, EngineConfig
 
-    options: dict[str, Any] = {}
-    if args.model_dir is not None:
-        options.update(model_dir=args.model_dir, device=args.device, dtype=args.dtype)
     try:
-        backend = create_backend(args.backend, **options)
+        backend = create_backend(
+            args.backend,
+            model_dir=args.model_dir,
+            device=args.device,
+            dtype=args.dtype,
+            length_multiple=args.length_multiple,
+        )
         engine = Engine(
             backend,
             EngineConfig(max_queue=args.max_queue, max_input_seconds=args.max_seconds),
         )
         engine.start()
         server = StepEditServer(engine, args.host, args.port)
-    except (ValueError, TypeError, OSError) as e:
+    except (ValueError, OSError, StepEditError) as e:  # bad settings or model files
         print(f"stepedit serve: {e}", file=sys.stderr)
         return 2
     stop = threading.Event()
@@ -211,8 +215,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=protocol.DEFAULT_PORT)
     serve.add_argument("--backend", default="cpu", help="backend name (default: cpu)")
     serve.add_argument("--model-dir", "--model_dir", type=Path, help="model root (stepaudio)")
-    serve.add_argument("--device", default="cpu", help="cpu, cuda or mps (stepaudio)")
-    serve.add_argument("--dtype", default="fp32", help="bf16, fp16 or fp32 (stepaudio)")
+    serve.add_argument("--device", help="cpu, cuda or mps (stepaudio; default cpu)")
+    serve.add_argument("--dtype", help="bf16, fp16 or fp32 (stepaudio; default fp32)")
+    serve.add_argument(
+        "--length-multiple",
+        "--length_multiple",
+        type=float,
+        help="stop generating at this multiple of the expected length (stepaudio; default 3)",
+    )
     serve.add_argument(
         "--max-seconds",
         "--max_seconds",

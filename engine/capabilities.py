@@ -36,6 +36,7 @@ def describe(active: Backend) -> dict[str, Any]:
             name: {
                 "description": cls.description,  # type: ignore[attr-defined]
                 "edits": {t: list(o) for t, o in cls.edits.items()},  # type: ignore[attr-defined]
+                "tagged_text": bool(getattr(cls, "tagged_text", False)),
             }
             for name, cls in REGISTRY.items()
         },

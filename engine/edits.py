@@ -154,7 +154,8 @@ class EditSpec:
 
     Attributes:
         type: Key of ``EDIT_TYPES``.
-        option: One of the type's options, or ``""`` for types without options.
+        option: One of the type's options, or ``""`` for types without options (and for
+            paralinguistic edits that carry their tags inline in ``target_text``).
         iterations: How many passes (1 to ``MAX_ITERATIONS``); each strengthens the edit.
         text: Transcript of the input slice, when the client knows it.
         target_text: New text (clone) or text with inline tags (paralinguistic).
@@ -172,7 +173,8 @@ class EditSpec:
         kind = EDIT_TYPES.get(self.type)
         if kind is None:
             raise EditError(f"unknown edit type {self.type!r}; allowed: {', '.join(EDIT_TYPES)}")
-        if kind.options and self.option not in kind.options:
+        tagged_text = self.type == "paralinguistic" and not self.option and self.target_text
+        if kind.options and self.option not in kind.options and not tagged_text:
             raise EditError(
                 f"unknown option {self.option!r} for edit type {self.type!r}; "
                 f"allowed: {', '.join(kind.options)}"
@@ -184,6 +186,11 @@ class EditSpec:
         for name in kind.requires:
             if not getattr(self, name):
                 raise EditError(f"edit type {self.type!r} needs a non-empty {name!r}")
+        if self.type == "paralinguistic" and self.option and not self.positions:
+            raise EditError(
+                f"inserting [{self.option}] needs 'position' (seconds into the slice); "
+                "or send 'target_text' with inline tags instead"
+            )
         if any(not math.isfinite(p) or p < 0 for p in self.positions):
             raise EditError(f"positions must be finite seconds >= 0, got {list(self.positions)}")
 

@@ -25,6 +25,7 @@ __all__ = [
     "RenderResult",
     "check_request_paths",
     "check_supported",
+    "renders",
     "output_stem",
     "render_job",
 ]
@@ -69,22 +70,31 @@ class RenderResult:
         }
 
 
+def renders(backend: type, edit: EditSpec) -> bool:
+    """Whether a backend class declares this edit type and option.
+
+    A paralinguistic edit without an option carries its tags inline in ``target_text``;
+    backends that render that form set the class attribute ``tagged_text = True``.
+    """
+    options = getattr(backend, "edits", {}).get(edit.type)
+    if options is None:
+        return False
+    if edit.type == "paralinguistic" and not edit.option:
+        return bool(getattr(backend, "tagged_text", False))
+    return not options or edit.option in options
+
+
 def check_supported(backend: Backend, edit: EditSpec) -> None:
     """Raises ``UnsupportedEditError`` unless ``backend`` renders this type and option,
     naming the registered backends that do."""
-    options = backend.edits.get(edit.type)
-    if options is not None and (not options or edit.option in options):
+    if renders(type(backend), edit):
         return
     from engine.backends import REGISTRY  # here: the registry imports every backend
 
-    others = [
-        name
-        for name, cls in REGISTRY.items()
-        if name != backend.name
-        and (opts := getattr(cls, "edits", {}).get(edit.type)) is not None
-        and (not opts or edit.option in opts)
-    ]
+    others = [n for n, cls in REGISTRY.items() if n != backend.name and renders(cls, edit)]
     what = f"{edit.type} {edit.option!r}" if edit.option else edit.type
+    if edit.type == "paralinguistic" and not edit.option:
+        what = "paralinguistic tags inline in target_text"
     where = (
         f"backends that support it: {', '.join(others)}"
         if others
@@ -111,11 +121,14 @@ def _run_backend(
     if isinstance(backend, TokenBackend):
         # Each iteration re-tokenises the previous pass's audio, as the official pipeline does.
         rendered = Rendered(samples, rate)
+        loudness_change = 0.0  # each pass reports its change against its own input
         for i in range(edit.iterations):
             step = _backend_stage(progress, i / edit.iterations, (i + 1) / edit.iterations)
             prompt = backend.tokenize(rendered.audio, rendered.sample_rate, step)
             generated = backend.generate(prompt, edit, step)
             rendered = backend.decode(generated, prompt, step)
+            loudness_change += rendered.loudness_offset_db
+        rendered.loudness_offset_db = loudness_change
         return rendered
     if isinstance(backend, RenderBackend):
         progress(0.0, "render")

@@ -40,7 +40,9 @@ class Backend(Protocol):
     """What every backend declares and does.
 
     ``edits`` maps each supported edit type to the options this backend renders (an empty
-    tuple for types without options). ``/stepedit/capabilities`` is generated from it.
+    tuple for types without options). ``/stepedit/capabilities`` is generated from it. A
+    backend that renders paralinguistic tags written inline in ``target_text`` also sets the
+    class attribute ``tagged_text = True``.
     """
 
     name: ClassVar[str]

@@ -91,3 +91,11 @@ def test_edit_label() -> None:
     assert edit_label(EditSpec("speed", "more faster")) == "more-faster"
     assert edit_label(EditSpec("style", "remove")) == "style-remove"
     assert edit_label(EditSpec("vad")) == "vad"
+
+
+def test_paralinguistic_takes_a_tag_with_positions_or_tagged_text() -> None:
+    assert parse_edit({"type": "paralinguistic", "target_text": "so [Laughter] funny"}).option == ""
+    with pytest.raises(EditError, match=r"inserting \[Sigh\] needs 'position'"):
+        parse_edit({"type": "paralinguistic", "option": "sigh"})
+    with pytest.raises(EditError, match="unknown option ''"):
+        parse_edit({"type": "paralinguistic"})

@@ -119,10 +119,24 @@ def _contour_st(analysis: Analysis, recipe: Recipe, rng: np.random.Generator) ->
     return shape
 
 
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+def _weighted_percentiles(
+    values: np.ndarray, weights: np.ndarray, percents: list[float]
+) -> list[float]:
     order = np.argsort(values)
     cumulative = np.cumsum(weights[order])
-    return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+    cut = np.searchsorted(cumulative, np.array(percents) / 100 * cumulative[-1])
+    return [float(v) for v in values[order][np.minimum(cut, len(values) - 1)]]
+
+
+def _creaky_frames(analysis: Analysis, recipe: Recipe) -> np.ndarray:
+    """The last ``creak x 150 ms`` of voicing in each phrase."""
+    creaky = np.zeros(len(analysis.f0), dtype=bool)
+    if recipe.creak:
+        length = round(recipe.creak * _CREAK_S / FRAME_PERIOD)
+        for phrase in analysis.phrases():
+            stop = _final_voiced(analysis, phrase)
+            creaky[max(phrase[0], stop - length) : stop] = True
+    return creaky & analysis.voiced
 
 
 def _target_f0(
@@ -130,9 +144,10 @@ def _target_f0(
 ) -> np.ndarray:
     """Maps the F0 track: shape, then span to ``f0_range`` x the original, then level.
 
-    The level is set so that the median over the *rendered* frames (each source frame
-    weighted by its duration factor) lands on ``(1 + f0_shift)`` x the original median:
-    lengthening stressed, high syllables must not raise the heard median by itself.
+    Median and span are taken over the *rendered* frames (each source frame weighted by its
+    duration factor), so the heard median lands on ``(1 + f0_shift)`` x the original and the
+    heard span on ``f0_range`` x the original: lengthening stressed, high syllables must not
+    raise or widen the pitch by itself.
     """
     f0 = analysis.f0
     voiced = analysis.voiced
@@ -140,21 +155,18 @@ def _target_f0(
     if recipe.whisper or voiced.sum() < 10:
         return out
     median = analysis.median_f0
+    creaky = _creaky_frames(analysis, recipe)
     shaped = 12 * np.log2(f0[voiced] / median) + _contour_st(analysis, recipe, rng)[voiced]
-    original_span = span_semitones(f0)
-    shaped_span = float(np.subtract(*np.percentile(shaped, [95, 5])))
-    scale = recipe.f0_range * original_span / max(shaped_span, 0.1)
-    centre = _weighted_median(shaped, durations[voiced])
+    modal = ~creaky[voiced]
+    weights = durations[voiced][modal]
+    low, centre, high = _weighted_percentiles(shaped[modal], weights, [5, 50, 95])
+    scale = recipe.f0_range * span_semitones(f0) / max(high - low, 0.1)
     relative = (shaped - centre) * scale + 12 * np.log2(1 + recipe.f0_shift)
     out[voiced] = median * 2 ** (relative / 12)
-    if recipe.creak:
-        creak = round(recipe.creak * _CREAK_S / FRAME_PERIOD)
-        for phrase in analysis.phrases():
-            stop = _final_voiced(analysis, phrase)
-            begin = max(phrase[0], stop - creak)
-            spot = slice(begin, stop)
-            irregular = 0.5 * (1 + 0.12 * rng.standard_normal(stop - begin))
-            out[spot] = np.where(out[spot] > 0, out[spot] * irregular, 0.0)
+    # Creak: about half the F0, irregular; left out of the span above, as listeners (and
+    # pitch trackers) hear it as a different phonation, not as a lower note.
+    irregular = 0.5 * (1 + 0.12 * rng.standard_normal(int(creaky.sum())))
+    out[creaky] *= irregular
     floor = 0.5 * analysis.pitch_floor
     return np.where(out > 0, np.maximum(out, floor), 0.0)
 
@@ -204,10 +216,7 @@ def _breath(analysis: Analysis, recipe: Recipe) -> np.ndarray:
     for start, end in analysis.phrases():
         stop = min(end, start + onset)
         breath[start:stop] += recipe.onset_breathiness * (1 - _ramp(stop - start))
-        if recipe.creak:
-            final = _final_voiced(analysis, (start, end))
-            begin = max(start, final - round(recipe.creak * _CREAK_S / FRAME_PERIOD))
-            breath[begin:final] += 0.2
+    breath[_creaky_frames(analysis, recipe)] += 0.2
     return breath
 
 
@@ -334,7 +343,7 @@ def _effects(y: np.ndarray, sample_rate: int, chain: str) -> np.ndarray:
         ],
         "ethereal": [
             pb.HighpassFilter(120.0),
-            pb.Reverb(room_size=0.85, damping=0.3, wet_level=0.22, dry_level=0.85, width=1.0),
+            pb.Reverb(room_size=0.8, damping=0.4, wet_level=0.15, dry_level=0.9, width=1.0),
         ],
     }
     if chain not in chains:

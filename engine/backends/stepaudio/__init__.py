@@ -70,9 +70,12 @@ class StepAudioBackend:
         device: Torch device: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         dtype: LLM compute dtype, ``fp32``, ``bf16`` or ``fp16`` (the decoder runs fp32).
         options: Sampling, length bounds, decoder steps, seeds and the open-question switches.
+        length_multiple: Overrides ``options.limits.length_multiple``: generation stops at
+            this multiple of the expected output length.
     """
 
     name: ClassVar[str] = "stepaudio"
+    tagged_text: ClassVar[bool] = True  # paralinguistic tags inline in target_text
     description: ClassVar[str] = (
         "Step-Audio-EditX from the official checkpoints (--model-dir), run by StepEdit's own "
         "PyTorch code: every emotion, style, speed, paralinguistic, denoise and vad edit, and "
@@ -88,6 +91,7 @@ class StepAudioBackend:
         device: str = "cpu",
         dtype: str = "fp32",
         options: StepAudioOptions | None = None,
+        length_multiple: float | None = None,
     ) -> None:
         if dtype not in DTYPE_NAMES:
             raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_NAMES)}")
@@ -95,6 +99,9 @@ class StepAudioBackend:
         self._device = device
         self.dtype = dtype
         self.options = options or StepAudioOptions()
+        if length_multiple is not None:
+            limits = dataclasses.replace(self.options.limits, length_multiple=length_multiple)
+            self.options = dataclasses.replace(self.options, limits=limits)
         self._tokenizer: AudioTokenizer | None = None
         self._speaker: SpeakerEncoder | None = None
         self._mel_config: MelConfig | None = None

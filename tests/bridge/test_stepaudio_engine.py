@@ -1,0 +1,81 @@
+"""The stepaudio backend through the real engine over OSC, on tiny official-layout checkpoints."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import soundfile
+
+from bridge.client import StepEditClient
+from bridge.launcher import EngineProcess, start_engine, stop_engine
+
+pytest.importorskip("torch")
+
+from tests.engine.backends.stepaudio.fixture_editx import write_editx_dir  # noqa: E402
+from tests.engine.backends.stepaudio.fixture_tokenizer import write_tokenizer_dir  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+TRANSCRIPT = "unless a system is established for the frequent formal review"
+
+
+@pytest.fixture(scope="module")
+def stepaudio_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    root = tmp_path_factory.mktemp("models")
+    write_tokenizer_dir(root)
+    write_editx_dir(root)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OMP_NUM_THREADS", "1")  # tiny models: a second thread only waits
+        running = start_engine(
+            tmp_path_factory.mktemp("engine"),
+            "--backend", "stepaudio", "--model-dir", str(root), "--length-multiple", "1",
+        )
+    yield running
+    stop_engine(running)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    path = tmp_path_factory.mktemp("clip") / "take.wav"
+    shutil.copy(data_dir / "en_ljspeech_LJ050-0131.wav", path)
+    return path
+
+
+def test_ping_and_capabilities(stepaudio_engine: EngineProcess) -> None:
+    with StepEditClient("127.0.0.1", stepaudio_engine.port, timeout=5) as client:
+        assert client.ping().backend == "stepaudio"
+        caps = client.capabilities()
+    edits = caps["backends"]["stepaudio"]["edits"]
+    assert caps["backend"] == "stepaudio"
+    assert set(edits) == {"emotion", "style", "paralinguistic", "speed", "denoise", "vad", "clone"}
+    assert len(edits["style"]) == 33 and "remove" in edits["emotion"]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"type": "clone", "text": TRANSCRIPT, "target_text": "Speech editing that feels like text."},
+        {"type": "emotion", "option": "happy", "text": TRANSCRIPT},
+        {"type": "style", "option": "whisper", "text": TRANSCRIPT},
+        {"type": "speed", "option": "more faster", "text": TRANSCRIPT},
+        {"type": "paralinguistic", "text": TRANSCRIPT, "target_text": "unless [Laughter] a system"},
+        {"type": "denoise"},
+        {"type": "vad"},
+    ],
+    ids=lambda e: e["type"],
+)
+def test_every_edit_type_renders_over_osc(stepaudio_engine: EngineProcess, clip: Path, edit: dict) -> None:
+    with StepEditClient("127.0.0.1", stepaudio_engine.port, timeout=10) as client:
+        outcome = client.edit({"input": str(clip), "start": 0.5, "length": 1.5, "edit": edit})
+    info = soundfile.info(outcome.output_path)
+    assert (info.samplerate, info.channels) == (22050, 1)  # back at the source's format
+    generation = outcome.result["generation"]
+    assert generation["stop_reason"] in {"eos", "token_bound"}
+    assert 0 < generation["audio_tokens"] <= generation["max_new_tokens"]
+    # 960 samples at 24 kHz per 25 Hz decoder frame, 3 frames per 5 tokens
+    frames = 3 * -(-generation["audio_tokens"] // 5)
+    assert info.frames == pytest.approx(frames * 960 * 22050 / 24000, abs=3)
+    assert clip.stat().st_size > 0 and Path(outcome.output_path) != clip
