@@ -25,9 +25,9 @@ __all__ = [
     "RenderResult",
     "check_request_paths",
     "check_supported",
-    "renders",
     "output_stem",
     "render_job",
+    "renders",
 ]
 
 # Share of the job's progress bar each step takes; the backend gets the middle.

@@ -14,8 +14,8 @@ from bridge.launcher import EngineProcess, start_engine, stop_engine
 
 pytest.importorskip("torch")
 
-from tests.engine.backends.stepaudio.fixture_editx import write_editx_dir  # noqa: E402
-from tests.engine.backends.stepaudio.fixture_tokenizer import write_tokenizer_dir  # noqa: E402
+from tests.engine.backends.stepaudio.fixture_editx import write_editx_dir
+from tests.engine.backends.stepaudio.fixture_tokenizer import write_tokenizer_dir
 
 pytestmark = pytest.mark.slow
 

@@ -398,6 +398,8 @@ def scaled(recipe: Recipe, iterations: int) -> Recipe:
     """
     if not 1 <= iterations <= MAX_ITERATIONS:
         raise EditError(f"iterations must be 1 to {MAX_ITERATIONS}, got {iterations}")
+    if iterations == 1:
+        return recipe
     k = INTENSITY[iterations - 1]
     values: dict[str, object] = {}
     for f in fields(recipe):
