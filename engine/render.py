@@ -70,7 +70,7 @@ class RenderResult:
         }
 
 
-def renders(backend: type, edit: EditSpec) -> bool:
+def renders(backend: object, edit: EditSpec) -> bool:
     """Whether a backend class declares this edit type and option.
 
     A paralinguistic edit without an option carries its tags inline in ``target_text``;
