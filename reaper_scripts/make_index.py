@@ -5,8 +5,11 @@
 
 Each ``StepEdit_*.lua`` is one package of category "Items Editing"; its header must have
 @description, @author, @version, @changelog and @about (the library also @provides
-``[nomain] .``). Set REPOSITORY_URL to where the repository is published; ReaPack downloads
-each file from ``<REPOSITORY_URL>/raw/<BRANCH>/reaper_scripts/<file>``.
+``[nomain] .``). A header with @metapackage is installed only under the names its
+``[main] . > StepEdit_<Action>.lua`` lines give (one action per name, as reapack-index writes
+them: a ``<source main="main" file="...">`` each). Set REPOSITORY_URL to where the repository
+is published; ReaPack downloads each file from
+``<REPOSITORY_URL>/raw/<BRANCH>/reaper_scripts/<file>``.
 """
 
 from __future__ import annotations
@@ -28,10 +31,21 @@ REQUIRED_TAGS = ("description", "author", "version", "changelog", "about")
 
 _TAG = re.compile(r"^--\s*@(\w+)\s*(.*)$")
 _CONTINUATION = re.compile(r"^--(\s{2,}|\s*$)(.*)$")
+_PROVIDES = re.compile(r"^(?:\[\s*(?P<options>[^\]]*?)\s*\]\s*)?(?P<pattern>.+?)"
+                       r"(?:\s*>\s*(?P<target>.+?))?$")
 
 
 class HeaderError(ValueError):
     """A script header misses a tag ReaPack needs or has a malformed value."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file ReaPack installs from a package: the script under ``file`` (None: its own
+    name), registered in the Action List when ``main``."""
+
+    file: str | None
+    main: bool
 
 
 @dataclass
@@ -42,8 +56,32 @@ class Package:
     tags: dict[str, str] = field(default_factory=dict)
 
     @property
-    def main(self) -> bool:
-        return "[nomain]" not in self.tags.get("provides", "")
+    def metapackage(self) -> bool:
+        return self.tags.get("metapackage", "false").lower() in ("", "true")
+
+    @property
+    def sources(self) -> list[Source]:
+        """What reapack-index derives from @provides (only ``.``, this file, is supported)."""
+        lines = [line.strip() for line in self.tags.get("provides", "").splitlines()]
+        found = []
+        for line in filter(None, lines):
+            match = _PROVIDES.match(line)
+            options = (match.group("options") or "").split() if match else []
+            if not match or match.group("pattern") != "." or \
+                    not set(options) <= {"main", "nomain"}:
+                raise HeaderError(f"{self.path.name}: unsupported @provides line {line!r}; "
+                                  "use '[main] . > <Action>.lua' or '[nomain] .'")
+            main = "main" in options or (not options and not self.metapackage)
+            target = match.group("target")
+            found.append(Source(target if target != self.path.name else None, main))
+        if not found and not self.metapackage:
+            found.append(Source(None, True))
+        return found
+
+    @property
+    def installed(self) -> list[str]:
+        """The file names ReaPack installs (next to each other, in the category folder)."""
+        return [source.file or self.path.name for source in self.sources]
 
 
 def parse_header(path: Path) -> Package:
@@ -57,9 +95,10 @@ def parse_header(path: Path) -> Package:
             continue
         more = _CONTINUATION.match(line)
         if current and more and line.startswith("--"):
-            package.tags[current] = (package.tags[current] + "\n" + more.group(2)).strip("\n")
+            package.tags[current] += "\n" + more.group(2)
             continue
         break
+    package.tags = {tag: value.strip() for tag, value in package.tags.items()}
     return package
 
 
@@ -76,12 +115,23 @@ def check_header(package: Package) -> None:
         raise HeaderError(f"{name}: @version must be numeric segments <= 65535, got {version!r}")
     if name == "StepEdit_lib.lua" and package.tags.get("provides") != "[nomain] .":
         raise HeaderError(f"{name}: the library must declare '@provides [nomain] .'")
+    if package.metapackage and not any(source.main for source in package.sources):
+        raise HeaderError(f"{name}: a @metapackage must @provides '[main] . > <Action>.lua' lines")
+    for file in package.installed:
+        if not re.fullmatch(r"StepEdit_[^/\\]+\.lua", file):
+            raise HeaderError(f"{name}: installed name {file!r} is not StepEdit_<Action>.lua")
 
 
 def packages(folder: Path = HERE) -> list[Package]:
     found = [parse_header(path) for path in sorted(folder.glob("StepEdit_*.lua"))]
+    owner: dict[str, str] = {}
     for package in found:
         check_header(package)
+        for file in package.installed:
+            if file in owner:  # reapack-index refuses such conflicts too
+                raise HeaderError(f"{package.path.name}: {file!r} is already installed by "
+                                  f"{owner[file]}")
+            owner[file] = package.path.name
     return found
 
 
@@ -96,16 +146,31 @@ def rtf(markdown: str) -> str:
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", markdown) if p.strip()]
     body = []
     for paragraph in paragraphs:
-        joined = " ".join(line.strip() for line in paragraph.splitlines())
-        heading = re.match(r"^#+\s*(.*)$", joined)
-        body.append(f"{{\\b {text(heading.group(1))}}}\\par" if heading else
-                    f"{text(joined)}\\par")
+        lines = [line.strip() for line in paragraph.splitlines()]
+        heading = re.match(r"^#+\s*(.*)$", " ".join(lines))
+        if heading:
+            body.append(f"{{\\b {text(heading.group(1))}}}\\par")
+            continue
+        items: list[str] = []  # a "- " line starts a list item; other lines continue one
+        for line in lines:
+            if line.startswith("- ") or not items:
+                items.append("\u2022 " + line[2:] if line.startswith("- ") else line)
+            else:
+                items[-1] += " " + line
+        body += [f"{text(item)}\\par" for item in items]
     return "{\\rtf1\\ansi\\deff0{\\fonttbl{\\f0 \\fswiss Helvetica;}}\\f0\\fs20\n" + \
         "\n".join(body) + "\n}"
 
 
 def source_url(path: Path) -> str:
     return f"{REPOSITORY_URL}/raw/{BRANCH}/reaper_scripts/{quote(path.name)}"
+
+
+def source_line(package: Package, source: Source) -> str:
+    """A ``<source>`` as reapack-index writes it; ``file`` names an alias's installed copy."""
+    main = ' main="main"' if source.main else ""
+    file = f" file={quoteattr(source.file)}" if source.file else ""
+    return f"        <source{main}{file}>{escape(source_url(package.path))}</source>"
 
 
 def cdata(s: str) -> str:
@@ -119,7 +184,6 @@ def render_index(found: list[Package]) -> str:
              f"  <category name={quoteattr(CATEGORY)}>"]
     for package in found:
         tags = package.tags
-        main = ' main="main"' if package.main else ""
         lines += [
             f"    <reapack name={quoteattr(package.path.name)} type=\"script\""
             f" desc={quoteattr(tags['description'])}>",
@@ -128,7 +192,7 @@ def render_index(found: list[Package]) -> str:
             "      </metadata>",
             f"      <version name={quoteattr(tags['version'])} author={quoteattr(tags['author'])}>",
             f"        <changelog>{cdata(tags['changelog'])}</changelog>",
-            f"        <source{main}>{escape(source_url(package.path))}</source>",
+            *(source_line(package, source) for source in package.sources),
             "      </version>",
             "    </reapack>",
         ]

@@ -32,17 +32,17 @@ def align(
     a, b = mfcc(before, sample_rate, hop_s=HOP_S), mfcc(after, sample_rate, hop_s=HOP_S)
     a /= np.linalg.norm(a, axis=1, keepdims=True) + 1e-9
     b /= np.linalg.norm(b, axis=1, keepdims=True) + 1e-9
-    cost = 1.0 - a @ b.T
+    cost = (1.0 - a @ b.T).astype(np.float32)
     n, m = cost.shape
-    total = np.full((n, m), np.inf)
+    total = np.full((n, m), np.inf, dtype=np.float32)
     choice = np.zeros((n, m), dtype=np.int8)
     total[0, 0] = cost[0, 0]
     for i in range(1, n):
-        best = np.full(m, np.inf)
+        best = np.full(m, np.inf, dtype=np.float32)
         for k, (di, dj, weight) in enumerate(_STEPS):
             if i - di < 0:
                 continue
-            candidate = np.full(m, np.inf)
+            candidate = np.full(m, np.inf, dtype=np.float32)
             candidate[dj:] = total[i - di, : m - dj] + weight * cost[i, dj:]
             better = candidate < best
             best[better] = candidate[better]

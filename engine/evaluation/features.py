@@ -33,7 +33,7 @@ def power_spectrogram(
     return np.abs(np.fft.rfft(frames * taper, axis=1)) ** 2
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
     """Slaney's mel scale (linear below 1 kHz, logarithmic above), as librosa's default."""
     f = np.asarray(f, dtype=np.float64)
     linear = f / (200.0 / 3)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,12 +46,17 @@ _MEDIAN_KERNEL_ST = 1.0
 # own threshold (0.45) lets whispered vowels through (noise through a narrow F1 reaches
 # 0.5-0.6), while modal and breathy voicing stays well above.
 _CLEAR_VOICING = 0.55
+# Below this clearly-voiced share of speech frames, F0 level and range are not reported.
+_MIN_VOICED_FOR_PITCH = 0.15
 # Pitch step (s), silence detector threshold (dB below the loudest frame), shortest pause (s).
 _PITCH_STEP = 0.01
 _SILENCE_DB = -25.0
 _MIN_PAUSE_S = 0.15
 # Syllable nuclei (de Jong & Wempe 2009): a peak must rise this many dB above the dip before it.
 _NUCLEUS_DIP_DB = 2.0
+# DTW memory grows with the product of the lengths (100 frames/s each, 9 bytes a cell):
+# beyond 60 s x 60 s (about 0.3 GB) timing falls back to silence detection.
+_MAX_ALIGN_SECONDS_SQUARED = 60.0 * 60.0
 # Spectral tilt is the slope of the long-term spectrum between these frequencies (Hz).
 _TILT_BAND = (1000.0, 7500.0)
 
@@ -62,8 +68,8 @@ class Measures:
     Attributes:
         duration_s: Length.
         median_f0_hz: Median F0 of the voiced frames, from the distribution smoothed with a
-            1-semitone kernel (0 if none).
-        f0_range_st: 5-95 % span of F0 in semitones.
+            1-semitone kernel (NaN when under 15 % of the speech is clearly voiced).
+        f0_range_st: 5-95 % span of F0 in semitones (NaN likewise).
         speech_time_s: Time from the first to the last sound, internal pauses excluded.
         pause_time_s: Total internal pause time (silences of 0.15 s or more).
         speech_rate_syl_s: Syllable nuclei per second of speech time.
@@ -142,10 +148,13 @@ def pitch_contour(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.n
 
 def _intervals(sound: parselmouth.Sound) -> list[tuple[bool, float, float]]:
     """``(sounding, start, end)`` intervals from Praat's silence detector."""
-    grid = call(
-        sound, "To TextGrid (silences)", 100, 0.0, _SILENCE_DB, _MIN_PAUSE_S, 0.05,
-        "silent", "sounding",
-    )
+    with warnings.catch_warnings():
+        # Praat warns when a clip has no quiet part at all; one "sounding" interval is right.
+        warnings.simplefilter("ignore", parselmouth.PraatWarning)
+        grid = call(
+            sound, "To TextGrid (silences)", 100, 0.0, _SILENCE_DB, _MIN_PAUSE_S, 0.05,
+            "silent", "sounding",
+        )
     count = call(grid, "Get number of intervals", 1)
     return [
         (
@@ -179,7 +188,7 @@ def _syllable_nuclei(
         if need_voicing and not pitch.get_value_at_time(t) > 0:
             continue
         count += 1
-        anchor = p
+        anchor = int(p)
     return count
 
 
@@ -216,8 +225,7 @@ def measure(audio: np.ndarray, sample_rate: int) -> Measures:
     f0 = pitch.selected_array["frequency"]
     times = pitch.xs()
     voiced = f0[f0 > 0]
-    median = smoothed_median(f0)
-    span = 0.0
+    median, span = smoothed_median(f0), 0.0
     if voiced.size >= 10:
         span = float(12 * np.log2(np.divide(*np.percentile(voiced, [95, 5]))))
 
@@ -232,6 +240,8 @@ def measure(audio: np.ndarray, sample_rate: int) -> Measures:
     in_speech = np.array([any(a <= t <= b for a, b in sounding) for t in times], dtype=bool)
     clear = _clearly_voiced(pitch)
     voiced_fraction = float(np.mean(clear[in_speech])) if in_speech.any() else 0.0
+    if voiced_fraction < _MIN_VOICED_FOR_PITCH:
+        median = span = math.nan  # whisper or noise: the few "F0" frames are not a voice
     nuclei = _syllable_nuclei(sound, pitch, sounding, need_voicing=voiced_fraction >= 0.2)
 
     harmonicity = sound.to_harmonicity_cc(time_step=_PITCH_STEP, minimum_pitch=max(floor, 50.0))
@@ -331,6 +341,12 @@ def compare(
     """
     before = before or measure(original, original_rate)
     after = measure(edited, edited_rate)
+    if before.duration_s * after.duration_s > _MAX_ALIGN_SECONDS_SQUARED:
+        _LOG.warning(
+            "clips too long to align (%.0f s x %.0f s): tempo and pauses from silences",
+            before.duration_s, after.duration_s,
+        )
+        return after, changes(before, after)
     a = resample(to_mono(np.atleast_2d(original)), original_rate, MEASURE_RATE)
     b = resample(to_mono(np.atleast_2d(edited)), edited_rate, MEASURE_RATE)
     return after, changes(before, after, align(a, b, MEASURE_RATE))

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from engine.errors import BackendError
 from engine.evaluation.harness import EditResult
 
@@ -82,14 +84,17 @@ def _plot_pitch(clip_results: Sequence[EditResult], path: Path) -> None:
 
     original = clip_results[0]
     edits = [r for r in clip_results[1:] if r.measures is not None]
-    columns = 4
+    columns = 3
     rows = max(1, math.ceil(len(edits) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.2 * rows), squeeze=False)
-    times, f0 = original.measures.contour if original.measures else ([], [])
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(5 * columns, 2.6 * rows), squeeze=False, sharey=True
+    )
     for ax, result in zip(axes.flat, edits, strict=False):
-        t2, f2 = result.measures.contour  # type: ignore[union-attr]
-        ax.plot(times, [v if v > 0 else math.nan for v in f0], color="0.6", lw=1, label="before")
-        ax.plot(t2, [v if v > 0 else math.nan for v in f2], color="C3", lw=1, label="after")
+        for measured, colour, label in ((original, "0.6", "before"), (result, "C3", "after")):
+            if measured.measures is None:
+                continue
+            times, f0 = measured.measures.contour
+            ax.plot(times, np.where(f0 > 0, f0, np.nan), color=colour, lw=1, label=label)
         ax.set_title(result.edit, fontsize=9)
         ax.set_yscale("log")
         ax.tick_params(labelsize=7)
@@ -97,8 +102,8 @@ def _plot_pitch(clip_results: Sequence[EditResult], path: Path) -> None:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7, loc="upper right")
     fig.suptitle(f"{original.clip}: pitch contours (Hz, log scale) before and after")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 

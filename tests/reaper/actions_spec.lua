@@ -25,7 +25,7 @@ describe("StepEdit actions", function()
   local emu, lib, engine, wav
 
   local function run(script, timeout)
-    emu:run_script(H.SCRIPTS .. "StepEdit_" .. script .. ".lua")
+    emu:run_script(H.action(emu, script))
     local outcome = emu:run_deferred(timeout or 10)
     assert.are.same({}, emu.errors)
     assert.are.equal(0, emu.ui_refresh, "PreventUIRefresh calls are unbalanced")
@@ -137,7 +137,7 @@ describe("StepEdit actions", function()
   it("reports an item deleted while the engine worked", function()
     engine.behaviour = function() return { hold = true } end
     local item = emu:add_item(emu.track, { file = wav })
-    emu:run_script(H.SCRIPTS .. "StepEdit_Faster.lua")
+    emu:run_script(H.action(emu, "Faster"))
     for _ = 1, 5 do emu:tick() end
     emu.track.items = {}
     engine:finish_held()
@@ -165,12 +165,12 @@ describe("StepEdit actions", function()
   it("shows progress in the take name and console, and cancels from another action", function()
     engine.behaviour = function() return { hold = true } end
     local item = emu:add_item(emu.track, { file = wav })
-    emu:run_script(H.SCRIPTS .. "StepEdit_More happy.lua")
+    emu:run_script(H.action(emu, "More happy"))
     for _ = 1, 5 do emu:tick() end
     assert.are.equal("voice.wav [StepEdit 50%]", item.takes[1].name)
     assert.matches("render 50%", H.console_text(emu), 1, true)
     assert.are_not.equal("", reaper.GetExtState("StepEdit", "running"))
-    emu:run_script(H.SCRIPTS .. "StepEdit_Cancel jobs.lua")
+    emu:run_script(H.action(emu, "Cancel jobs"))
     assert.are.equal("idle", emu:run_deferred(5))
     assert.are.same({}, emu.errors)
     assert.is_true(#engine.cancels >= 1)
@@ -305,7 +305,7 @@ describe("StepEdit actions", function()
     rawset(reaper, "ImGui_GetBuiltinPath", function() return imgui_dir end)
     engine.behaviour = function() return { hold = true } end
     local item = emu:add_item(emu.track, { file = wav })
-    emu:run_script(H.SCRIPTS .. "StepEdit_Faster.lua")
+    emu:run_script(H.action(emu, "Faster"))
     for _ = 1, 5 do emu:tick() end
     local log = _G.IMGUI_LOG
     assert.are.equal("0.9", log.version)

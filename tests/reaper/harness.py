@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
 import shutil
@@ -10,9 +12,12 @@ import socket
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -30,6 +35,17 @@ class Project:
     dir: Path
     media: Path
     clip: Path
+
+
+@functools.cache
+def make_index() -> ModuleType:
+    """reaper_scripts/make_index.py (not in a package: the scripts folder is the ReaPack repo)."""
+    spec = importlib.util.spec_from_file_location("make_index", SCRIPTS / "make_index.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_index"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def stepedit_command() -> str:
@@ -73,6 +89,24 @@ def stop_process(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+def install_scripts(resource_dir: Path) -> Path:
+    """Installs the scripts as ReaPack does from index.xml; returns their folder.
+
+    Each ``<source>`` becomes a copy of its file named by its ``file`` attribute (an alias of
+    a metapackage) or by the file itself, in ``<resource>/Scripts/<index>/<category>/``.
+    """
+    root = ET.parse(SCRIPTS / "index.xml").getroot()
+    category = root.find("category")
+    assert category is not None
+    folder = resource_dir / "Scripts" / root.get("name", "") / category.get("name", "")
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in category.iter("source"):
+        assert source.text is not None
+        name = unquote(source.text.rsplit("/", 1)[1])
+        shutil.copyfile(SCRIPTS / name, folder / source.get("file", name))
+    return folder
+
+
 def run_lua(code: str, *args: str, stdin: bytes = b"") -> bytes:
     """Runs a Lua 5.4 snippet from the repository root; returns its stdout."""
     if LUA is None:
@@ -84,14 +118,18 @@ def run_lua(code: str, *args: str, stdin: bytes = b"") -> bytes:
 
 
 def run_action(project: Project, script: str, **scenario: Any) -> dict[str, Any]:
-    """Runs reaper_scripts/StepEdit_<script>.lua in the emulator; returns its result JSON."""
+    """Runs the action StepEdit_<script>.lua, installed as ReaPack would, in the emulator;
+    returns its result JSON."""
     if LUA is None:
         pytest.skip(LUA_HINT)
+    resource_dir = project.dir / "reaper-resource"
+    action = install_scripts(resource_dir) / f"StepEdit_{script}.lua"
+    assert action.exists(), f"no action {action.name} is installed from index.xml"
     scenario = {
-        "script": str(SCRIPTS / f"StepEdit_{script}.lua"),
+        "script": str(action),
         "project_dir": str(project.dir),
         "media_dir": str(project.media),
-        "resource_dir": str(project.dir / "reaper-resource"),
+        "resource_dir": str(resource_dir),
         "process_log": str(project.dir / "processes.log"),
         **scenario,
     }

@@ -35,12 +35,40 @@ function H.write_wav(path, seconds, rate, channels)
   return path
 end
 
+local function copy_file(from, to)
+  local src = assert(io.open(from, "rb"))
+  local dst = assert(io.open(to, "wb"))
+  dst:write(src:read("a"))
+  src:close()
+  dst:close()
+end
+
+-- Installs the scripts as ReaPack does from index.xml: each <source> becomes a copy of its
+-- file named by its file= attribute (a metapackage alias) or by the file itself, in
+-- <resource_dir>/Scripts/<index>/<category>/. Returns that folder, with a trailing "/".
+function H.install(resource_dir)
+  local f = assert(io.open(H.SCRIPTS .. "index.xml", "rb"))
+  local index = f:read("a")
+  f:close()
+  local folder = resource_dir .. "/Scripts/" .. index:match('<index [^>]*name="([^"]*)"') ..
+    "/" .. index:match('<category name="([^"]*)"') .. "/"
+  assert(os.execute("mkdir -p '" .. folder .. "'"))
+  for attributes, url in index:gmatch("<source([^>]*)>([^<]*)</source>") do
+    local name = url:match("[^/]*$"):gsub("%%(%x%x)", function(hex)
+      return string.char(tonumber(hex, 16))
+    end)
+    copy_file(H.SCRIPTS .. name, folder .. (attributes:match('file="([^"]*)"') or name))
+  end
+  return folder
+end
+
 -- A fresh library table (the file is loaded anew, as each REAPER action does).
 function H.lib()
   return dofile(H.SCRIPTS .. "StepEdit_lib.lua")
 end
 
--- A project folder with a Media subfolder, an emulator installed as `reaper`, and one track.
+-- A project folder with a Media subfolder, an emulator installed as `reaper`, one track, and
+-- the scripts installed in its resource folder as ReaPack would (H.action finds them).
 function H.project(opts)
   opts = opts or {}
   local dir = H.tmpdir()
@@ -50,8 +78,14 @@ function H.project(opts)
   emu:install()
   emu.dir = dir
   emu.track = emu:add_track()
+  emu.scripts = H.install(dir .. "/resource")
   if opts.port then emu:set_extstate("StepEdit", "port", opts.port, true) end
   return emu
+end
+
+-- The installed action StepEdit_<name>.lua of a project made by H.project.
+function H.action(emu, name)
+  return emu.scripts .. "StepEdit_" .. name .. ".lua"
 end
 
 function H.console_text(emu)

@@ -10,7 +10,7 @@ which read as nil, as in a REAPER without them.
   emu:install()                       -- sets the globals `reaper` and `gfx`
   local track = emu:add_track()
   local item = emu:add_item(track, { file = wav, position = 1, length = 2, startoffs = 0.5 })
-  emu:run_script("reaper_scripts/StepEdit_Faster.lua")
+  emu:run_script(installed .. "StepEdit_Faster.lua") -- get_action_context returns this path
   emu:run_deferred(30)                -- runs deferred functions until idle or timeout
   local state = emu:dump()            -- plain tables, for assertions
 

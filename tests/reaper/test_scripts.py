@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from types import ModuleType
 from urllib.parse import unquote
 
 import pytest
 
-from tests.reaper.harness import REPO, SCRIPTS
-
-
-@functools.cache
-def make_index() -> ModuleType:
-    """reaper_scripts/make_index.py (not in a package: the scripts folder is the ReaPack repo)."""
-    spec = importlib.util.spec_from_file_location("make_index", SCRIPTS / "make_index.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_index"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
+from tests.reaper.harness import REPO, SCRIPTS, make_index
 
 SCRIPT_FILES = sorted(SCRIPTS.glob("StepEdit_*.lua"))
+QUICK_EDITS = SCRIPTS / "StepEdit_Quick edits.lua"
 
 # The actions the issue asks for, by file name.
 REQUIRED_ACTIONS = (
@@ -38,6 +23,14 @@ REQUIRED_ACTIONS = (
     "Edit selected items", "Repeat last edit on selected items",
     "One more pass on the active take", "Cancel jobs", "Engine status", "Start engine",
 )
+# What ReaPack installs: the Action List names users bind keys to (renaming one loses the
+# binding), and the library.
+INSTALLED = sorted([f"StepEdit_{name}.lua" for name in (*REQUIRED_ACTIONS, "Settings")] +
+                   ["StepEdit_lib.lua"])
+
+
+def installed_names() -> list[str]:
+    return [file for package in make_index().packages() for file in package.installed]
 
 
 @pytest.mark.parametrize("path", SCRIPT_FILES, ids=lambda p: p.name)
@@ -63,28 +56,70 @@ def test_index_xml_matches_the_headers() -> None:
         "index.xml drifted from the script headers: run python reaper_scripts/make_index.py")
 
 
-def test_index_drift_is_detected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("script", "old", "new"), [
+    ("StepEdit_Cancel jobs.lua", "@version 0.1.0", "@version 0.1.1"),
+    ("StepEdit_Quick edits.lua", "> StepEdit_Whisper.lua", "> StepEdit_Whisper softly.lua"),
+    ("StepEdit_Quick edits.lua", "--   [main] . > StepEdit_Slower.lua\n", ""),
+    ("StepEdit_Quick edits.lua", "[main] . > StepEdit_Denoise.lua", ". > StepEdit_Denoise.lua"),
+], ids=["version", "alias renamed", "alias removed", "alias not in the action list"])
+def test_index_drift_is_detected(tmp_path: Path, script: str, old: str, new: str) -> None:
     module = make_index()
     for path in SCRIPT_FILES:
         shutil.copy(path, tmp_path)
-    changed = tmp_path / "StepEdit_Faster.lua"
-    changed.write_text(changed.read_text().replace("@version 0.1.0", "@version 0.1.1"))
+    changed = tmp_path / script
+    assert old in changed.read_text()
+    changed.write_text(changed.read_text().replace(old, new))
     assert module.render_index(module.packages(tmp_path)) != (SCRIPTS / "index.xml").read_text()
 
 
-def test_index_lists_every_script_once_with_its_file() -> None:
+def test_the_quick_edits_are_a_metapackage_installed_only_under_their_aliases() -> None:
+    package = make_index().parse_header(QUICK_EDITS)
+    assert package.metapackage
+    assert package.sources and all(s.main and s.file for s in package.sources)
+    assert QUICK_EDITS.name not in installed_names()
+
+
+def test_an_installed_name_provided_twice_is_reported(tmp_path: Path) -> None:
+    module = make_index()
+    for path in SCRIPT_FILES:
+        shutil.copy(path, tmp_path)
+    changed = tmp_path / QUICK_EDITS.name
+    changed.write_text(changed.read_text().replace(
+        "--   [main] . > StepEdit_Faster.lua\n",
+        "--   [main] . > StepEdit_Faster.lua\n--   [main] . > StepEdit_Settings.lua\n"))
+    with pytest.raises(module.HeaderError, match=r"'StepEdit_Settings.lua' is already installed"):
+        module.packages(tmp_path)
+
+
+def test_an_unsupported_provides_line_is_reported(tmp_path: Path) -> None:
+    module = make_index()
+    script = tmp_path / "StepEdit_Broken.lua"
+    script.write_text("-- @description Broken\n-- @author a\n-- @version 1.0\n-- @changelog c\n"
+                      "-- @metapackage\n-- @provides\n--   [main] other.lua > StepEdit_X.lua\n"
+                      "-- @about a\n")
+    with pytest.raises(module.HeaderError, match=r"unsupported @provides line"):
+        module.check_header(module.parse_header(script))
+
+
+def test_index_installs_every_action_under_its_unchanged_name() -> None:
     root = ET.parse(SCRIPTS / "index.xml").getroot()
     packages = root.findall("./category/reapack")
-    assert sorted(p.get("name") for p in packages) == [p.name for p in SCRIPT_FILES]
+    assert sorted(p.get("name", "") for p in packages) == [p.name for p in SCRIPT_FILES]
+    installed = []
     for package in packages:
-        source = package.find("./version/source")
-        assert source is not None and source.text is not None
-        assert (SCRIPTS / unquote(source.text.rsplit("/", 1)[1])).exists()
-        assert (source.get("main") is None) == (package.get("name") == "StepEdit_lib.lua")
+        name = package.get("name", "")
+        for source in package.findall("./version/source"):
+            assert source.text is not None
+            assert unquote(source.text.rsplit("/", 1)[1]) == name  # one source file a package
+            installed.append(source.get("file", name))
+            assert (source.get("main") is None) == (name == "StepEdit_lib.lua")
+    assert sorted(installed) == INSTALLED
+    assert sorted(installed_names()) == INSTALLED
 
 
 def test_actions_are_named_as_sentences_and_cover_the_issue() -> None:
-    names = [p.stem.removeprefix("StepEdit_") for p in SCRIPT_FILES if p.name != "StepEdit_lib.lua"]
+    names = [file.removeprefix("StepEdit_").removesuffix(".lua") for file in installed_names()
+             if file != "StepEdit_lib.lua"] + [QUICK_EDITS.stem.removeprefix("StepEdit_")]
     for name in names:
         assert re.fullmatch(r"[A-Z][a-z]*( [a-z]+)*", name), name
     assert set(REQUIRED_ACTIONS) <= set(names)
@@ -95,7 +130,8 @@ def test_actions_are_named_as_sentences_and_cover_the_issue() -> None:
 def test_actions_are_tiny_and_go_through_the_library(path: Path) -> None:
     code = [line for line in path.read_text().splitlines()
             if line.strip() and not line.startswith("--")]
-    assert len(code) <= 12
+    # a metapackage also holds its alias -> edit table and the unknown-alias message
+    assert len(code) <= (40 if make_index().parse_header(path).metapackage else 12)
     assert re.search(r"^StepEdit\.\w+\(", path.read_text(), re.M)
 
 

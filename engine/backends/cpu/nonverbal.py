@@ -29,7 +29,7 @@ import pyworld
 from engine.audio import crossfade_concat, integrated_loudness, match_loudness, resample, to_mono
 from engine.backends.base import Progress, Rendered
 from engine.backends.cpu.analysis import FRAME_PERIOD, Analysis, analyse
-from engine.backends.dsp import low_energy_point, smooth, zero_crossing_near
+from engine.backends.dsp import broaden_envelope, low_energy_point, smooth, zero_crossing_near
 from engine.edits import PARALINGUISTIC_TAGS, EditSpec
 from engine.errors import EditError
 
@@ -49,6 +49,8 @@ _LOG = logging.getLogger(__name__)
 _RATE_CAP = 32000
 # Half-width (s) of the search for a quiet insertion point, cross-fade length (s).
 _SEARCH_S, _FADE_S = 0.4, 0.010
+# Formant broadening of breath noise (Hz, standard deviation across frequency).
+_BREATH_BANDWIDTH_HZ = 120.0
 # At most this many voiced frames are analysed for the speaker's envelopes.
 _MAX_FRAMES = 600
 # Micro-variation that keeps the synthetic voice from sounding machine-flat: F0 jitter
@@ -260,11 +262,13 @@ def _nasal_envelope(sp: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def _breath_envelope(schwa: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Aspiration through the schwa tract: source 6 dB/oct flatter above 500 Hz, no hum."""
+    """Aspiration through the schwa tract: source 6 dB/oct flatter above 500 Hz, no hum,
+    formants broadened (an open glottis damps them)."""
     freqs = np.linspace(0, sample_rate / 2, len(schwa))
     octaves = np.log2(np.clip(freqs, 500.0, 6000.0) / 500.0)
     highpass = np.clip(freqs / 300.0, 0.05, 1.0) ** 2
-    return schwa * 10 ** (6.0 * octaves / 10) * highpass
+    broad = broaden_envelope(schwa, sample_rate, _BREATH_BANDWIDTH_HZ)
+    return broad * 10 ** (6.0 * octaves / 10) * highpass
 
 
 def synthesise(
@@ -362,8 +366,19 @@ def insert_tags(
         cut = zero_crossing_near(mono, round(at * sample_rate), round(0.002 * sample_rate))
         placed.append((cut, tag, seconds))
     placed.sort()
-    pieces, insertions, previous, shift = [], [], 0, 0
+    # Keep every stretch of the input between cuts either empty or longer than a fade, so
+    # each join overlaps exactly ``fade`` samples and the length grows by the sounds alone.
+    total, snapped, previous = audio.shape[-1], [], 0
     for cut, tag, seconds in placed:
+        if cut < fade or cut - previous < fade:
+            cut = previous
+        if total - cut < fade:
+            cut = total
+        snapped.append((cut, tag, seconds))
+        previous = cut
+    items: list[tuple[bool, np.ndarray]] = []  # (is_sound, samples)
+    insertions, previous, shift = [], 0, 0
+    for cut, tag, seconds in snapped:
         seed = zlib.crc32(f"{tag}:{cut}".encode())
         sound = resample(synthesise(tag, voice, f0_scale, seed), voice.sample_rate, sample_rate)
         context = mono[
@@ -371,14 +386,23 @@ def insert_tags(
         ]
         target = integrated_loudness(context[np.newaxis, :], sample_rate) + SOUNDS[tag][1]
         sound = match_loudness(sound[np.newaxis, :], sample_rate, target)[0]
-        padded = np.pad(sound, (fade, fade))
-        pieces += [audio[:, previous:cut], np.tile(padded, (audio.shape[0], 1))]
+        if cut > previous:
+            items.append((False, audio[:, previous:cut]))
+        items.append((True, np.tile(sound, (audio.shape[0], 1))))
         insertions.append(Insertion(tag, seconds, cut / sample_rate, cut + shift, len(sound)))
         shift += len(sound)
         previous = cut
-    pieces.append(audio[:, previous:])
-    out = crossfade_concat(pieces, fade)
-    return out, insertions
+    if previous < total:
+        items.append((False, audio[:, previous:]))
+    pieces = []
+    for k, (is_sound, samples) in enumerate(items):
+        if is_sound:
+            # Silence to fade against: before it after input audio, after it before anything.
+            left = fade if k > 0 and not items[k - 1][0] else 0
+            right = fade if k < len(items) - 1 else 0
+            samples = np.pad(samples, ((0, 0), (left, right)))
+        pieces.append(samples)
+    return crossfade_concat(pieces, fade), insertions
 
 
 _TAG_PATTERN = re.compile(r"\[([^\[\]]+)\]")
@@ -466,7 +490,7 @@ def render_paralinguistic(
         loudness_offset_db=offset,
         info={
             "insertions": [
-                {"tag": i.tag, "position": round(i.at, 4), "duration": i.length / sample_rate}
+                {"tag": i.tag, "position": i.at, "duration": i.length / sample_rate}
                 for i in insertions
             ]
         },

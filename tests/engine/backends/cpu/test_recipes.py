@@ -128,10 +128,12 @@ def test_intensity_scaling_values() -> None:
     assert three.f0_range == pytest.approx(1.4**k)
     assert three.f0_shift == pytest.approx(1.15**k - 1)
     assert three.speech_duration_factor == pytest.approx((1 / 1.1) ** k)
-    # A large shift is clamped: sad x5 tempo would be 1.25^1.5 = 1.40 (inside), fear's F0
-    # +25 % x5 = +5.8 st (inside); shout's +50 % stays at its own nominal 7 st.
+    # Shifts are clamped at 6 st: shout's +40 % (5.8 st) x5 would be 8.7 st; child keeps its
+    # own nominal octave.
     shout = scaled(STYLES["shout"], 5)
-    assert 12 * math.log2(1 + shout.f0_shift) == pytest.approx(12 * math.log2(1.5))
+    assert 12 * math.log2(1 + shout.f0_shift) == pytest.approx(6.0)
+    child = scaled(for_voice(STYLES["child"], 100.0), 5)
+    assert child.f0_shift == pytest.approx(1.0)
 
 
 def test_bad_iterations_and_names_are_rejected() -> None:
