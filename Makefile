@@ -17,7 +17,8 @@ $(VENV)/.installed: pyproject.toml
 # a bare `torch` requirement would pull a multi-GB CUDA build.
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[stepaudio,test]'
+	$(PIP) install -q -e '.[stepaudio,eval,test]'
+	$(PIP) install -q --no-deps resemblyzer==0.1.4
 	touch $@
 
 venv: $(VENV)/.installed

@@ -27,6 +27,7 @@ class CpuBackend:
     """Renders edits with DSP (WORLD, PSOLA, Rubber Band) and bundled ONNX models."""
 
     name: ClassVar[str] = "cpu"
+    tagged_text: ClassVar[bool] = True  # [Tag] markers in target_text, placed by text position
     description: ClassVar[str] = (
         "Embedded CPU backend: DeepFilterNet3 denoise, Silero VAD silence removal, "
         "Rubber Band speed change; emotions and styles as measured prosody and voice-quality "

@@ -150,7 +150,7 @@ def test_seed_makes_passes_repeatable(backend: StepAudioBackend) -> None:
 def test_paralinguistic_needs_some_text(backend: StepAudioBackend) -> None:
     prompt = backend.tokenize(clip(1.0), RATE, noop)
     with pytest.raises(EditError, match="paralinguistic edits need"):
-        backend.generate(prompt, EditSpec("paralinguistic", "Laughter"), noop)
+        backend.generate(prompt, EditSpec("paralinguistic", "Laughter", positions=(0.5,)), noop)
 
 
 def test_render_job_returns_the_generation_facts(backend: StepAudioBackend, tmp_path: Path) -> None:
