@@ -117,7 +117,12 @@ def test_tokenize_three_seconds_at_44k(backend: StepAudioBackend) -> None:
 
 
 CASES = [EditSpec("clone", text="Hello there.", target_text="Good morning to you all.")] + [
-    EditSpec(name, kind.options[0] if kind.options else "", text="It was a fine day.")
+    EditSpec(
+        name,
+        kind.options[0] if kind.options else "",
+        text="It was a fine day.",
+        positions=(0.5,) if name == "paralinguistic" else (),
+    )
     for name, kind in EDIT_TYPES.items()
     if name != "clone"
 ]
