@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from engine.audio import resample, to_mono
-from engine.backends.dsp import frame_rms_db, runs
+from engine.backends.dsp import frame_rms_db, runs, slaney_mel_filters
 from engine.errors import BackendError
-from engine.evaluation.features import mel_filterbank, power_spectrogram
+from engine.evaluation.features import power_spectrogram
 
 __all__ = ["VoiceEncoder", "load_state_dict", "speaker_similarity"]
 
@@ -185,7 +185,7 @@ class VoiceEncoder:
             model["linear.weight"].T.astype(np.float32),
             model["linear.bias"].astype(np.float32),
         )
-        self._mel = mel_filterbank(_RATE, _N_FFT, _N_MELS).astype(np.float32)
+        self._mel = slaney_mel_filters(_RATE, _N_FFT, _N_MELS)
 
     def _forward(self, mels: np.ndarray) -> np.ndarray:
         """``(batch, frames, 40)`` mel frames -> ``(batch, 256)`` L2-normalised embeddings."""

@@ -3,7 +3,8 @@
 Each function reproduces the arithmetic of the library the official pipeline calls
 (torchaudio's ``resample`` and ``compliance.kaldi.fbank``, librosa's Slaney ``filters.mel``)
 in plain torch/numpy, so torchaudio and librosa stay optional. Tensors are float32 on any
-device.
+device. (The Slaney mel filters live in ``engine.backends.dsp``, shared with the evaluation
+harness.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["kaldi_fbank", "kaldi_mel_banks", "sinc_resample", "slaney_mel_filters"]
+__all__ = ["kaldi_fbank", "kaldi_mel_banks", "sinc_resample"]
 
 # Windowed-sinc parameters of torchaudio's default ("sinc_interp_hann") resampler.
 _LOWPASS_WIDTH = 6
@@ -186,51 +187,3 @@ def kaldi_fbank(
     energies = torch.mm(power, banks.T)
     eps = torch.tensor(torch.finfo(torch.float32).eps, device=device)
     return torch.max(energies, eps).log()
-
-
-def _hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
-    hz = np.asanyarray(hz, dtype=np.float64)
-    mel = hz / (200.0 / 3)
-    log_region = hz >= 1000.0
-    log_mel = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
-    return np.where(log_region, log_mel, mel)
-
-
-def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    hz = (200.0 / 3) * mel
-    log_region = mel >= 15.0
-    return np.where(log_region, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), hz)
-
-
-def slaney_mel_filters(
-    sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
-) -> np.ndarray:
-    """Slaney-style mel filterbank, area-normalised (librosa ``filters.mel`` defaults).
-
-    Triangles are spaced evenly on the Slaney mel scale (linear below 1 kHz, logarithmic
-    above), evaluated at the ``n_fft // 2 + 1`` FFT bin frequencies and scaled by
-    ``2 / (upper edge - lower edge)``. Computed in float64, returned as float32.
-
-    Args:
-        sample_rate: Rate in Hz.
-        n_fft: FFT size.
-        n_mels: Number of filters.
-        fmin: Lowest edge in Hz.
-        fmax: Highest edge in Hz; ``None`` means Nyquist.
-
-    Returns:
-        Float32 ``(n_mels, n_fft // 2 + 1)``.
-    """
-    if fmax is None:
-        fmax = sample_rate / 2.0
-    fft_freqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
-    low, high = _hz_to_slaney_mel(np.array(fmin)), _hz_to_slaney_mel(np.array(fmax))
-    edges = _slaney_mel_to_hz(np.linspace(low, high, n_mels + 2))
-    widths = np.diff(edges)
-    ramps = edges[:, None] - fft_freqs[None, :]
-    rising = -ramps[:-2] / widths[:-1, None]
-    falling = ramps[2:] / widths[1:, None]
-    # Rounded to float32 before and after the area normalisation, as librosa stores them.
-    weights = np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
-    norm = 2.0 / (edges[2 : n_mels + 2] - edges[:n_mels])
-    return (weights * norm[:, None]).astype(np.float32)

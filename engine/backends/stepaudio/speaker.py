@@ -18,8 +18,9 @@ import numpy as np
 import onnxruntime
 import torch
 
+from engine.backends.dsp import slaney_mel_filters
 from engine.backends.stepaudio.audio_prep import resample
-from engine.backends.stepaudio.dsp import kaldi_fbank, slaney_mel_filters
+from engine.backends.stepaudio.dsp import kaldi_fbank
 from engine.backends.stepaudio.onnx_models import open_session
 from engine.errors import InputError
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from engine.audio import resample
-from engine.backends.dsp import apply_tilt
-from engine.evaluation.features import mel_filterbank, power_spectrogram
+from engine.backends.dsp import apply_tilt, slaney_mel_filters
+from engine.evaluation.features import power_spectrogram
 from engine.evaluation.harness import Clip, find_clips
 from engine.evaluation.metrics import compare, measure, smoothed_median
 
@@ -65,8 +65,8 @@ def test_noise_is_unvoiced_and_tilt_follows_the_filter() -> None:
     assert bright.tilt_db_per_oct - flat.tilt_db_per_oct == pytest.approx(3.0, abs=0.5)
 
 
-def test_mel_filterbank_is_slaney_normalised() -> None:
-    bank = mel_filterbank(RATE, 400, 40)
+def test_slaney_mel_filters_have_unit_area() -> None:
+    bank = slaney_mel_filters(RATE, 400, 40)
     assert bank.shape == (40, 201)
     assert np.all(bank >= 0) and np.all(bank.sum(axis=1) > 0)
     peaks = np.argmax(bank, axis=1)

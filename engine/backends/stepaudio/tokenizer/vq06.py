@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime
 import torch
 
-from engine.backends.stepaudio.dsp import slaney_mel_filters
+from engine.backends.dsp import slaney_mel_filters
 from engine.backends.stepaudio.onnx_models import open_session
 
 __all__ = ["PIECE_SAMPLES", "SemanticTokenizer", "whisper_log_mel"]

@@ -6,12 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.backends.stepaudio.dsp import (
-    kaldi_fbank,
-    kaldi_mel_banks,
-    sinc_resample,
-    slaney_mel_filters,
-)
+from engine.backends.dsp import slaney_mel_filters
+from engine.backends.stepaudio.dsp import kaldi_fbank, kaldi_mel_banks, sinc_resample
 
 
 def _two_tones() -> torch.Tensor:
