@@ -37,9 +37,10 @@ demo: $(VENV)/.installed
 	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT; \
 	for i in $$(seq 1 100); do $(VENV)/bin/stepedit ping --engine 127.0.0.1:$(PORT) --timeout 0.3 >/dev/null 2>&1 && break; sleep 0.2; done; \
 	$(VENV)/bin/stepedit ping --engine 127.0.0.1:$(PORT) && \
-	echo "Denoising and speeding up tests/data/en_ljspeech_LJ050-0131.wav over OSC..." && \
-	$(VENV)/bin/stepedit edit tests/data/en_ljspeech_LJ050-0131.wav --denoise -o out --engine 127.0.0.1:$(PORT) && \
-	$(VENV)/bin/stepedit edit tests/data/en_ljspeech_LJ050-0131.wav --speed faster -o out --engine 127.0.0.1:$(PORT)
+	for edit in "--denoise" "--speed faster" "--emotion happy" "--style whisper --iterations 2"; do \
+	  echo "stepedit edit tests/data/en_ljspeech_LJ050-0131.wav $$edit  (over OSC)"; \
+	  $(VENV)/bin/stepedit edit tests/data/en_ljspeech_LJ050-0131.wav $$edit -o out --engine 127.0.0.1:$(PORT) || exit 1; \
+	done
 
 test: $(VENV)/.installed-test debs
 	$(VENV)/bin/ruff check engine bridge tests bench

@@ -479,7 +479,7 @@ def render_paralinguistic(
     voice = VoiceSample.from_analysis(analysis)
     progress(0.6, "synthesis")
     out, insertions = insert_tags(audio.astype(np.float32), sample_rate, voice, requests)
-    progress(1.0, "done")
+    progress(1.0, "synthesis")
     _LOG.debug("inserted %s", ", ".join(f"{i.tag}@{i.at:.2f}s" for i in insertions))
     # Report the loudness the insertions added, so the engine's loudness match leaves the
     # speech around them exactly as it was.

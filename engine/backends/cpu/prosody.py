@@ -133,7 +133,7 @@ def render_expressive(
     }
     if removing and np.mean(analysis.voiced) < 0.15:
         info["note"] = "the clip is almost unvoiced (whispered?); its voicing cannot be restored"
-    progress(1.0, "done")
+    progress(1.0, "effects")
     channels = audio.shape[0] if audio.ndim == 2 else 1
     return Rendered(
         np.repeat(out, channels, axis=0),
