@@ -28,6 +28,10 @@ EDITS = {
     "speed more slower": {"type": "speed", "option": "more slower"},
     "denoise": {"type": "denoise"},
     "vad": {"type": "vad"},
+    "emotion happy": {"type": "emotion", "option": "happy"},
+    "style whisper": {"type": "style", "option": "whisper"},
+    "style child": {"type": "style", "option": "child"},
+    "paralinguistic Laughter": {"type": "paralinguistic", "option": "Laughter", "position": 4.0},
 }
 
 
