@@ -137,6 +137,7 @@ class StepAudioBackend:
         """
         from engine.backends.stepaudio.checkpoint import check_checkpoint
         from engine.backends.stepaudio.decoder import Token2Wav
+        from engine.backends.stepaudio.decoder.files import SPEAKER_ONNX_FILE
         from engine.backends.stepaudio.llm.text_tokenizer import TextTokenizer
         from engine.backends.stepaudio.llm.weights import DTYPES, load_step1
         from engine.backends.stepaudio.prompts import PromptBuilder, PromptSwitches
@@ -149,7 +150,9 @@ class StepAudioBackend:
         self._tokenizer = AudioTokenizer.load(
             checkpoint.tokenizer_dir, self._device, dither=options.dither
         )
-        self._speaker = SpeakerEncoder.load(checkpoint.decoder_dir / "campplus.onnx", self._device)
+        self._speaker = SpeakerEncoder.load(
+            checkpoint.decoder_dir / SPEAKER_ONNX_FILE, self._device
+        )
         self._mel_config = MelConfig.from_mapping(checkpoint.decoder.mel_conf)
         switches = options.prompt or PromptSwitches(bos_per_segment=checkpoint.add_bos_token)
         text = TextTokenizer(checkpoint.editx_dir / "tokenizer.model")

@@ -20,6 +20,13 @@ from typing import Any
 import numpy as np
 
 from engine.backends.stepaudio.decoder.config import DecoderConfig
+from engine.backends.stepaudio.decoder.files import (
+    DECODER_CONFIG_FILE,
+    DECODER_DIR,
+    FLOW_FILE,
+    HIFT_FILE,
+    SPEAKER_ONNX_FILE,
+)
 from engine.backends.stepaudio.hyperyaml import load_hyperyaml
 from engine.backends.stepaudio.llm.config import Step1Config
 from engine.backends.stepaudio.options import SamplingConfig
@@ -27,6 +34,13 @@ from engine.backends.stepaudio.tokenizer.files import (
     CODEBOOK_FILE,
     PARAFORMER_SUBDIR,
     SEMANTIC_ONNX_FILE,
+)
+from engine.backends.stepaudio.vocab import (
+    AUDIO_ID_OFFSET,
+    AUDIO_VALUES,
+    BOT_ID,
+    EOT_ID,
+    VQ02_CODES,
 )
 from engine.errors import CheckpointError
 
@@ -42,15 +56,18 @@ _LOG = logging.getLogger(__name__)
 
 TOKENIZER_DIR = "Step-Audio-Tokenizer"
 EDITX_DIR = "Step-Audio-EditX"
-DECODER_DIR = "CosyVoice-300M-25Hz"
 _HF_REPOS = {
     TOKENIZER_DIR: "stepfun-ai/Step-Audio-Tokenizer",
     EDITX_DIR: "stepfun-ai/Step-Audio-EditX",
 }
 _SAFETENSORS_DTYPES = {"BF16", "F16", "F32"}
-_VQ02_CODES = 1024
 # Pieces whose ids the prompt layout and the audio id scheme rely on (spec §4.2).
-_SPECIAL_PIECES = {3: "<|EOT|>", 4: "<|BOT|>", 65536: "<audio_0>", 65536 + 5119: "<audio_5119>"}
+_SPECIAL_PIECES = {
+    EOT_ID: "<|EOT|>",
+    BOT_ID: "<|BOT|>",
+    AUDIO_ID_OFFSET: "<audio_0>",
+    AUDIO_ID_OFFSET + AUDIO_VALUES - 1: f"<audio_{AUDIO_VALUES - 1}>",
+}
 _REDOWNLOAD = "re-download it"
 
 
@@ -250,14 +267,14 @@ def _check_tokenizer_dir(report: _Report, folder: Path) -> None:
     if report.require(codebook, "the vq02 k-means codebook"):
         try:
             table = np.load(codebook, mmap_mode="r")
-            ok = table.ndim == 2 and table.shape[0] == _VQ02_CODES and table.dtype == np.float32
+            ok = table.ndim == 2 and table.shape[0] == VQ02_CODES and table.dtype == np.float32
         except (OSError, ValueError) as e:
             report.add(codebook, f"is not a NumPy array ({e}); {_REDOWNLOAD}")
         else:
             if not ok:
                 report.add(
                     codebook,
-                    f"holds {table.dtype} {table.shape}, expected float32 ({_VQ02_CODES}, D); "
+                    f"holds {table.dtype} {table.shape}, expected float32 ({VQ02_CODES}, D); "
                     f"{_REDOWNLOAD}",
                 )
     report.require(folder / SEMANTIC_ONNX_FILE, "the vq06 ONNX tokenizer")
@@ -291,7 +308,7 @@ def _sampling(settings: dict[str, Any]) -> SamplingConfig:
 
 
 def _check_decoder_dir(report: _Report, folder: Path) -> DecoderConfig | None:
-    config_path = folder / "cosyvoice.yaml"
+    config_path = folder / DECODER_CONFIG_FILE
     decoder = None
     if report.require(config_path, "the decoder configuration"):
         try:
@@ -300,9 +317,9 @@ def _check_decoder_dir(report: _Report, folder: Path) -> DecoderConfig | None:
             )
         except (ValueError, UnicodeDecodeError) as e:
             report.add(config_path, f"is not a usable decoder configuration ({e}); {_REDOWNLOAD}")
-    _check_torch_file(report, folder / "flow.pt", "the flow decoder weights")
-    _check_torch_file(report, folder / "hift.pt", "the HiFT vocoder weights")
-    report.require(folder / "campplus.onnx", "the CAM++ speaker encoder")
+    _check_torch_file(report, folder / FLOW_FILE, "the flow decoder weights")
+    _check_torch_file(report, folder / HIFT_FILE, "the HiFT vocoder weights")
+    report.require(folder / SPEAKER_ONNX_FILE, "the CAM++ speaker encoder")
     return decoder
 
 

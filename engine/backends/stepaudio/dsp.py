@@ -10,6 +10,7 @@ harness.)
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -129,6 +130,28 @@ def _window(kind: str, size: int, device: torch.device) -> torch.Tensor:
     )
 
 
+@lru_cache(maxsize=8)
+def _fbank_tables(
+    kind: str,
+    size: int,
+    num_bins: int,
+    padded: int,
+    sample_rate: float,
+    low_freq: float,
+    high_freq: float,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(1, size)`` frame window and the transposed mel banks, built once per setting.
+
+    The streaming Paraformer front end calls ``kaldi_fbank`` every 240 ms piece; the tables
+    are never written to, so all calls share them.
+    """
+    with torch.inference_mode(False):  # shared tables must not be inference tensors
+        window = _window(kind, size, device).unsqueeze(0)
+        banks = kaldi_mel_banks(num_bins, padded, sample_rate, low_freq, high_freq).to(device)
+    return window, banks.T
+
+
 def kaldi_fbank(
     waveform: torch.Tensor,
     *,
@@ -180,10 +203,11 @@ def kaldi_fbank(
     if preemphasis != 0.0:
         previous = torch.nn.functional.pad(frames.unsqueeze(0), (1, 0), mode="replicate")
         frames = frames - preemphasis * previous.squeeze(0)[:, :-1]
-    frames = frames * _window(window, size, device).unsqueeze(0)
-    frames = torch.nn.functional.pad(frames, (0, padded - size))
+    frame_window, banks = _fbank_tables(
+        window, size, num_mel_bins, padded, sample_rate, low_freq, high_freq, device
+    )
+    frames = torch.nn.functional.pad(frames * frame_window, (0, padded - size))
     power = torch.fft.rfft(frames).abs().pow(2.0)
-    banks = kaldi_mel_banks(num_mel_bins, padded, sample_rate, low_freq, high_freq).to(device)
-    energies = torch.mm(power, banks.T)
+    energies = torch.mm(power, banks)
     eps = torch.tensor(torch.finfo(torch.float32).eps, device=device)
     return torch.max(energies, eps).log()

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from engine.backends.stepaudio.vocab import AUDIO_ID_OFFSET, BOS_ID, BOT_ID, EOT_ID
 from engine.errors import EditError
 
 __all__ = [
@@ -31,12 +32,6 @@ __all__ = [
     "insert_tag",
     "speaker_name",
 ]
-
-BOS_ID = 1
-EOT_ID = 3
-BOT_ID = 4
-# <audio_N> is the single piece with id AUDIO_ID_OFFSET + N.
-AUDIO_ID_OFFSET = 65536
 
 SYS_CLONE = (
     "Generate audio with the following timbre, prosody and speaking style\n"

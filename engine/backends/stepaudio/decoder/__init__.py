@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from engine.backends.stepaudio.decoder.config import DecoderConfig, fit_flow_to_shapes
+from engine.backends.stepaudio.decoder.files import FLOW_FILE, HIFT_FILE
 from engine.backends.stepaudio.decoder.flow import FlowDecoder
 from engine.backends.stepaudio.decoder.hift import HiftVocoder
 from engine.backends.stepaudio.decoder.tokens import flow_frames
@@ -46,14 +47,15 @@ class Token2Wav:
         Raises:
             CheckpointError: when a state dict is unreadable or does not fit the YAML.
         """
-        flow_state = read_state(folder / "flow.pt")
+        flow_path, hift_path = folder / FLOW_FILE, folder / HIFT_FILE
+        flow_state = read_state(flow_path)
         shapes = {key: tuple(tensor.shape) for key, tensor in flow_state.items()}
         flow_config = fit_flow_to_shapes(config.flow, shapes)
         config = dataclasses.replace(config, flow=flow_config)
         flow = FlowDecoder(flow_config, noise_seed=options.noise_seed)
-        load_state(flow, flow_state, folder / "flow.pt")
+        load_state(flow, flow_state, flow_path)
         hift = HiftVocoder(config.hift)
-        load_state(hift, read_state(folder / "hift.pt"), folder / "hift.pt")
+        load_state(hift, read_state(hift_path), hift_path)
         flow.to(device).eval()
         hift.to(device).eval()
         return cls(flow, hift, config, options)

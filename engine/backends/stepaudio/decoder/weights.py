@@ -16,11 +16,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from engine.backends.stepaudio.decoder.files import DECODER_CONFIG_FILE, DECODER_DIR
+from engine.backends.stepaudio.state_dicts import read_state_dict
 from engine.errors import CheckpointError
 
 __all__ = ["fold_weight_norm", "load_state", "read_state"]
 
 _LOG = logging.getLogger(__name__)
+
+_FIX = "re-download it"
 
 _RENAMES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), replacement)
@@ -73,18 +77,10 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
     Raises:
         CheckpointError: when the file is not a readable state dict of tensors.
     """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e:
-        raise CheckpointError(
-            f"{path}: cannot be read as a PyTorch state dict ({e}); re-download it"
-        ) from e
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path}: is not a state dict of tensors; re-download it")
-    plain = {k.removeprefix("module."): v for k, v in state.items()}
-    return {_rename(k): v for k, v in fold_weight_norm(plain).items()}
+    state = read_state_dict(path, _FIX)
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: is not a state dict of tensors; {_FIX}")
+    return {_rename(k): v for k, v in fold_weight_norm(state).items()}
 
 
 def load_state(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:
@@ -112,8 +108,8 @@ def load_state(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path)
         if wrong:
             details.append(f"{len(wrong)} tensor(s) of another shape, e.g. {'; '.join(wrong[:3])}")
         raise CheckpointError(
-            f"{path}: does not match cosyvoice.yaml: {'; '.join(details)}; re-download the "
-            "CosyVoice-300M-25Hz folder"
+            f"{path}: does not match {DECODER_CONFIG_FILE}: {'; '.join(details)}; re-download "
+            f"the {DECODER_DIR} folder"
         )
     if unknown:
         _LOG.warning(

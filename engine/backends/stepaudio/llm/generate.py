@@ -12,7 +12,7 @@ import torch
 from engine.backends.stepaudio.llm.model import KVCache, Step1ForCausalLM
 from engine.backends.stepaudio.llm.sampling import sample_next
 from engine.backends.stepaudio.options import GenerationLimits, SamplingConfig
-from engine.backends.stepaudio.prompts import AUDIO_ID_OFFSET
+from engine.backends.stepaudio.vocab import AUDIO_ID_OFFSET, AUDIO_VALUES
 
 __all__ = [
     "AUDIO_VALUES",
@@ -22,8 +22,6 @@ __all__ = [
     "generate",
 ]
 
-# Audio values N < 5120 (1024 vq02 codes, then 4096 vq06 codes) are LLM ids 65536 + N.
-AUDIO_VALUES = 5120
 # Five mixed tokens per 120 ms.
 TOKENS_PER_SECOND = 5 / 0.12
 

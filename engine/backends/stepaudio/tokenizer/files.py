@@ -7,6 +7,7 @@ __all__ = [
     "PARAFORMER_SUBDIR",
     "SEMANTIC_ONNX_FILE",
     "TOKENIZER_FILES",
+    "TOKENIZER_FIX",
     "TOKENIZER_UNUSED_FILES",
 ]
 
@@ -18,6 +19,9 @@ PARAFORMER_SUBDIR = (
 CODEBOOK_FILE = "linguistic_tokenizer.npy"
 # CosyVoice S3 tokenizer v1 of the semantic (vq06) stream.
 SEMANTIC_ONNX_FILE = "speech_tokenizer_v1.onnx"
+
+# What to do when one of the files below is missing or unusable.
+TOKENIZER_FIX = "download the Step-Audio-Tokenizer directory again"
 
 # Every file the tokenizer reads, relative to the tokenizer directory.
 TOKENIZER_FILES: tuple[str, ...] = (

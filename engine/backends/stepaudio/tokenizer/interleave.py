@@ -23,6 +23,7 @@ from engine.backends.stepaudio.tokenizer.files import (
 )
 from engine.backends.stepaudio.tokenizer.vq02 import LinguisticTokenizer
 from engine.backends.stepaudio.tokenizer.vq06 import SemanticTokenizer
+from engine.backends.stepaudio.vocab import AUDIO_ID_OFFSET, VQ02_CODES, VQ06_CODES, VQ06_OFFSET
 from engine.errors import CheckpointError
 
 __all__ = [
@@ -40,12 +41,6 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-# Codebook sizes of the two streams.
-VQ02_CODES = 1024
-VQ06_CODES = 4096
-# N = VQ06_OFFSET + code for a vq06 code; LLM id = AUDIO_ID_OFFSET + N (``<audio_N>``).
-VQ06_OFFSET = 1024
-AUDIO_ID_OFFSET = 65536
 # Codes of each stream per group.
 _GROUP = (2, 3)
 _PIECE = re.compile(r"<audio_(\d+)>")

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import yaml
 
+from engine.backends.stepaudio.state_dicts import read_state_dict
+from engine.backends.stepaudio.tokenizer.files import TOKENIZER_FIX
 from engine.backends.stepaudio.tokenizer.paraformer_frontend import (
     FrontendConfig,
     StreamingFrontend,
@@ -33,17 +35,16 @@ from engine.backends.stepaudio.tokenizer.sanm_encoder import (
     SanmEncoder,
     StreamingSettings,
 )
+from engine.backends.stepaudio.vocab import VQ02_CODES
 from engine.errors import CheckpointError
 
 __all__ = ["LinguisticTokenizer"]
 
 _LOG = logging.getLogger(__name__)
 
-_FIX = "download the Step-Audio-Tokenizer directory again"
-
 
 def _fail(path: Path, problem: str) -> CheckpointError:
-    return CheckpointError(f"{path}: {problem}; {_FIX}")
+    return CheckpointError(f"{path}: {problem}; {TOKENIZER_FIX}")
 
 
 def _read_metas(directory: Path) -> dict[str, Path]:
@@ -84,27 +85,13 @@ def _read_config(path: Path) -> dict[str, Any]:
 def _encoder_tensors(path: Path) -> dict[str, torch.Tensor]:
     """The ``encoder.*`` tensors of ``model.pt`` with that prefix removed.
 
-    A ``state_dict`` wrapper and a ``module.`` prefix are accepted, as FunASR accepts them.
+    A ``state_dict`` wrapper and a ``module.`` prefix are accepted (see ``read_state_dict``).
     """
-    try:
-        try:
-            raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # legacy (non-zip) files cannot be memory-mapped
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise _fail(path, "file is missing") from None
-    except Exception as e:  # torch raises many exception types for a corrupt file
-        raise _fail(path, f"not a readable torch checkpoint ({type(e).__name__}: {e})") from e
-    if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
-        raw = raw["state_dict"]
-    if not isinstance(raw, dict):
-        raise _fail(path, f"holds a {type(raw).__name__}, not a state dict")
-    tensors = {}
-    for key, value in raw.items():
-        name = key.removeprefix("module.")
-        if name.startswith("encoder.") and isinstance(value, torch.Tensor):
-            tensors[name.removeprefix("encoder.")] = value
-    return tensors
+    return {
+        name.removeprefix("encoder."): value
+        for name, value in read_state_dict(path, TOKENIZER_FIX).items()
+        if name.startswith("encoder.") and isinstance(value, torch.Tensor)
+    }
 
 
 def _build_encoder(
@@ -140,11 +127,15 @@ def _read_codebook(path: Path, width: int) -> torch.Tensor:
         raise _fail(path, "file is missing") from None
     except (OSError, ValueError) as e:
         raise _fail(path, f"not a readable .npy array ({e})") from e
-    if codebook.ndim != 2 or codebook.shape[1] != width or not 0 < codebook.shape[0] <= 1024:
+    if (
+        codebook.ndim != 2
+        or codebook.shape[1] != width
+        or not 0 < codebook.shape[0] <= VQ02_CODES
+    ):
         raise _fail(
             path,
-            f"codebook has shape {codebook.shape}; expected (up to 1024, {width}) to match the "
-            "encoder width in config.yaml",
+            f"codebook has shape {codebook.shape}; expected (up to {VQ02_CODES}, {width}) to "
+            "match the encoder width in config.yaml",
         )
     return torch.from_numpy(codebook.astype(np.float32))
 

@@ -17,6 +17,7 @@ import torch
 
 from engine.backends.dsp import slaney_mel_filters
 from engine.backends.stepaudio.onnx_models import open_session
+from engine.backends.stepaudio.tokenizer.files import TOKENIZER_FIX
 
 __all__ = ["PIECE_SAMPLES", "SemanticTokenizer", "whisper_log_mel"]
 
@@ -82,8 +83,7 @@ class SemanticTokenizer:
         Raises:
             CheckpointError: when the file is missing or not a two-input ONNX model.
         """
-        fix = "download the Step-Audio-Tokenizer directory again"
-        return cls(open_session(path, device, inputs=2, threads=threads, fix=fix))
+        return cls(open_session(path, device, inputs=2, threads=threads, fix=TOKENIZER_FIX))
 
     def tokenize_piece(self, piece: np.ndarray) -> list[int]:
         """Codes (0 … 4095) of one piece of at most 30 s, about ``ceil(samples / 640)``."""
