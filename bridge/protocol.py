@@ -18,6 +18,7 @@ from pythonosc.osc_packet import OscPacket, ParseError
 
 __all__ = [
     "ADDRESS",
+    "DEFAULT_PORT",
     "ERROR_CODES",
     "JOB_STATES",
     "PROTOCOL_VERSION",

@@ -15,15 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyloudnorm
 import soundfile
 import soxr
 
 from engine.errors import InputError, OutputError
 
 __all__ = [
+    "PEAK_CEILING_DBFS",
+    "SILENCE_PEAK_DBFS",
     "SourceInfo",
     "atomic_write_bytes",
+    "check_input_file",
     "crossfade_concat",
     "fit_channels",
     "fit_length",
@@ -91,13 +93,19 @@ def _wav_missing_bytes(path: Path) -> int:
     return 0
 
 
-def _open(path: Path) -> soundfile.SoundFile:
-    if not path.is_absolute():
-        raise InputError(f"input path must be absolute, got {str(path)!r}", "bad_request")
+def check_input_file(path: Path) -> None:
+    """Raises ``InputError`` (``input_not_found`` or ``input_not_audio``) unless ``path``
+    exists and is not a directory; cheap enough to check when a job is submitted."""
     if not path.exists():
         raise InputError(f"input file does not exist: {path}", "input_not_found")
     if path.is_dir():
         raise InputError(f"input is a directory, not an audio file: {path}", "input_not_audio")
+
+
+def _open(path: Path) -> soundfile.SoundFile:
+    if not path.is_absolute():
+        raise InputError(f"input path must be absolute, got {str(path)!r}", "bad_request")
+    check_input_file(path)
     try:
         opened = soundfile.SoundFile(path)
     except (soundfile.LibsndfileError, RuntimeError) as e:
@@ -223,6 +231,10 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
     Returns ``-inf`` for digital silence.
     """
     if audio.shape[-1] >= int(0.4 * sample_rate):
+        # Imported here: pyloudnorm loads scipy.signal (about 1 s), which client commands
+        # that only need atomic_write_bytes (stepedit ping/capabilities --output) must not pay.
+        import pyloudnorm
+
         value = pyloudnorm.Meter(sample_rate).integrated_loudness(audio.T.astype(np.float64))
         if math.isfinite(value):
             return float(value)

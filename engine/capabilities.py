@@ -34,8 +34,8 @@ def describe(active: Backend) -> dict[str, Any]:
         },
         "backends": {
             name: {
-                "description": cls.description,  # type: ignore[attr-defined]
-                "edits": {t: list(o) for t, o in cls.edits.items()},  # type: ignore[attr-defined]
+                "description": cls.description,
+                "edits": {t: list(o) for t, o in cls.edits.items()},
                 "tagged_text": bool(getattr(cls, "tagged_text", False)),
             }
             for name, cls in REGISTRY.items()

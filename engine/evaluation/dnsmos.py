@@ -11,15 +11,14 @@ low even when clean (gotcha 7): judge whisper by voicing and HNR instead.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engine.audio import resample, to_mono
 from engine.errors import BackendError
+from engine.evaluation.packaged import packaged_file
 
 __all__ = ["dnsmos"]
 
@@ -34,16 +33,6 @@ _BAK = np.poly1d([-0.13166888, 1.60915514, -0.39604546])
 _OVRL = np.poly1d([-0.06766283, 1.11546468, 0.04602535])
 
 
-def _model_path() -> Path:
-    spec = importlib.util.find_spec("speechmos")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendError(f"DNSMOS needs the speechmos models: {_INSTALL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / "dnsmos_models" / "sig_bak_ovr.onnx"
-    if not path.is_file():
-        raise BackendError(f"{path} is missing; reinstall with: {_INSTALL_HINT}")
-    return path
-
-
 @functools.lru_cache(maxsize=1)
 def _session() -> Any:
     try:
@@ -53,9 +42,13 @@ def _session() -> Any:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 2
     options.log_severity_level = 3
-    return onnxruntime.InferenceSession(
-        str(_model_path()), options, providers=["CPUExecutionProvider"]
+    model = packaged_file(
+        "speechmos",
+        "dnsmos_models/sig_bak_ovr.onnx",
+        "DNSMOS needs the speechmos models",
+        _INSTALL_HINT,
     )
+    return onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
 
 
 def dnsmos(audio: np.ndarray, sample_rate: int) -> dict[str, float]:

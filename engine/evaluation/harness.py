@@ -18,6 +18,7 @@ from engine.backends.base import Backend, RenderBackend, Rendered
 from engine.edits import EditSpec, edit_label, parse_edit
 from engine.errors import EditError, StepEditError
 from engine.evaluation.metrics import Measures, compare, measure
+from engine.render import fit_to_source
 
 __all__ = [
     "Clip",
@@ -175,11 +176,13 @@ def find_clips(paths: Iterable[Path]) -> list[Clip]:
 
 
 def fit_like_engine(rendered: Rendered, clip: Clip) -> np.ndarray:
-    """The result as the engine would write it: source rate, channels and loudness."""
-    out = audio_io.resample(np.atleast_2d(rendered.audio), rendered.sample_rate, clip.sample_rate)
-    out = audio_io.fit_channels(out, clip.audio.shape[0])
+    """The result as the engine would write it: source rate, channels and loudness.
+
+    Raises:
+        BackendError: when the backend returned no samples, a bad shape, or NaN/inf.
+    """
     target = audio_io.integrated_loudness(clip.audio, clip.sample_rate)
-    return audio_io.match_loudness(out, clip.sample_rate, target + rendered.loudness_offset_db)
+    return fit_to_source(rendered, clip.sample_rate, clip.audio.shape[0], target)
 
 
 def result_label(edit: EditSpec) -> str:
@@ -263,11 +266,11 @@ def evaluate(
                     clip.audio, clip.sample_rate, edit, lambda _f, _s: None
                 )
                 row.rtf = (time.perf_counter() - started) / clip.duration
+                result = fit_like_engine(rendered, clip)
             except StepEditError as e:
                 row.error = str(e)
                 results.append(row)
                 continue
-            result = fit_like_engine(rendered, clip)
             row.audio, row.sample_rate = result, clip.sample_rate
             row.measures, row.changes = compare(
                 clip.audio, clip.sample_rate, result, clip.sample_rate, before

@@ -14,7 +14,6 @@ murmur) would otherwise score as a different voice for its level alone. ``thread
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import pickle
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from engine.audio import resample, to_mono
 from engine.backends.dsp import frame_rms_db, runs, slaney_mel_filters
 from engine.errors import BackendError
 from engine.evaluation.features import power_spectrogram
+from engine.evaluation.packaged import packaged_file
 
 __all__ = ["VoiceEncoder", "load_state_dict", "speaker_similarity"]
 
@@ -154,13 +154,12 @@ def load_state_dict(path: Path) -> dict[str, Any]:
 
 
 def _weights_path() -> Path:
-    spec = importlib.util.find_spec("resemblyzer")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendError(f"speaker similarity needs resemblyzer's weights: {_INSTALL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
-    if not path.is_file():
-        raise BackendError(f"{path} is missing; reinstall with: {_INSTALL_HINT}")
-    return path
+    return packaged_file(
+        "resemblyzer",
+        "pretrained.pt",
+        "speaker similarity needs resemblyzer's weights",
+        _INSTALL_HINT,
+    )
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -147,11 +147,7 @@ class Analysis:
         Both use this analysis' F0, so WORLD and PSOLA renders share one pitch track.
         """
         if self._envelope is None:
-            f0 = np.ascontiguousarray(self.f0, dtype=np.float64)
-            times = np.ascontiguousarray(self.times, dtype=np.float64)
-            sp = pyworld.cheaptrick(self.signal, f0, times, self.sample_rate)
-            ap = pyworld.d4c(self.signal, f0, times, self.sample_rate)
-            self._envelope = (sp, ap)
+            self._envelope = self.envelope_at(np.arange(len(self.f0)))
         return self._envelope
 
 
@@ -186,12 +182,15 @@ def analyse(x: np.ndarray, sample_rate: int) -> Analysis:
     f0, floor, ceiling = track_f0(signal, sample_rate, times)
     level = frame_rms_db(signal, sample_rate, hop=FRAME_PERIOD, window=0.025)
     level = np.pad(level, (0, max(0, count - len(level))), mode="edge")[:count]
-    speech = _speech_mask(level, f0 > 0)
-    _LOG.debug(
-        "analysed %.2f s: median F0 %.1f Hz, voiced %.0f %%, %d pauses",
-        len(signal) / sample_rate,
-        float(np.median(f0[f0 > 0])) if np.any(f0 > 0) else 0.0,
-        100 * float(np.mean(f0 > 0)),
-        len([r for r in runs(~speech) if r[0] > 0 and r[1] < count]),
+    analysis = Analysis(
+        signal, sample_rate, times, f0, level, _speech_mask(level, f0 > 0), floor, ceiling
     )
-    return Analysis(signal, sample_rate, times, f0, level, speech, floor, ceiling)
+    if _LOG.isEnabledFor(logging.DEBUG):
+        _LOG.debug(
+            "analysed %.2f s: median F0 %.1f Hz, voiced %.0f %%, %d pauses",
+            analysis.duration,
+            analysis.median_f0,
+            100 * float(np.mean(analysis.voiced)),
+            len(analysis.pauses()),
+        )
+    return analysis

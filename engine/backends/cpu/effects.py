@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pedalboard as pb
 
-from engine.audio import integrated_loudness, match_loudness
+from engine.audio import PEAK_CEILING_DBFS, integrated_loudness, match_loudness
 
 __all__ = ["apply_chain", "set_loudness"]
 
@@ -15,9 +15,8 @@ _LOG = logging.getLogger(__name__)
 
 # Levels the effect chains are driven at, so their thresholds mean the same on every clip.
 _CHAIN_INPUT_LUFS = -23.0
-# Peak level the engine allows (dBFS) and the most gain reduction a limiter may apply to get
-# a louder delivery under it (dB).
-_LIMIT_DBFS = -1.0
+# The most gain reduction (dB) a limiter may apply to get a louder delivery under the
+# engine's peak ceiling.
 _MAX_LIMITING_DB = 6.0
 
 
@@ -69,10 +68,10 @@ def set_loudness(y: np.ndarray, sample_rate: int, target_lufs: float) -> np.ndar
         return out
     out = out * np.float32(10 ** ((target_lufs - current) / 20))
     peak_db = 20 * np.log10(float(np.max(np.abs(out))) + 1e-12)
-    excess = peak_db - _LIMIT_DBFS
+    excess = peak_db - PEAK_CEILING_DBFS
     if excess > 0:
         out = out * np.float32(10 ** (-max(excess - _MAX_LIMITING_DB, 0.0) / 20))
-        limiter = pb.Limiter(threshold_db=_LIMIT_DBFS - 0.5, release_ms=80.0)
+        limiter = pb.Limiter(threshold_db=PEAK_CEILING_DBFS - 0.5, release_ms=80.0)
         out = limiter(out, sample_rate)
         _LOG.debug("limited %.1f dB of peaks to reach %.1f LUFS", excess, target_lufs)
     return match_loudness(out, sample_rate, target_lufs)

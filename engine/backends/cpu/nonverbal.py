@@ -30,7 +30,7 @@ from engine.audio import crossfade_concat, integrated_loudness, match_loudness, 
 from engine.backends.base import Progress, Rendered
 from engine.backends.cpu.analysis import FRAME_PERIOD, Analysis, analyse
 from engine.backends.dsp import broaden_envelope, low_energy_point, smooth, zero_crossing_near
-from engine.edits import PARALINGUISTIC_TAGS, EditSpec
+from engine.edits import PARALINGUISTIC_TAGS, EditSpec, paralinguistic_tag
 from engine.errors import EditError
 
 __all__ = [
@@ -408,11 +408,6 @@ def insert_tags(
 _TAG_PATTERN = re.compile(r"\[([^\[\]]+)\]")
 
 
-def _tag_name(text: str) -> str | None:
-    bare = text.strip().lower()
-    return next((tag for tag in PARALINGUISTIC_TAGS if tag.lower() == bare), None)
-
-
 def positions_from_text(target_text: str, analysis: Analysis) -> list[tuple[str, float]]:
     """Turns inline ``[Tag]`` markers into times by their place in the text.
 
@@ -426,7 +421,7 @@ def positions_from_text(target_text: str, analysis: Analysis) -> list[tuple[str,
     clean, found, offset = [], [], 0
     for match in _TAG_PATTERN.finditer(target_text):
         clean.append(target_text[offset : match.start()])
-        tag = _tag_name(match.group(1))
+        tag = paralinguistic_tag(match.group(1))
         if tag is None:
             raise EditError(
                 f"unknown tag [{match.group(1)}] in target_text; "

@@ -100,7 +100,11 @@ def _creaky_frames(analysis: Analysis, recipe: Recipe) -> np.ndarray:
 
 
 def _target_f0(
-    analysis: Analysis, recipe: Recipe, durations: np.ndarray, rng: np.random.Generator
+    analysis: Analysis,
+    recipe: Recipe,
+    durations: np.ndarray,
+    creaky: np.ndarray,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """Maps the F0 track: shape, then span to ``f0_range`` x the original, then level.
 
@@ -115,7 +119,6 @@ def _target_f0(
     if recipe.whisper or voiced.sum() < 10:
         return out
     median = analysis.median_f0
-    creaky = _creaky_frames(analysis, recipe)
     shaped = 12 * np.log2(f0[voiced] / median) + _contour_st(analysis, recipe, rng)[voiced]
     modal = ~creaky[voiced]
     weights = durations[voiced][modal]
@@ -170,13 +173,13 @@ def _gain_db(analysis: Analysis, recipe: Recipe) -> np.ndarray:
     return gain
 
 
-def _breath(analysis: Analysis, recipe: Recipe) -> np.ndarray:
+def _breath(analysis: Analysis, recipe: Recipe, creaky: np.ndarray) -> np.ndarray:
     breath = np.full(len(analysis.times), float(recipe.breathiness))
     onset = round(_ONSET_S / FRAME_PERIOD)
     for start, end in analysis.phrases():
         stop = min(end, start + onset)
         breath[start:stop] += recipe.onset_breathiness * (1 - _ramp(stop - start))
-    breath[_creaky_frames(analysis, recipe)] += 0.2
+    breath[creaky] += 0.2
     return breath
 
 
@@ -184,9 +187,10 @@ def plan(analysis: Analysis, recipe: Recipe, seed: int = 0) -> RenderPlan:
     """Computes the per-frame targets of ``recipe`` for this clip (deterministic per seed)."""
     rng = np.random.default_rng(seed)
     durations = _durations(analysis, recipe)
+    creaky = _creaky_frames(analysis, recipe)
     return RenderPlan(
-        f0=_target_f0(analysis, recipe, durations, rng),
+        f0=_target_f0(analysis, recipe, durations, creaky, rng),
         durations=durations,
         gain_db=_gain_db(analysis, recipe),
-        breath=_breath(analysis, recipe),
+        breath=_breath(analysis, recipe, creaky),
     )
