@@ -440,7 +440,8 @@ def positions_from_text(target_text: str, analysis: Analysis) -> list[tuple[str,
             frame = speech[-1] + 1
         else:
             frame = speech[min(int(share * speech.size), speech.size - 1)]
-        positions.append((tag, float(frame * FRAME_PERIOD)))
+        # A slice that ends mid-speech puts "after the last word" one frame past its end.
+        positions.append((tag, min(float(frame * FRAME_PERIOD), analysis.duration)))
     return positions
 
 

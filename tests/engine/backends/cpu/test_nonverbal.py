@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import parselmouth
 import pytest
+import soundfile
 
 from engine.audio import integrated_loudness, to_mono
 from engine.backends.base import Rendered
+from engine.backends.cpu import CpuBackend
 from engine.backends.cpu.nonverbal import SOUNDS, render_paralinguistic
 from engine.backends.dsp import frame_rms_db
 from engine.edits import PARALINGUISTIC_TAGS, EditSpec
@@ -240,3 +242,15 @@ def test_length_grows_by_exactly_the_sounds_at_edges_and_shared_spots(
     assert len(insertions) == len(positions)
     added = sum(round(i["duration"] * clip.sample_rate) for i in insertions)
     assert result.audio.shape[-1] == clip.audio.shape[-1] + added
+
+
+def test_trailing_tag_on_a_slice_cut_mid_speech(data_dir: Path) -> None:
+    """A DAW slice often ends inside a word; a tag after the last word still fits."""
+    samples, rate = soundfile.read(data_dir / "en_ljspeech_LJ050-0131.wav", dtype="float32")
+    cut = samples[: int(3.505 * rate)][np.newaxis, :]
+    backend = CpuBackend()
+    backend.load()
+    edit = EditSpec("paralinguistic", target_text="hello there [Laughter]")
+    rendered = backend.render(cut, rate, edit, _nothing)
+    assert rendered.audio.shape[-1] > cut.shape[-1]
+    np.testing.assert_array_equal(rendered.audio[0, : rate], cut[0, : rate])
