@@ -98,16 +98,23 @@ class StepEditClient:
         messages = protocol.decode_datagram(data)
         return messages[0] if messages else None
 
-    def _request(self, address: str, reply: str, *args: Any) -> Message:
+    def _first_reply(
+        self, address: str, args: tuple[Any, ...], wanted: Callable[[Message], bool]
+    ) -> Message:
+        """Sends one request and returns the first reply ``wanted`` accepts."""
         deadline = time.monotonic() + self.timeout
         self.send(address, *args)
         while (left := deadline - time.monotonic()) > 0:
             message = self.receive(left)
-            if message is not None and message.address == reply:
+            if message is not None and wanted(message):
                 return message
-            if message is not None and message.address == ADDRESS["error"]:
-                raise ClientError(str(message.args[1]), str(message.args[2]))
         raise _no_engine(self.host, self.port)
+
+    def _request(self, address: str, reply: str) -> Message:
+        message = self._first_reply(address, (), lambda m: m.address in {reply, ADDRESS["error"]})
+        if message.address == ADDRESS["error"]:
+            raise ClientError(str(message.args[1]), str(message.args[2]))
+        return message
 
     def ping(self) -> Pong:
         reply = self._request(ADDRESS["ping"], ADDRESS["pong"])
@@ -177,10 +184,6 @@ class StepEditClient:
 
     def query(self, address: str, job_id: str) -> Message:
         """Sends ``/stepedit/cancel`` or ``/stepedit/status`` and returns the job's message."""
-        deadline = time.monotonic() + self.timeout
-        self.send(address, job_id)
-        while (left := deadline - time.monotonic()) > 0:
-            message = self.receive(left)
-            if message is not None and message.args and message.args[0] in {job_id, ""}:
-                return message
-        raise _no_engine(self.host, self.port)
+        return self._first_reply(
+            address, (job_id,), lambda m: bool(m.args) and m.args[0] in {job_id, ""}
+        )

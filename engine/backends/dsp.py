@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 from scipy import signal
 from scipy.ndimage import gaussian_filter1d
@@ -19,7 +17,6 @@ __all__ = [
     "zero_crossing_near",
 ]
 
-_LOG = logging.getLogger(__name__)
 
 # Floor for level measures (dBFS): digital silence reads as this, not -inf.
 _FLOOR_DB = -120.0

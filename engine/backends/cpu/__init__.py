@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -20,7 +19,6 @@ from engine.errors import UnsupportedEditError
 
 __all__ = ["CpuBackend"]
 
-_LOG = logging.getLogger(__name__)
 
 
 class CpuBackend:
