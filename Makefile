@@ -44,6 +44,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test debs
 	$(VENV)/bin/ruff check engine bridge tests bench
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
 lint: $(VENV)/.installed-test
