@@ -36,7 +36,7 @@ def describe(active: Backend) -> dict[str, Any]:
             name: {
                 "description": cls.description,
                 "edits": {t: list(o) for t, o in cls.edits.items()},
-                "tagged_text": bool(getattr(cls, "tagged_text", False)),
+                "tagged_text": cls.tagged_text,
             }
             for name, cls in REGISTRY.items()
         },

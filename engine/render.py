@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import audio
+from engine.backends import REGISTRY
 from engine.backends.base import Backend, Progress, RenderBackend, Rendered, TokenBackend
 from engine.edits import EditSpec, edit_label
 from engine.errors import BackendError, EditError, OutputError, UnsupportedEditError
@@ -71,17 +72,17 @@ class RenderResult:
         }
 
 
-def renders(backend: object, edit: EditSpec) -> bool:
+def renders(backend: type[Backend], edit: EditSpec) -> bool:
     """Whether a backend class declares this edit type and option.
 
-    A paralinguistic edit without an option carries its tags inline in ``target_text``;
-    backends that render that form set the class attribute ``tagged_text = True``.
+    A paralinguistic edit without an option carries its tags inline in ``target_text``,
+    which backends declare with ``tagged_text``.
     """
-    options = getattr(backend, "edits", {}).get(edit.type)
+    options = backend.edits.get(edit.type)
     if options is None:
         return False
     if edit.type == "paralinguistic" and not edit.option:
-        return bool(getattr(backend, "tagged_text", False))
+        return backend.tagged_text
     return not options or edit.option in options
 
 
@@ -90,8 +91,6 @@ def check_supported(backend: Backend, edit: EditSpec) -> None:
     naming the registered backends that do."""
     if renders(type(backend), edit):
         return
-    from engine.backends import REGISTRY  # here: the registry imports every backend
-
     others = [n for n, cls in REGISTRY.items() if n != backend.name and renders(cls, edit)]
     what = f"{edit.type} {edit.option!r}" if edit.option else edit.type
     if edit.type == "paralinguistic" and not edit.option:

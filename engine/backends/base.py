@@ -40,14 +40,15 @@ class Backend(Protocol):
     """What every backend declares and does.
 
     ``edits`` maps each supported edit type to the options this backend renders (an empty
-    tuple for types without options). ``/stepedit/capabilities`` is generated from it. A
-    backend that renders paralinguistic tags written inline in ``target_text`` also sets the
-    class attribute ``tagged_text = True``.
+    tuple for types without options). ``/stepedit/capabilities`` is generated from it.
+    ``tagged_text`` says whether it renders paralinguistic tags written inline in
+    ``target_text`` (a paralinguistic edit without an option).
     """
 
     name: ClassVar[str]
     description: ClassVar[str]
     edits: ClassVar[Mapping[str, tuple[str, ...]]]
+    tagged_text: ClassVar[bool]
 
     @property
     def device(self) -> str: ...

@@ -63,7 +63,8 @@ def load_step1(
             f"{', '.join(missing[:3])}; re-download the checkpoint"
         )
     if unknown:
-        _LOG.warning("ignoring %d unknown LLM tensor(s), e.g. %s", len(unknown), unknown[:3])
+        # check_checkpoint already warned the user about these at start-up.
+        _LOG.debug("ignoring %d unknown LLM tensor(s), e.g. %s", len(unknown), unknown[:3])
     model.load_state_dict(state, strict=True, assign=True)
     model.eval()
     model.requires_grad_(False)
