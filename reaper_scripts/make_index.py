@@ -4,12 +4,15 @@
     python reaper_scripts/make_index.py --check   # exit 1 if index.xml or a header is stale
 
 Each ``StepEdit_*.lua`` is one package of category "Items Editing"; its header must have
-@description, @author, @version, @changelog and @about (the library also @provides
-``[nomain] .``). A header with @metapackage is installed only under the names its
+@description, @author, @version, @changelog and @about. The library @provides ``[nomain] .``
+and its modules, ``[nomain] StepEdit/*.lua`` (a glob, expanded as reapack-index does, sorted);
+ReaPack installs each module at that path under the category folder, next to the library,
+and a module starts with ``-- @noindex`` so that reapack-index does not take it for a
+package. A header with @metapackage is installed only under the names its
 ``[main] . > StepEdit_<Action>.lua`` lines give (one action per name, as reapack-index writes
 them: a ``<source main="main" file="...">`` each). Set REPOSITORY_URL to where the repository
 is published; ReaPack downloads each file from
-``<REPOSITORY_URL>/raw/<BRANCH>/reaper_scripts/<file>``.
+``<REPOSITORY_URL>/raw/<BRANCH>/reaper_scripts/<path>``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ INDEX_NAME = "StepEdit"
 CATEGORY = "Items Editing"
 HERE = Path(__file__).resolve().parent
 REQUIRED_TAGS = ("description", "author", "version", "changelog", "about")
+LIBRARY = "StepEdit_lib.lua"
+MODULE = re.compile(r"StepEdit/[a-z_]+\.lua")
 
 _TAG = re.compile(r"^--\s*@(\w+)\s*(.*)$")
 _CONTINUATION = re.compile(r"^--(\s{2,}|\s*$)(.*)$")
@@ -41,11 +46,12 @@ class HeaderError(ValueError):
 
 @dataclass(frozen=True)
 class Source:
-    """One file ReaPack installs from a package: the script under ``file`` (None: its own
-    name), registered in the Action List when ``main``."""
+    """One file ReaPack installs from a package: ``path`` (relative to the scripts folder)
+    under ``file`` (None: its own name), registered in the Action List when ``main``."""
 
     file: str | None
     main: bool
+    path: str
 
 
 @dataclass
@@ -61,26 +67,40 @@ class Package:
 
     @property
     def sources(self) -> list[Source]:
-        """What reapack-index derives from @provides (only ``.``, this file, is supported)."""
+        """What reapack-index derives from @provides: ``.`` (this file, maybe under another
+        name) or ``[nomain] <glob>`` (files of the library, installed at their paths)."""
         lines = [line.strip() for line in self.tags.get("provides", "").splitlines()]
         found = []
         for line in filter(None, lines):
             match = _PROVIDES.match(line)
             options = (match.group("options") or "").split() if match else []
-            if not match or match.group("pattern") != "." or \
-                    not set(options) <= {"main", "nomain"}:
+            pattern = match.group("pattern") if match else ""
+            if match and options == ["nomain"] and pattern != "." and not match.group("target"):
+                found += self._files(pattern)
+                continue
+            if not match or pattern != "." or not set(options) <= {"main", "nomain"}:
                 raise HeaderError(f"{self.path.name}: unsupported @provides line {line!r}; "
-                                  "use '[main] . > <Action>.lua' or '[nomain] .'")
+                                  "use '[main] . > <Action>.lua', '[nomain] .' or "
+                                  "'[nomain] <files>'")
             main = "main" in options or (not options and not self.metapackage)
             target = match.group("target")
-            found.append(Source(target if target != self.path.name else None, main))
+            found.append(Source(target if target != self.path.name else None, main,
+                                self.path.name))
         if not found and not self.metapackage:
-            found.append(Source(None, True))
+            found.append(Source(None, True, self.path.name))
         return found
+
+    def _files(self, pattern: str) -> list[Source]:
+        folder = self.path.parent
+        paths = sorted(p.relative_to(folder).as_posix() for p in folder.glob(pattern)
+                       if p.is_file())
+        if not paths:  # reapack-index: "file not found"
+            raise HeaderError(f"{self.path.name}: @provides {pattern!r} matches no file")
+        return [Source(path, False, path) for path in paths]
 
     @property
     def installed(self) -> list[str]:
-        """The file names ReaPack installs (next to each other, in the category folder)."""
+        """The files ReaPack installs, relative to the category folder."""
         return [source.file or self.path.name for source in self.sources]
 
 
@@ -113,13 +133,23 @@ def check_header(package: Package) -> None:
         int(part) > 65535 for part in version.split(".")
     ):
         raise HeaderError(f"{name}: @version must be numeric segments <= 65535, got {version!r}")
-    if name == "StepEdit_lib.lua" and package.tags.get("provides") != "[nomain] .":
+    sources = package.sources
+    if name == LIBRARY and Source(None, False, name) not in sources:
         raise HeaderError(f"{name}: the library must declare '@provides [nomain] .'")
-    if package.metapackage and not any(source.main for source in package.sources):
+    if package.metapackage and not any(source.main for source in sources):
         raise HeaderError(f"{name}: a @metapackage must @provides '[main] . > <Action>.lua' lines")
-    for file in package.installed:
-        if not re.fullmatch(r"StepEdit_[^/\\]+\.lua", file):
+    for source in sources:
+        file = source.file or name
+        if source.path == name and not re.fullmatch(r"StepEdit_[^/\\]+\.lua", file):
             raise HeaderError(f"{name}: installed name {file!r} is not StepEdit_<Action>.lua")
+        if source.path != name:
+            if name != LIBRARY or not MODULE.fullmatch(source.path):
+                raise HeaderError(f"{name}: {source.path!r} is not a library module "
+                                  "(StepEdit/<module>.lua, provided by the library)")
+            first = (package.path.parent / source.path).read_text(encoding="utf-8")
+            if not first.startswith("-- @noindex\n"):
+                raise HeaderError(f"{source.path}: a library module must start with "
+                                  "'-- @noindex' (reapack-index would index it as a package)")
 
 
 def packages(folder: Path = HERE) -> list[Package]:
@@ -162,15 +192,16 @@ def rtf(markdown: str) -> str:
         "\n".join(body) + "\n}"
 
 
-def source_url(path: Path) -> str:
-    return f"{REPOSITORY_URL}/raw/{BRANCH}/reaper_scripts/{quote(path.name)}"
+def source_url(path: str) -> str:
+    return f"{REPOSITORY_URL}/raw/{BRANCH}/reaper_scripts/{quote(path)}"
 
 
-def source_line(package: Package, source: Source) -> str:
-    """A ``<source>`` as reapack-index writes it; ``file`` names an alias's installed copy."""
+def source_line(source: Source) -> str:
+    """A ``<source>`` as reapack-index writes it; ``file`` names where ReaPack installs it
+    (an alias's copy, or a module's path) when that is not the package's own name."""
     main = ' main="main"' if source.main else ""
     file = f" file={quoteattr(source.file)}" if source.file else ""
-    return f"        <source{main}{file}>{escape(source_url(package.path))}</source>"
+    return f"        <source{main}{file}>{escape(source_url(source.path))}</source>"
 
 
 def cdata(s: str) -> str:
@@ -192,7 +223,7 @@ def render_index(found: list[Package]) -> str:
             "      </metadata>",
             f"      <version name={quoteattr(tags['version'])} author={quoteattr(tags['author'])}>",
             f"        <changelog>{cdata(tags['changelog'])}</changelog>",
-            *(source_line(package, source) for source in package.sources),
+            *(source_line(source) for source in package.sources),
             "      </version>",
             "    </reapack>",
         ]

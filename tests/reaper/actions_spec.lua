@@ -280,6 +280,26 @@ describe("StepEdit actions", function()
     assert.is_true(emu.extstate.StepEdit.port.persist)
   end)
 
+  it("names a missing library module and the package that installs it", function()
+    assert(os.remove(emu.scripts .. "StepEdit/transport.lua"))
+    run("Cancel jobs")
+    assert.are.equal(1, #emu.messages)
+    local text = emu.messages[1].text
+    assert.matches('install the "StepEdit library" package with ReaPack', text, 1, true)
+    assert.matches("StepEdit/transport.lua", text, 1, true)
+    assert.are.equal(0, #emu.undo_points)
+  end)
+
+  it("finds its modules next to itself, not in the working folder", function()
+    local elsewhere = H.tmpdir()
+    local installed = H.install(elsewhere)
+    assert.are.equal("/", installed:sub(1, 1))
+    local loaded = dofile(installed .. "StepEdit_lib.lua")
+    assert.are.equal(lib.ADDRESS.edit, loaded.ADDRESS.edit)
+    assert.are.equal("function", type(loaded.edit_selected_items))
+    H.rmdir(elsewhere)
+  end)
+
   it("has a progress window with a Cancel button when ReaImGui is installed", function()
     local imgui_dir = emu.dir .. "/imgui"
     os.execute("mkdir -p '" .. imgui_dir .. "'")

@@ -1,4 +1,4 @@
--- OSC and JSON codecs of StepEdit_lib.lua on raw bytes and exact strings.
+-- OSC and JSON codecs (reaper_scripts/StepEdit/codec.lua, through the library) on raw bytes and exact strings.
 local H = dofile("tests/reaper/helpers.lua")
 local lib = H.lib()
 

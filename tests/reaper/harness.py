@@ -93,7 +93,8 @@ def install_scripts(resource_dir: Path) -> Path:
     """Installs the scripts as ReaPack does from index.xml; returns their folder.
 
     Each ``<source>`` becomes a copy of its file named by its ``file`` attribute (an alias of
-    a metapackage) or by the file itself, in ``<resource>/Scripts/<index>/<category>/``.
+    a metapackage, or a library module's path such as ``StepEdit/codec.lua``) or by the file
+    itself, in ``<resource>/Scripts/<index>/<category>/``.
     """
     root = ET.parse(SCRIPTS / "index.xml").getroot()
     category = root.find("category")
@@ -102,8 +103,10 @@ def install_scripts(resource_dir: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for source in category.iter("source"):
         assert source.text is not None
-        name = unquote(source.text.rsplit("/", 1)[1])
-        shutil.copyfile(SCRIPTS / name, folder / source.get("file", name))
+        path = unquote(source.text.split("/reaper_scripts/", 1)[1])
+        target = folder / source.get("file", path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SCRIPTS / path, target)
     return folder
 
 
@@ -111,8 +114,14 @@ def run_lua(code: str, *args: str, stdin: bytes = b"") -> bytes:
     """Runs a Lua 5.4 snippet from the repository root; returns its stdout."""
     if LUA is None:
         pytest.skip(LUA_HINT)
-    done = subprocess.run([LUA, "-e", code, "-", *args], cwd=REPO, input=stdin,
-                          capture_output=True, timeout=30, check=False)
+    done = subprocess.run(
+        [LUA, "-e", code, "-", *args],
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout
 
@@ -138,7 +147,10 @@ def run_action(project: Project, script: str, **scenario: Any) -> dict[str, Any]
     scenario_file.write_text(json.dumps(scenario))
     done = subprocess.run(
         [LUA, "tests/reaper/run_action.lua", str(scenario_file), str(result_file)],
-        cwd=REPO, capture_output=True, timeout=scenario.get("timeout", 60) + 30, check=False,
+        cwd=REPO,
+        capture_output=True,
+        timeout=scenario.get("timeout", 60) + 30,
+        check=False,
     )
     assert done.returncode == 0, done.stderr.decode()
     result: dict[str, Any] = json.loads(result_file.read_text())

@@ -44,8 +44,9 @@ local function copy_file(from, to)
 end
 
 -- Installs the scripts as ReaPack does from index.xml: each <source> becomes a copy of its
--- file named by its file= attribute (a metapackage alias) or by the file itself, in
--- <resource_dir>/Scripts/<index>/<category>/. Returns that folder, with a trailing "/".
+-- file named by its file= attribute (a metapackage alias, or a library module's path such as
+-- StepEdit/codec.lua) or by the file itself, in <resource_dir>/Scripts/<index>/<category>/.
+-- Returns that folder, with a trailing "/".
 function H.install(resource_dir)
   local f = assert(io.open(H.SCRIPTS .. "index.xml", "rb"))
   local index = f:read("a")
@@ -54,10 +55,12 @@ function H.install(resource_dir)
     "/" .. index:match('<category name="([^"]*)"') .. "/"
   assert(os.execute("mkdir -p '" .. folder .. "'"))
   for attributes, url in index:gmatch("<source([^>]*)>([^<]*)</source>") do
-    local name = url:match("[^/]*$"):gsub("%%(%x%x)", function(hex)
+    local path = url:match("/reaper_scripts/(.*)$"):gsub("%%(%x%x)", function(hex)
       return string.char(tonumber(hex, 16))
     end)
-    copy_file(H.SCRIPTS .. name, folder .. (attributes:match('file="([^"]*)"') or name))
+    local target = folder .. (attributes:match('file="([^"]*)"') or path)
+    assert(os.execute("mkdir -p '" .. target:match("^(.*)/") .. "'"))
+    copy_file(H.SCRIPTS .. path, target)
   end
   return folder
 end

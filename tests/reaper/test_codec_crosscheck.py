@@ -1,5 +1,6 @@
-"""The Lua OSC and JSON codecs against python-osc, liblo's oscsend/oscdump and Python's json;
-the Lua mirror of bridge/protocol.py against the original."""
+"""The Lua codec (reaper_scripts/StepEdit/codec.lua) against python-osc, liblo's
+oscsend/oscdump and Python's json; its copies of the protocol contract against
+bridge/protocol.py, read from both sides."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from bridge import protocol
 from tests.reaper.harness import free_port, run_lua
 
-LIB = 'local lib = dofile("reaper_scripts/StepEdit_lib.lua")\n'
+# The codec alone, in a plain Lua with no `reaper`: it is pure.
+LIB = 'local lib = dofile("reaper_scripts/StepEdit/codec.lua")\n'
 
 # What the scripts send, plus padding edge cases (string lengths 0-8) and UTF-8.
 LUA_MESSAGES = [
@@ -26,8 +28,19 @@ LUA_MESSAGES = [
     ("/stepedit/capabilities", []),
     ("/stepedit/cancel", ["0123456789abcdef"]),
     ("/stepedit/status", ["", "a", "ab", "abc", "abcd", "abcde", "abcdefgh"]),
-    ("/stepedit/edit", ["job-ü", json.dumps({"input": "/tmp/a b/voïce.wav", "start": 1.25,
-                                             "edit": {"type": "speed", "option": "faster"}})]),
+    (
+        "/stepedit/edit",
+        [
+            "job-ü",
+            json.dumps(
+                {
+                    "input": "/tmp/a b/voïce.wav",
+                    "start": 1.25,
+                    "edit": {"type": "speed", "option": "faster"},
+                }
+            ),
+        ],
+    ),
     ("/x", [0, -1, 2147483647, -2147483648, 0.5, -3.25, "✓ 😀"]),
 ]
 
@@ -43,8 +56,10 @@ def lua_literal(value: Any) -> str:
 @pytest.mark.parametrize(("address", "args"), LUA_MESSAGES, ids=lambda v: str(v)[:20])
 def test_python_osc_decodes_what_lua_encodes(address: str, args: list[Any]) -> None:
     call = ", ".join([lua_literal(address), *map(lua_literal, args)])
-    hex_bytes = run_lua(LIB + f"io.write((lib.osc_encode({call}):gsub('.', "
-                        "function(c) return string.format('%02x', c:byte()) end)))")
+    hex_bytes = run_lua(
+        LIB + f"io.write((lib.osc_encode({call}):gsub('.', "
+        "function(c) return string.format('%02x', c:byte()) end)))"
+    )
     message = OscMessage(bytes.fromhex(hex_bytes.decode()))
     assert message.address == address
     assert list(message.params) == args
@@ -52,8 +67,12 @@ def test_python_osc_decodes_what_lua_encodes(address: str, args: list[Any]) -> N
 
 def python_datagrams() -> list[bytes]:
     progress = protocol.encode(protocol.ADDRESS["progress"], "job-1", 0.375, "render")
-    done = protocol.encode(protocol.ADDRESS["done"], "job-1", "/tmp/ä.wav",
-                           json.dumps({"duration": 3.12, "edit": {"type": "speed"}}))
+    done = protocol.encode(
+        protocol.ADDRESS["done"],
+        "job-1",
+        "/tmp/ä.wav",
+        json.dumps({"duration": 3.12, "edit": {"type": "speed"}}),
+    )
     bundle = OscBundleBuilder(IMMEDIATELY)
     bundle.add_content(OscMessageBuilder("/stepedit/accepted").build())
     inner = OscBundleBuilder(IMMEDIATELY)
@@ -64,7 +83,9 @@ def python_datagrams() -> list[bytes]:
     bundle.add_content(inner.build())
     return [
         protocol.encode(protocol.ADDRESS["pong"], 1, "0.1.0", "cpu", "cpu"),
-        progress, done, bundle.build().dgram,
+        progress,
+        done,
+        bundle.build().dgram,
         protocol.encode("/x", -7, 1e-3, ""),
     ]
 
@@ -83,8 +104,12 @@ def test_lua_decodes_what_python_osc_encodes() -> None:
     decoded = json.loads(out)
     expected = []
     for datagram in datagrams:
-        expected.append([{"address": m.address, "args": list(m.args)}
-                         for m in protocol.decode_datagram(datagram)])
+        expected.append(
+            [
+                {"address": m.address, "args": list(m.args)}
+                for m in protocol.decode_datagram(datagram)
+            ]
+        )
     # Both sides widen float32 to the same double, so even floats compare exactly.
     assert decoded == expected
     assert decoded[4][0]["args"][1] == pytest.approx(1e-3, rel=1e-6)
@@ -97,13 +122,25 @@ def test_liblo_oscsend_reaches_the_lua_decoder() -> None:
     port = free_port()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", port))
-        subprocess.run([oscsend, "127.0.0.1", str(port), "/stepedit/progress", "sfs",
-                        "job-é", "0.25", "generate"], check=True)
+        subprocess.run(
+            [
+                oscsend,
+                "127.0.0.1",
+                str(port),
+                "/stepedit/progress",
+                "sfs",
+                "job-é",
+                "0.25",
+                "generate",
+            ],
+            check=True,
+        )
         datagram = s.recv(65536)
-    out = run_lua(LIB + "local m = lib.osc_decode(io.read('a'))[1]\n"
-                  "io.write(lib.json_encode(m))", stdin=datagram)
-    assert json.loads(out) == {"address": "/stepedit/progress",
-                               "args": ["job-é", 0.25, "generate"]}
+    out = run_lua(
+        LIB + "local m = lib.osc_decode(io.read('a'))[1]\nio.write(lib.json_encode(m))",
+        stdin=datagram,
+    )
+    assert json.loads(out) == {"address": "/stepedit/progress", "args": ["job-é", 0.25, "generate"]}
 
 
 def test_liblo_oscdump_reads_what_lua_sends() -> None:
@@ -129,7 +166,7 @@ def test_liblo_oscdump_reads_what_lua_sends() -> None:
 
 
 JSON_VALUES: list[Any] = [
-    {"input": "/tmp/ä b/\"q\".wav", "start": 0.1, "length": 3, "edit": {"position": [0.8, 1e-7]}},
+    {"input": '/tmp/ä b/"q".wav', "start": 0.1, "length": 3, "edit": {"position": [0.8, 1e-7]}},
     ["\u0000\u001f\b\f\n\r\t\\/", "é", "😀", "\u2028", ""],
     {"nested": {"a": [], "b": {}, "c": [True, False, None]}, "n": [-0.0, 1e300, -12345678901]},
 ]
@@ -139,15 +176,42 @@ JSON_VALUES: list[Any] = [
 @pytest.mark.parametrize("ascii_only", [True, False])
 def test_json_round_trips_through_python(value: Any, ascii_only: bool) -> None:
     text = json.dumps(value, ensure_ascii=ascii_only)
-    out = run_lua(LIB + "io.write(lib.json_encode(lib.json_decode(io.read('a'))))",
-                  stdin=text.encode())
+    out = run_lua(
+        LIB + "io.write(lib.json_encode(lib.json_decode(io.read('a'))))", stdin=text.encode()
+    )
     assert json.loads(out) == value
 
 
 def test_lua_mirrors_the_protocol_module() -> None:
-    out = run_lua(LIB + "io.write(lib.json_encode({version = lib.PROTOCOL_VERSION, "
-                  "address = lib.ADDRESS, codes = lib.ERROR_CODES}))")
+    """Each contract is defined in bridge/protocol.py; the Lua codec's copies are dumped by
+    Lua itself and compared with the imported Python definitions."""
+    out = run_lua(
+        LIB + "io.write(lib.json_encode({version = lib.PROTOCOL_VERSION, "
+        "port = lib.DEFAULT_PORT, address = lib.ADDRESS, codes = lib.ERROR_CODES, "
+        "states = lib.JOB_STATES, state_events = lib.STATE_EVENTS}))"
+    )
     mirror = json.loads(out)
     assert mirror["version"] == protocol.PROTOCOL_VERSION
+    assert mirror["port"] == protocol.DEFAULT_PORT
     assert mirror["address"] == dict(protocol.ADDRESS)
     assert mirror["codes"] == dict(protocol.ERROR_CODES)
+    assert mirror["states"] == list(protocol.JOB_STATES)
+    # Every state a status file can hold reads as one of the replies about a job.
+    assert set(mirror["state_events"]) == set(protocol.JOB_STATES)
+    assert set(mirror["state_events"].values()) <= {"accepted", "progress", "done", "error"}
+
+
+def test_the_library_serves_the_contract_to_the_actions() -> None:
+    """The actions read the contract through StepEdit_lib.lua, which loads the codec."""
+    out = run_lua(
+        "reaper = {}\n"  # loading the library calls no REAPER function
+        'local lib = dofile("reaper_scripts/StepEdit_lib.lua")\n'
+        "io.write(lib.json_encode({lib.PROTOCOL_VERSION, lib.ADDRESS, lib.ERROR_CODES, "
+        "lib.JOB_STATES}))"
+    )
+    assert json.loads(out) == [
+        protocol.PROTOCOL_VERSION,
+        dict(protocol.ADDRESS),
+        dict(protocol.ERROR_CODES),
+        list(protocol.JOB_STATES),
+    ]

@@ -33,8 +33,12 @@ CLIP_SECONDS = 7.658095238095238
 
 def settings(engine: EngineProcess, transport: str, **extra: Any) -> dict[str, Any]:
     scenario: dict[str, Any] = {
-        "extstate": {"host": "127.0.0.1", "port": str(engine.port),
-                     "engine_command": stepedit_command(), **extra},
+        "extstate": {
+            "host": "127.0.0.1",
+            "port": str(engine.port),
+            "engine_command": stepedit_command(),
+            **extra,
+        },
         "sockets": transport == "osc",
     }
     return scenario
@@ -50,7 +54,9 @@ def test_faster_adds_the_rendered_slice_as_new_active_take(
     engine: EngineProcess, project: Project, transport: str
 ) -> None:
     result = run_action(
-        project, "Faster", undo=True,
+        project,
+        "Faster",
+        undo=True,
         items=[
             {"file": str(project.clip), "position": 0.0},
             {"file": str(project.clip), "position": 10.0, "startoffs": 1.0, "length": 4.0},
@@ -93,9 +99,9 @@ def test_keep_length_and_a_section_source(
     engine: EngineProcess, project: Project, transport: str
 ) -> None:
     result = run_action(
-        project, "Slower",
-        items=[{"file": str(project.clip), "section_offset": 2.0, "startoffs": 0.5,
-                "length": 2.0}],
+        project,
+        "Slower",
+        items=[{"file": str(project.clip), "section_offset": 2.0, "startoffs": 0.5, "length": 2.0}],
         **settings(engine, transport, keep_length="1"),
     )
     item = item_of(result, "after", 0)
@@ -112,8 +118,10 @@ def test_engine_down_gives_the_message_within_2_s_and_changes_nothing(
     project: Project, transport: str
 ) -> None:
     port = free_port()  # nothing listens there
-    scenario = {"extstate": {"port": str(port), "engine_command": stepedit_command()},
-                "sockets": transport == "osc"}
+    scenario = {
+        "extstate": {"port": str(port), "engine_command": stepedit_command()},
+        "sockets": transport == "osc",
+    }
     result = run_action(project, "Denoise", items=[{"file": str(project.clip)}], **scenario)
     assert len(result["messages"]) == 1
     message = result["messages"][0]
@@ -133,9 +141,9 @@ def test_a_failed_job_is_listed_and_its_item_kept_while_others_apply(
     silent = project.media / "silence.wav"
     sf.write(str(silent), np.zeros(22050, dtype="float32"), 22050, subtype="PCM_16")
     result = run_action(
-        project, "Denoise",
-        items=[{"file": str(project.clip), "length": 2.0},
-               {"file": str(silent), "position": 5.0}],
+        project,
+        "Denoise",
+        items=[{"file": str(project.clip), "length": 2.0}, {"file": str(silent), "position": 5.0}],
         **settings(engine, transport),
     )
     good, bad = item_of(result, "after", 0), item_of(result, "after", 1)
@@ -165,18 +173,24 @@ def test_an_edit_the_backend_cannot_render_is_reported(
 ) -> None:
     kind, option = unrenderable(engine)
     last = {"edit": {"type": kind, "option": option, "target_text": "Hello."}, "opts": {}}
-    result = run_action(project, "Repeat last edit on selected items",
-                        items=[{"file": str(project.clip)}],
-                        **settings(engine, transport, last_edit=json.dumps(last)))
+    result = run_action(
+        project,
+        "Repeat last edit on selected items",
+        items=[{"file": str(project.clip)}],
+        **settings(engine, transport, last_edit=json.dumps(last)),
+    )
     assert result["after"] == result["before"]
     assert result["undo_points"] == []
     [message] = result["messages"]
     assert '"voice.wav" at 0:00.0: unsupported' in message["text"]
 
 
-def test_edit_dialog_offers_what_the_engine_reports(engine: EngineProcess, project: Project) -> None:
+def test_edit_dialog_offers_what_the_engine_reports(
+    engine: EngineProcess, project: Project
+) -> None:
     result = run_action(
-        project, "Edit selected items",
+        project,
+        "Edit selected items",
         items=[{"file": str(project.clip), "length": 3.0}],
         responses={"showmenu": ["speed/slower"], "GetUserInputs": [["2", ""]]},
         **settings(engine, "osc"),
@@ -201,13 +215,21 @@ def test_engine_status_over_the_process_transport(engine: EngineProcess, project
 
 def test_start_engine_launches_it_in_the_background(project: Project) -> None:
     port = free_port()
-    result = run_action(project, "Start engine",
-                        extstate={"port": str(port), "engine_command": stepedit_command()},
-                        sockets=True)
+    result = run_action(
+        project,
+        "Start engine",
+        extstate={"port": str(port), "engine_command": stepedit_command()},
+        sockets=True,
+    )
     pids = [p["pid"] for p in result["processes"] if p.get("pid")]
     try:
         assert result["processes"][0]["args"][1:] == [
-            "serve", "--host", "127.0.0.1", "--port", str(port)]
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         assert result["processes"][0]["timeout"] == -2
         assert "the engine is running" in result["console"]
         assert ping(port)

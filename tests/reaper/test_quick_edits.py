@@ -25,7 +25,8 @@ def test_every_alias_runs_its_own_valid_edit_of_the_vocabulary(project: Project)
         # Nothing selected: the action stores its edit as the last edit, then stops.
         result = run_action(project, action(alias))
         assert [m["text"] for m in result["messages"]] == [
-            "Select one or more speech items first."], alias
+            "Select one or more speech items first."
+        ], alias
         assert result["undo_points"] == [], alias
         last = json.loads(result["extstate"]["last_edit"])
         edit, at_cursor = last["edit"], bool(last["opts"] and last["opts"].get("at_cursor"))
@@ -47,7 +48,7 @@ def test_an_unknown_name_says_which_names_the_script_runs_under(
     result = run_action(project, name, items=[{"file": str(project.clip)}])
     [message] = result["messages"]
     assert message["text"].startswith(f'"StepEdit_{name}.lua" is not a StepEdit quick edit.')
-    assert "Install the \"StepEdit quick edits\" package with ReaPack" in message["text"]
+    assert 'Install the "StepEdit quick edits" package with ReaPack' in message["text"]
     # The script's alias table and its @provides list name the same actions.
     assert re.findall(r"^StepEdit_.*\.lua$", message["text"], re.M) == sorted(ALIASES)
     assert result["after"] == result["before"]

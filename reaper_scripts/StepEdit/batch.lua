@@ -1,0 +1,313 @@
+-- @noindex
+-- StepEdit batches: one job per selected item, the background loop that follows them, and
+-- the results put back as new takes in one undo point.
+--
+--   start(plan)   plan(item) -> slice, edit, passes | nil, reason; starts one job per
+--                 planned item and follows them from defer ticks until all have ended
+
+local import = ...
+local codec = import("codec")
+local files = import("files")
+local items = import("items")
+local settings = import("settings")
+local transports = import("transport")
+local ui = import("ui")
+
+local M = {}
+
+local UNDO_STATE_ITEMS = 4
+local msg, console, no_undo = ui.msg, ui.console, ui.no_undo
+
+local job_counter = 0
+
+-- Unique even where math.random is not seeded (Lua 5.3 in REAPER 6): the clock leads, as
+-- result files are named after the first 8 characters.
+local function new_job_id()
+  job_counter = job_counter + 1
+  local micros = math.floor(reaper.time_precise() * 1e6) + job_counter
+  return string.format("%08x%04x%04x", micros & 0xffffffff, math.random(0, 0xffff),
+    job_counter & 0xffff)
+end
+
+-------------------------------------------------------------------------------
+-- Results -> new takes
+-------------------------------------------------------------------------------
+
+local COPIED_TAKE_VALUES = { "D_PLAYRATE", "B_PPITCH", "D_PITCH", "D_VOL", "D_PAN", "I_CHANMODE" }
+
+-- Re-finds the item (by GUID: pointers may have changed) and checks the result file.
+local function resolve_result(job)
+  local old = reaper.GetMediaItemTakeByGUID(0, job.slice.take_guid)
+  if old and not reaper.ValidatePtr2(0, old, "MediaItem_Take*") then old = nil end
+  local item = old and reaper.GetMediaItemTake_Item(old)
+    or items.find_item_by_guid(job.slice.item_guid)
+  if not item or not reaper.ValidatePtr2(0, item, "MediaItem*") then
+    return nil, "the item was deleted while the engine worked"
+  end
+  local path = job.output_path
+  if type(path) ~= "string" or not reaper.file_exists(path) then
+    return nil, "the engine's result file is missing: " .. tostring(path)
+  end
+  job.target_item, job.target_take = item, old
+  return true
+end
+
+local function apply_result(job, keep_length)
+  local item, old, path = job.target_item, job.target_take, job.output_path
+  local source = reaper.PCM_Source_CreateFromFile(path)
+  if not source then return nil, "REAPER could not open the result " .. path end
+
+  local take = reaper.AddTakeToMediaItem(item)
+  reaper.SetMediaItemTake_Source(take, source)
+  for _, key in ipairs(COPIED_TAKE_VALUES) do
+    if old then
+      reaper.SetMediaItemTakeInfo_Value(take, key, reaper.GetMediaItemTakeInfo_Value(old, key))
+    end
+  end
+  reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", 0)
+  items.set_take_name(take, items.take_name(job.edit, job.passes))
+  reaper.GetSetMediaItemTakeInfo_String(take, "P_EXT:StepEdit", codec.json_encode({
+    edit = job.edit, passes = job.passes, job_id = job.id,
+    input = job.request.input, start = job.request.start, length = job.request.length,
+  }), true)
+  reaper.SetActiveTake(take)
+  reaper.SetMediaItemInfo_Value(item, "B_LOOPSRC", 0)
+  if not keep_length then
+    local playrate = reaper.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE")
+    local length = reaper.GetMediaSourceLength(reaper.GetMediaItemTake_Source(take))
+    reaper.SetMediaItemInfo_Value(item, "D_LENGTH", length / playrate + job.slice.lead_in)
+    reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", -job.slice.lead_in * playrate)
+  elseif job.slice.lead_in > 0 then -- keep the audio where it was in the item
+    reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS",
+      -job.slice.lead_in * reaper.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE"))
+  end
+  reaper.UpdateItemInProject(item)
+  return true
+end
+
+local function failure_line(job)
+  return string.format("- %s: %s", items.describe_item(job.slice), job.failure)
+end
+
+-- Applies every finished job of a batch in one undo point; one message for all failures.
+local function finish_batch(batch)
+  ui.restore_take_names(batch.jobs)
+  local done, failed = {}, {}
+  for _, refusal in ipairs(batch.refused) do failed[#failed + 1] = refusal end
+  for _, job in ipairs(batch.jobs) do
+    if job.output_path and not job.failure then
+      local ok, err = resolve_result(job)
+      if not ok then job.failure = err end
+    end
+    if job.output_path and not job.failure then done[#done + 1] = job
+    elseif job.code ~= "cancelled" then failed[#failed + 1] = job end
+  end
+  local applied = 0
+  if #done > 0 then
+    reaper.Undo_BeginBlock2(0)
+    reaper.PreventUIRefresh(1)
+    for _, job in ipairs(done) do
+      local ok, added, err = pcall(apply_result, job, batch.keep_length)
+      if ok and added then
+        applied = applied + 1
+      else
+        job.failure = ok and err or ("error while adding the take: " .. tostring(added))
+        failed[#failed + 1] = job
+      end
+    end
+    reaper.Main_OnCommand(40047, 0) -- Peaks: Build any missing peaks
+    reaper.PreventUIRefresh(-1)
+    reaper.UpdateArrange()
+    reaper.Undo_EndBlock2(0, batch.undo_name, UNDO_STATE_ITEMS)
+  end
+  if not batch.quiet then
+    console(string.format("%s: %d take(s) added, %d failed%s.", batch.undo_name, applied,
+      #failed, batch.cancelled and ", the rest cancelled" or ""))
+  end
+  if #failed > 0 then
+    local lines = {}
+    for _, job in ipairs(failed) do lines[#lines + 1] = failure_line(job) end
+    msg(string.format("%s: %d of %d item(s) could not be edited; their takes are " ..
+      "unchanged.\n\n%s", batch.undo_name, #failed, #batch.jobs + #batch.refused,
+      table.concat(lines, "\n")))
+  end
+end
+
+-------------------------------------------------------------------------------
+-- The batch loop
+-------------------------------------------------------------------------------
+
+local function describe_error(code, message)
+  local text = tostring(code)
+  if message and message ~= "" then text = text .. ": " .. message
+  elseif codec.ERROR_CODES[code] then text = text .. ": " .. codec.ERROR_CODES[code] end
+  return text
+end
+
+local function handle_event(job, event, now)
+  job.heard_at = now
+  if job.final then return end
+  if event.kind == "accepted" then
+    job.accepted = true
+    if job.stage == "sending" then job.stage = "queued" end
+  elseif event.kind == "progress" then
+    job.accepted = true
+    job.fraction = tonumber(event.fraction) or job.fraction
+    job.stage = type(event.stage) == "string" and event.stage or job.stage
+  elseif event.kind == "done" then
+    job.accepted, job.final, job.fraction, job.outcome = true, true, 1, "done"
+    job.output_path = event.output_path
+  elseif event.kind == "error" then
+    job.accepted, job.final, job.outcome = true, true, tostring(event.code)
+    job.code = event.code
+    job.failure = describe_error(event.code, event.message)
+  end
+end
+
+local function run_batch(batch)
+  local transport, jobs = batch.transport, batch.jobs
+  local started = reaper.time_precise()
+  local serial = settings.cancel_serial()
+  local window = ui.open_progress_window(batch.undo_name)
+  batch.quiet = window ~= nil -- the window shows progress; keep the console closed
+  if not batch.quiet then
+    console(string.format("%s: %d item(s) sent to the engine (%s transport).",
+      batch.undo_name, batch.sent, transport.kind))
+  end
+  local ended = false
+
+  local function cleanup()
+    if ended then return end
+    ended = true
+    local ids = {}
+    for _, job in ipairs(jobs) do ids[job.id] = true end
+    settings.set_running({}, ids)
+    ui.restore_take_names(jobs)
+    pcall(transport.close, transport, jobs)
+  end
+  reaper.atexit(cleanup)
+
+  local function cancel_all(reason)
+    batch.cancelled = true
+    for _, job in ipairs(jobs) do
+      if not job.final then
+        transport:cancel(job)
+        job.final, job.code, job.outcome, job.failure = true, "cancelled", "cancelled", reason
+      end
+    end
+  end
+
+  local function step()
+    local now = reaper.time_precise()
+    for _, event in ipairs(transport:poll(jobs, now)) do
+      for _, job in ipairs(jobs) do
+        if job.id == event.id then handle_event(job, event, now) end
+      end
+    end
+    local heard = false
+    for _, job in ipairs(jobs) do heard = heard or job.accepted end
+    if not heard and now - started > transport.engine_down_s then
+      for _, job in ipairs(jobs) do transport:cancel(job) end -- in case it wakes up later
+      cleanup()
+      msg(transports.engine_down_message(batch.settings), "StepEdit: engine not running")
+      return false
+    end
+    for _, job in ipairs(jobs) do
+      if not job.final and transport:is_silent(job, now) then
+        job.final, job.outcome = true, "no answer"
+        job.failure = "the engine stopped answering about this job"
+      end
+    end
+    if settings.cancel_serial() ~= serial then cancel_all("cancelled") end
+    if ui.show_progress(window, jobs) then cancel_all("cancelled") end
+    for _, job in ipairs(jobs) do
+      if not job.final then return true end
+    end
+    cleanup()
+    finish_batch(batch)
+    return false
+  end
+
+  local function tick()
+    local ok, again = xpcall(step, debug.traceback)
+    if not ok then
+      cleanup()
+      msg("StepEdit stopped after an internal error; nothing was changed.\n\n" .. tostring(again))
+    elseif again then
+      reaper.defer(tick)
+    end
+  end
+  tick()
+end
+
+-------------------------------------------------------------------------------
+-- Starting a batch
+-------------------------------------------------------------------------------
+
+local function media_dir()
+  local dir = reaper.GetProjectPathEx(0, "")
+  if dir == "" then dir = files.dirname(select(2, reaper.EnumProjects(-1, ""))) end
+  reaper.RecursiveCreateDirectory(dir, 0)
+  return dir
+end
+
+-- plan(item) -> slice, edit, passes  |  nil, reason.  Starts one job per planned item.
+function M.start(plan)
+  local s = settings.settings()
+  local selected = items.selected_items()
+  if #selected == 0 then
+    msg("Select one or more speech items first.")
+    return no_undo()
+  end
+  local batch = { jobs = {}, refused = {}, settings = s, keep_length = s.keep_length }
+  local names = {}
+  for _, item in ipairs(selected) do
+    local slice, edit, passes = plan(item)
+    if slice then
+      local job = { id = new_job_id(), slice = slice, edit = edit, passes = passes,
+                    stage = "sending", fraction = 0 }
+      job.request = { input = slice.input, start = slice.start, length = slice.length,
+                      edit = edit }
+      job.owns_name = not names[slice.take_guid] -- one job shows progress in a take's name
+      names[slice.take_guid] = true
+      batch.jobs[#batch.jobs + 1] = job
+      local name = items.take_name(edit, passes)
+      batch.undo_name = (batch.undo_name == nil or batch.undo_name == name) and name
+        or "StepEdit edits"
+    else
+      batch.refused[#batch.refused + 1] = { slice = { item = item }, failure = edit }
+    end
+  end
+  if #batch.jobs == 0 then
+    local lines = {}
+    for _, refusal in ipairs(batch.refused) do lines[#lines + 1] = failure_line(refusal) end
+    msg("StepEdit: nothing to edit.\n\n" .. table.concat(lines, "\n"))
+    return no_undo()
+  end
+
+  local ok, transport = pcall(transports.open_transport, s)
+  if not ok then
+    msg("StepEdit cannot reach the engine: " .. tostring(transport))
+    return no_undo()
+  end
+  batch.transport = transport
+  local output_dir, ids, running = media_dir(), {}, 0
+  for _, job in ipairs(batch.jobs) do
+    job.request.output_dir = output_dir
+    job.heard_at = reaper.time_precise()
+    local started, err = transport:start(job)
+    if started then running = running + 1 else job.final, job.failure = true, err end
+    ids[#ids + 1] = job.id
+  end
+  if running == 0 then -- e.g. the engine's client could not be run
+    transport:close(batch.jobs)
+    msg("StepEdit could not start any job:\n\n" .. batch.jobs[1].failure ..
+      "\n\nSet the engine command with the action \"StepEdit_Settings\".")
+    return no_undo()
+  end
+  settings.set_running(ids, {})
+  batch.sent = running
+  return run_batch(batch)
+end
+
+return M

@@ -1,0 +1,70 @@
+-- @noindex
+-- StepEdit settings and the state the scripts share, all in REAPER's ExtState section
+-- "StepEdit".
+--
+--   settings()               -> {host, port, engine_command, keep_length, iterations, transport}
+--   set_setting(key, value)     persisted
+--   running_ids(), set_running(add, remove)   ids of the jobs running scripts wait for
+--   cancel_serial(), request_cancel()         "Cancel jobs" bumps the serial; batches watch it
+
+local import = ...
+local codec = import("codec")
+
+local M = {}
+
+M.SECTION = "StepEdit"
+
+M.DEFAULTS = {
+  host = "127.0.0.1", port = tostring(codec.DEFAULT_PORT), engine_command = "stepedit",
+  keep_length = "0", iterations = "1", transport = "auto",
+}
+
+local function ext(key)
+  local value = reaper.GetExtState(M.SECTION, key)
+  if value == "" then return M.DEFAULTS[key] or "" end
+  return value
+end
+
+function M.set_setting(key, value)
+  reaper.SetExtState(M.SECTION, key, tostring(value), true)
+end
+
+function M.settings()
+  local port = math.tointeger(tonumber(ext("port"))) or codec.DEFAULT_PORT
+  local iterations = math.tointeger(tonumber(ext("iterations"))) or 1
+  return {
+    host = ext("host"),
+    port = port,
+    engine_command = ext("engine_command"),
+    keep_length = ext("keep_length") == "1",
+    iterations = math.max(1, math.min(5, iterations)),
+    transport = ext("transport"),
+  }
+end
+
+-- Running jobs, shared between running scripts (not persisted).
+
+function M.running_ids()
+  local ids = {}
+  for id in reaper.GetExtState(M.SECTION, "running"):gmatch("%S+") do ids[#ids + 1] = id end
+  return ids
+end
+
+function M.set_running(add, remove)
+  local keep = {}
+  for _, id in ipairs(M.running_ids()) do
+    if not remove[id] then keep[#keep + 1] = id end
+  end
+  for _, id in ipairs(add) do keep[#keep + 1] = id end
+  reaper.SetExtState(M.SECTION, "running", table.concat(keep, " "), false)
+end
+
+function M.cancel_serial()
+  return reaper.GetExtState(M.SECTION, "cancel_serial")
+end
+
+function M.request_cancel()
+  reaper.SetExtState(M.SECTION, "cancel_serial", tostring(reaper.time_precise()), false)
+end
+
+return M
