@@ -16,6 +16,7 @@ from typing import Any
 
 from bridge import protocol
 from bridge.client import ClientError, StepEditClient, new_job_id
+from engine.backends import BACKEND_NAMES, DEFAULT_BACKEND
 
 __all__ = ["main"]
 
@@ -45,17 +46,11 @@ def _serve(args: argparse.Namespace) -> int:
     # Imported here so that client commands start fast and need no audio stack.
     from bridge.server import StepEditServer
     from engine.backends import create_backend
+    from engine.engine import Engine, EngineConfig
     from engine.errors import StepEditError
-    from engine.jobs import Engine, EngineConfig
 
     try:
-        backend = create_backend(
-            args.backend,
-            model_dir=args.model_dir,
-            device=args.device,
-            dtype=args.dtype,
-            length_multiple=args.length_multiple,
-        )
+        backend = create_backend(args.backend, **_backend_options(args))
         engine = Engine(
             backend,
             EngineConfig(max_queue=args.max_queue, max_input_seconds=args.max_seconds),
@@ -200,9 +195,39 @@ def _job_query(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from engine.evaluation.cli import run
+    from engine.backends import create_backend
+    from engine.evaluation.command import run
 
-    return run(args)
+    try:
+        backend = create_backend(args.backend, **_backend_options(args))
+    except ValueError as e:
+        print(f"stepedit eval: {e}", file=sys.stderr)
+        return 2
+    return run(args, backend)
+
+
+def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        default=DEFAULT_BACKEND,
+        choices=BACKEND_NAMES,
+        help="backend (default: %(default)s)",
+    )
+    parser.add_argument("--model-dir", "--model_dir", type=Path, help="model root (stepaudio)")
+    parser.add_argument("--device", help="cpu, cuda or mps (stepaudio; default cpu)")
+    parser.add_argument("--dtype", help="bf16, fp16 or fp32 (stepaudio; default fp32)")
+    parser.add_argument(
+        "--length-multiple",
+        "--length_multiple",
+        type=float,
+        help="stop generating at this multiple of the expected length (stepaudio; default 3)",
+    )
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings ``_add_backend_arguments`` read, for ``create_backend``."""
+    names = ("model_dir", "device", "dtype", "length_multiple")
+    return {name: getattr(args, name) for name in names}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -211,26 +236,27 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the resident engine")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=protocol.DEFAULT_PORT)
-    serve.add_argument("--backend", default="cpu", help="backend name (default: cpu)")
-    serve.add_argument("--model-dir", "--model_dir", type=Path, help="model root (stepaudio)")
-    serve.add_argument("--device", help="cpu, cuda or mps (stepaudio; default cpu)")
-    serve.add_argument("--dtype", help="bf16, fp16 or fp32 (stepaudio; default fp32)")
     serve.add_argument(
-        "--length-multiple",
-        "--length_multiple",
-        type=float,
-        help="stop generating at this multiple of the expected length (stepaudio; default 3)",
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
+    serve.add_argument(
+        "--port", type=int, default=protocol.DEFAULT_PORT, help="UDP port (default: %(default)s)"
+    )
+    _add_backend_arguments(serve)
     serve.add_argument(
         "--max-seconds",
         "--max_seconds",
         type=float,
         default=600.0,
-        help="longest slice accepted, in seconds",
+        help="longest slice accepted, in seconds (default: %(default)s)",
     )
-    serve.add_argument("--max-queue", "--max_queue", type=int, default=32)
+    serve.add_argument(
+        "--max-queue",
+        "--max_queue",
+        type=int,
+        default=32,
+        help="jobs that may wait behind the running one (default: %(default)s)",
+    )
     serve.set_defaults(run=_serve)
 
     def client_options(sub: argparse.ArgumentParser) -> None:
@@ -291,12 +317,13 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=_job_query)
 
     try:
-        from engine.evaluation.cli import add_arguments
+        from engine.evaluation.command import add_arguments
     except ImportError:
         pass  # the evaluation harness is optional
     else:
         evaluate = commands.add_parser("eval", help="measure what each edit does on clips")
         add_arguments(evaluate)
+        _add_backend_arguments(evaluate)
         evaluate.set_defaults(run=_eval)
     return parser
 

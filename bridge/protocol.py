@@ -22,15 +22,19 @@ __all__ = [
     "ERROR_CODES",
     "JOB_STATES",
     "PROTOCOL_VERSION",
+    "RESULT_KEYS",
     "EditRequest",
+    "JobStatus",
     "Message",
     "ProtocolError",
+    "build_result",
     "decode_datagram",
     "decode_edit",
     "decode_job_query",
     "decode_reply_port",
     "encode",
     "encode_status",
+    "encode_status_message",
 ]
 
 PROTOCOL_VERSION = 1
@@ -78,6 +82,21 @@ ERROR_CODES: Mapping[str, str] = {
 
 # States of a job, as the status file and /stepedit/status report them.
 JOB_STATES = ("queued", "running", "done", "error", "cancelled")
+FINISHED_STATES = frozenset({"done", "error", "cancelled"})
+
+# Keys of the result JSON (``/stepedit/done``) that the protocol defines; a backend's own
+# fields (``generation``, ``insertions``, ...) are added beside them and never replace them.
+RESULT_KEYS = (
+    "duration",
+    "sample_rate",
+    "channels",
+    "backend",
+    "edit",
+    "input",
+    "start",
+    "length",
+    "timings",
+)
 
 _REQUEST_FIELDS = {"input", "start", "length", "edit", "output_dir", "reply_port", "status_file"}
 
@@ -126,6 +145,37 @@ class EditRequest:
     output_dir: str | None = None
     reply_port: int | None = None
     status_file: str | None = None
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A snapshot of a job: what ``/stepedit/status``, the replies and the status file report.
+
+    Attributes:
+        job_id: The job's id.
+        state: One of ``JOB_STATES``.
+        progress: 0..1.
+        stage: Current stage name.
+        output_path: The result file once ``done``.
+        result: The result JSON object once ``done`` (see ``build_result``).
+        error: ``(code, message)`` once ``error`` or ``cancelled``.
+    """
+
+    job_id: str
+    state: str
+    progress: float = 0.0
+    stage: str = "queued"
+    output_path: str = ""
+    result: Mapping[str, Any] | None = None
+    error: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in JOB_STATES:
+            raise ValueError(f"state must be one of {JOB_STATES}, got {self.state!r}")
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
 
 
 def decode_datagram(data: bytes) -> list[Message]:
@@ -250,6 +300,52 @@ def decode_edit(args: Sequence[Any]) -> tuple[str, EditRequest]:
         reply_port=_port(data.get("reply_port"), "'reply_port'", job_id),
         status_file=_absolute_path(data, "status_file", job_id),
     )
+
+
+def build_result(
+    *,
+    duration: float,
+    sample_rate: int,
+    channels: int,
+    backend: str,
+    edit: Mapping[str, Any],
+    input: str,
+    start: float,
+    length: float | None,
+    timings: Mapping[str, float],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The result JSON of a finished edit; ``extra`` holds the backend's own fields.
+
+    Extra fields named like a protocol key (``RESULT_KEYS``) are dropped, so a backend can
+    never change what every client relies on.
+    """
+    result: dict[str, Any] = {
+        "duration": round(duration, 6),
+        "sample_rate": sample_rate,
+        "channels": channels,
+        "backend": backend,
+        "edit": dict(edit),
+        "input": input,
+        "start": start,
+        "length": length,
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+    }
+    result.update((k, v) for k, v in (extra or {}).items() if k not in RESULT_KEYS)
+    return result
+
+
+def encode_status_message(status: JobStatus) -> bytes:
+    """The OSC reply that reports a job's status: accepted, progress, done or error."""
+    if status.state == "queued":
+        return encode(ADDRESS["accepted"], status.job_id)
+    if status.state == "running":
+        return encode(ADDRESS["progress"], status.job_id, float(status.progress), status.stage)
+    if status.state == "done":
+        result = json.dumps(status.result, ensure_ascii=False)
+        return encode(ADDRESS["done"], status.job_id, status.output_path, result)
+    code, message = status.error or ("internal", "no error recorded")
+    return encode(ADDRESS["error"], status.job_id, code, message)
 
 
 def encode_status(

@@ -8,55 +8,17 @@ import socket
 import socketserver
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from bridge import protocol
-from bridge.protocol import ADDRESS, Message, ProtocolError
-from engine import __version__
-from engine.audio import atomic_write_bytes
-from engine.capabilities import describe
-from engine.edits import parse_edit
-from engine.errors import StepEditError
-from engine.jobs import EditJob, Engine, JobStatus, Listener
-from engine.render import check_request_paths
+from bridge.protocol import ADDRESS, JobStatus, Message, ProtocolError
+from engine.engine import Engine
 
-__all__ = ["StepEditServer", "status_message"]
+__all__ = ["StepEditServer"]
 
 _LOG = logging.getLogger(__name__)
 
 Address = tuple[str, int]
-
-
-def status_message(status: JobStatus) -> bytes:
-    """The OSC message that reports a job's status: accepted, progress, done or error."""
-    if status.state == "queued":
-        return protocol.encode(ADDRESS["accepted"], status.job_id)
-    if status.state == "running":
-        return protocol.encode(
-            ADDRESS["progress"], status.job_id, float(status.progress), status.stage
-        )
-    if status.state == "done":
-        result = json.dumps(status.result, ensure_ascii=False)
-        return protocol.encode(ADDRESS["done"], status.job_id, status.output_path, result)
-    code, message = status.error or ("internal", "no error recorded")
-    return protocol.encode(ADDRESS["error"], status.job_id, code, message)
-
-
-def _write_status_file(path: Path, status: JobStatus) -> None:
-    text = protocol.encode_status(
-        status.job_id,
-        status.state,
-        status.progress,
-        status.stage,
-        status.output_path,
-        status.result,
-        status.error,
-    )
-    try:
-        atomic_write_bytes(path, text.encode("utf-8"))
-    except OSError as e:
-        _LOG.warning("cannot write status file %s: %s", path, e)
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -123,9 +85,6 @@ class StepEditServer(socketserver.ThreadingUDPServer):
             route(message.args, source)
         except ProtocolError as e:
             self.send_error(source, e.job_id, e.code, str(e))
-        except StepEditError as e:
-            job_id = message.args[0] if message.args and isinstance(message.args[0], str) else ""
-            self.send_error(source, job_id, e.code, str(e))
         except Exception as e:  # the engine survives every request
             _LOG.exception("request %s failed", message.address)
             self.send_error(source, "", "internal", f"{type(e).__name__}: {e}")
@@ -140,64 +99,34 @@ class StepEditServer(socketserver.ThreadingUDPServer):
         target = self._reply_to(source, protocol.decode_reply_port(args))
         backend = self.engine.backend
         pong = protocol.encode(
-            ADDRESS["pong"], protocol.PROTOCOL_VERSION, __version__, backend.name, backend.device
+            ADDRESS["pong"],
+            protocol.PROTOCOL_VERSION,
+            self.engine.version,
+            backend.name,
+            backend.device,
         )
         self.send(pong, target)
 
     def _capabilities(self, args: tuple[Any, ...], source: Address) -> None:
         target = self._reply_to(source, protocol.decode_reply_port(args))
-        listing = {"protocol_version": protocol.PROTOCOL_VERSION, **describe(self.engine.backend)}
+        listing = {"protocol_version": protocol.PROTOCOL_VERSION, **self.engine.capabilities()}
         self.send(protocol.encode(ADDRESS["capabilities"], json.dumps(listing)), target)
 
     def _edit(self, args: tuple[Any, ...], source: Address) -> None:
         job_id, request = protocol.decode_edit(args)
         target = self._reply_to(source, request.reply_port)
-        status_file = Path(request.status_file) if request.status_file else None
 
-        def listener(status: JobStatus) -> None:
-            # The file first: a client that hears "done" may read it at once.
-            if status_file is not None:
-                _write_status_file(status_file, status)
-            self.send(status_message(status), target)
+        def reply(status: JobStatus) -> None:
+            self.send(protocol.encode_status_message(status), target)
 
-        try:
-            if status_file is not None and not status_file.parent.is_dir():
-                raise ProtocolError(
-                    "bad_request",
-                    f"status_file folder does not exist: {status_file.parent}",
-                    job_id,
-                )
-            job = EditJob(
-                job_id=job_id,
-                input=Path(request.input),
-                edit=parse_edit(request.edit),
-                start=request.start,
-                length=request.length,
-                output_dir=Path(request.output_dir) if request.output_dir else None,
-            )
-            check_request_paths(job.input, job.output_dir)
-            status, created = self.engine.submit(job, listener)
-        except (StepEditError, ProtocolError) as e:
-            self._known_or_rejected(job_id, e.code, str(e), listener)
-            return
-        if not created:
-            listener(status)  # a resend: repeat the latest message
-
-    def _known_or_rejected(self, job_id: str, code: str, message: str, listener: Listener) -> None:
-        """A resend of a known job gets its status (even if its file is gone by now);
-        anything else is rejected through the same channels a job would report on."""
-        try:
-            status = self.engine.status(job_id)
-        except StepEditError:
-            _LOG.info("rejected job %s [%s]: %s", job_id, code, message)
-            status = JobStatus(job_id, "error", error=(code, message))
-        listener(status)
+        self.engine.submit(job_id, request, reply)
 
     def _cancel(self, args: tuple[Any, ...], source: Address) -> None:
         job_id, reply_port = protocol.decode_job_query(args)
         status = self.engine.cancel(job_id)
-        self.send(status_message(status), self._reply_to(source, reply_port))
+        self.send(protocol.encode_status_message(status), self._reply_to(source, reply_port))
 
     def _status(self, args: tuple[Any, ...], source: Address) -> None:
         job_id, reply_port = protocol.decode_job_query(args)
-        self.send(status_message(self.engine.status(job_id)), self._reply_to(source, reply_port))
+        status = self.engine.status(job_id)
+        self.send(protocol.encode_status_message(status), self._reply_to(source, reply_port))

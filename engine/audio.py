@@ -26,6 +26,7 @@ __all__ = [
     "SourceInfo",
     "atomic_write_bytes",
     "check_input_file",
+    "check_samples",
     "crossfade_concat",
     "fit_channels",
     "fit_length",
@@ -181,15 +182,24 @@ def read_slice(
             f"{path} is truncated: read {data.shape[0]} of {count} samples", "input_corrupt"
         )
     audio = np.ascontiguousarray(data.T)
+    check_samples(audio, f"the slice of {path.name}")
+    return audio, info
+
+
+def check_samples(audio: np.ndarray, what: str) -> None:
+    """Raises ``InputError`` (``non_finite`` or ``silent_input``) for audio no edit can use.
+
+    Args:
+        audio: Samples of any shape.
+        what: How messages name the audio, e.g. ``"the slice of take.wav"``.
+    """
     if not np.all(np.isfinite(audio)):
-        raise InputError(f"{path} contains NaN or infinite samples", "non_finite")
-    peak = float(np.max(np.abs(audio)))
+        raise InputError(f"{what} contains NaN or infinite samples", "non_finite")
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
         raise InputError(
-            f"the slice of {path.name} is silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS)",
-            "silent_input",
+            f"{what} is silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS)", "silent_input"
         )
-    return audio, info
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:

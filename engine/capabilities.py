@@ -1,15 +1,52 @@
-"""The capability listing, generated from the vocabulary and the backends' declarations."""
+"""What the backends can render: support checks and the capability listing, both generated
+from the vocabulary and the backends' declarations."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from engine import __version__
-from engine.backends import REGISTRY
+from engine.backends import BACKEND_NAMES, backend_class
 from engine.backends.base import Backend
-from engine.edits import EDIT_TYPES, MAX_ITERATIONS
+from engine.edits import EDIT_TYPES, MAX_ITERATIONS, EditSpec
+from engine.errors import UnsupportedEditError
 
-__all__ = ["describe"]
+__all__ = ["check_supported", "describe", "renders"]
+
+
+def renders(backend: type[Backend], edit: EditSpec) -> bool:
+    """Whether a backend class declares this edit type and option.
+
+    A paralinguistic edit without an option carries its tags inline in ``target_text``,
+    which backends declare with ``tagged_text``.
+    """
+    options = backend.edits.get(edit.type)
+    if options is None:
+        return False
+    if edit.type == "paralinguistic" and not edit.option:
+        return backend.tagged_text
+    return not options or edit.option in options
+
+
+def check_supported(backend: Backend, edit: EditSpec) -> None:
+    """Raises ``UnsupportedEditError`` unless ``backend`` renders this type and option,
+    naming the registered backends that do."""
+    if renders(type(backend), edit):
+        return
+    others = [
+        name
+        for name in BACKEND_NAMES
+        if name != backend.name and renders(backend_class(name), edit)
+    ]
+    what = f"{edit.type} {edit.option!r}" if edit.option else edit.type
+    if edit.type == "paralinguistic" and not edit.option:
+        what = "paralinguistic tags inline in target_text"
+    where = (
+        f"backends that support it: {', '.join(others)}"
+        if others
+        else "no installed backend supports it yet"
+    )
+    raise UnsupportedEditError(f"the {backend.name} backend cannot render {what}; {where}")
 
 
 def describe(active: Backend) -> dict[str, Any]:
@@ -38,6 +75,6 @@ def describe(active: Backend) -> dict[str, Any]:
                 "edits": {t: list(o) for t, o in cls.edits.items()},
                 "tagged_text": cls.tagged_text,
             }
-            for name, cls in REGISTRY.items()
+            for name, cls in ((n, backend_class(n)) for n in BACKEND_NAMES)
         },
     }

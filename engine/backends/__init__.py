@@ -1,39 +1,58 @@
-"""Backends by name; the first entry is the default."""
+"""Backends by name, imported on first use; the first entry is the default.
+
+Each backend class declares its name, description and edits as class attributes and keeps
+its heavy imports (DSP libraries, torch) inside ``load``, so listing capabilities or starting
+a client imports none of them.
+"""
 
 from __future__ import annotations
 
+import importlib
 import inspect
+from typing import TYPE_CHECKING
 
-from engine.backends.base import Backend
-from engine.backends.cpu import CpuBackend
-from engine.backends.stepaudio import StepAudioBackend
+if TYPE_CHECKING:
+    from engine.backends.base import Backend
 
-__all__ = ["DEFAULT_BACKEND", "REGISTRY", "create_backend"]
+__all__ = ["BACKEND_NAMES", "DEFAULT_BACKEND", "backend_class", "create_backend"]
 
-# name -> class; each class declares its name, description and edits as class attributes,
-# so capabilities are known without loading a model.
-REGISTRY: dict[str, type[Backend]] = {
-    CpuBackend.name: CpuBackend,
-    StepAudioBackend.name: StepAudioBackend,
+# name -> "module:Class"
+_REGISTRY: dict[str, str] = {
+    "cpu": "engine.backends.cpu:CpuBackend",
+    "stepaudio": "engine.backends.stepaudio:StepAudioBackend",
 }
-DEFAULT_BACKEND = CpuBackend.name
+BACKEND_NAMES = tuple(_REGISTRY)
+DEFAULT_BACKEND = BACKEND_NAMES[0]
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The class registered as ``name``, importing its module on first use.
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    try:
+        module_name, _, class_name = _REGISTRY[name].partition(":")
+    except KeyError:
+        raise ValueError(
+            f"unknown backend {name!r}; available: {', '.join(BACKEND_NAMES)}"
+        ) from None
+    cls: type[Backend] = getattr(importlib.import_module(module_name), class_name)
+    return cls
 
 
 def create_backend(name: str, **options: object) -> Backend:
     """Instantiates a registered backend (not yet loaded).
 
     Args:
-        name: A key of ``REGISTRY``.
+        name: One of ``BACKEND_NAMES``.
         options: Settings such as ``model_dir``, ``device``, ``dtype``; those the backend
             does not take are ignored, so one command line serves every backend.
 
     Raises:
         ValueError: for an unknown name, or a setting the backend requires but did not get.
     """
-    try:
-        factory = REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown backend {name!r}; available: {', '.join(REGISTRY)}") from None
+    factory = backend_class(name)
     parameters = inspect.signature(factory).parameters
     given = {k: v for k, v in options.items() if k in parameters and v is not None}
     missing = [

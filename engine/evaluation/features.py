@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.fft import dct
 
-from engine.backends.dsp import slaney_mel_filters
+from engine.dsp import slaney_mel_filters
 
 __all__ = ["mfcc", "power_spectrogram"]
 

@@ -8,17 +8,17 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from engine import audio as audio_io
-from engine.backends.base import Backend, RenderBackend, Rendered
-from engine.edits import EditSpec, edit_label, parse_edit
+from engine.backends.base import Backend
+from engine.edits import EDIT_TYPES, EditSpec, edit_label, parse_edit
 from engine.errors import EditError, StepEditError
 from engine.evaluation.metrics import Measures, compare, measure
-from engine.render import fit_to_source
+from engine.pipeline import render_audio
 
 __all__ = [
     "Clip",
@@ -26,7 +26,6 @@ __all__ = [
     "default_edits",
     "evaluate",
     "find_clips",
-    "fit_like_engine",
     "parse_edit_spec",
     "result_label",
 ]
@@ -175,16 +174,6 @@ def find_clips(paths: Iterable[Path]) -> list[Clip]:
     return clips
 
 
-def fit_like_engine(rendered: Rendered, clip: Clip) -> np.ndarray:
-    """The result as the engine would write it: source rate, channels and loudness.
-
-    Raises:
-        BackendError: when the backend returned no samples, a bad shape, or NaN/inf.
-    """
-    target = audio_io.integrated_loudness(clip.audio, clip.sample_rate)
-    return fit_to_source(rendered, clip.sample_rate, clip.audio.shape[0], target)
-
-
 def result_label(edit: EditSpec) -> str:
     """Row label: ``emotion:happy x2``, ``style:whisper``, ``Laughter@1.5``, ``denoise``."""
     if edit.type == "paralinguistic":
@@ -203,7 +192,7 @@ def _optional(name: str, function: Callable[[], float]) -> float:
 
 
 def evaluate(
-    backend: RenderBackend,
+    backend: Backend,
     clips: Sequence[Clip],
     edits: Callable[[Clip], Sequence[EditSpec]],
     *,
@@ -214,7 +203,9 @@ def evaluate(
     """Renders every edit on every clip and measures it; one row per clip's original too.
 
     Args:
-        backend: A loaded backend with ``render``.
+        backend: A backend; every edit runs through the engine's own pipeline
+            (``render_audio``: iterations, then rate, channels and loudness as the engine
+            writes them).
         clips: The clips.
         edits: The edits to run on a clip.
         similarity: Compute speaker similarity (needs resemblyzer's weights).
@@ -227,7 +218,7 @@ def evaluate(
     """
     from engine.evaluation.asr import transcribe, word_error_rate
     from engine.evaluation.dnsmos import dnsmos
-    from engine.evaluation.speaker import speaker_similarity
+    from engine.evaluation.speaker_similarity import speaker_similarity
 
     def extras(row: EditResult, clip: Clip, result: np.ndarray) -> None:
         nonlocal similarity, asr, quality
@@ -257,16 +248,18 @@ def evaluate(
         extras(original, clip, clip.audio)
         results.append(original)
         for edit in edits(clip):
+            if clip.transcript and not edit.text and "text" in EDIT_TYPES[edit.type].uses:
+                edit = replace(edit, text=clip.transcript)  # backends that read it get it
             label = result_label(edit)
             _LOG.info("%s: %s", clip.name, label)
             row = EditResult(clip.name, label)
             try:
                 started = time.perf_counter()
-                rendered = backend.render(
-                    clip.audio, clip.sample_rate, edit, lambda _f, _s: None
+                edited = render_audio(
+                    backend, clip.audio, clip.sample_rate, edit, lambda _f, _s: None
                 )
                 row.rtf = (time.perf_counter() - started) / clip.duration
-                result = fit_like_engine(rendered, clip)
+                result = edited.audio
             except StepEditError as e:
                 row.error = str(e)
                 results.append(row)

@@ -1,24 +1,24 @@
-"""The embedded CPU backend: real edits from bundled DSP and small models, no downloads."""
+"""The embedded CPU backend: real edits from bundled DSP and small models, no downloads.
+
+Importing this package loads only the edit tables; ``CpuBackend.load`` imports the DSP stack
+(pedalboard, Praat, WORLD, DeepFilterNet, Silero).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from engine.backends.base import Progress, Rendered
-from engine.backends.cpu.denoise import Denoiser
-from engine.backends.cpu.nonverbal import render_paralinguistic
-from engine.backends.cpu.prosody import render_expressive
 from engine.backends.cpu.recipes import EMOTIONS, STYLES
-from engine.backends.cpu.speed import SPEED_FACTORS, change_speed, speed_factor
-from engine.backends.cpu.vad import SilenceRemover
-from engine.edits import PARALINGUISTIC_TAGS, EditSpec
-from engine.errors import UnsupportedEditError
+from engine.edits import EDIT_TYPES, PARALINGUISTIC_TAGS, EditSpec
+
+if TYPE_CHECKING:
+    from engine.backends.cpu.renderer import CpuRenderer
 
 __all__ = ["CpuBackend"]
-
 
 
 class CpuBackend:
@@ -33,7 +33,7 @@ class CpuBackend:
         "own voice. Runs anywhere, downloads nothing."
     )
     edits: ClassVar[Mapping[str, tuple[str, ...]]] = {
-        "speed": tuple(SPEED_FACTORS),
+        "speed": EDIT_TYPES["speed"].options,  # each mapped to a tempo in speed.py
         "denoise": (),
         "vad": (),
         # Styles not listed (e.g. "story", "advertising") depend on wording or persona that
@@ -44,29 +44,24 @@ class CpuBackend:
     }
 
     def __init__(self) -> None:
-        self._denoiser = Denoiser()
-        self._silence_remover = SilenceRemover()
+        self._renderer: CpuRenderer | None = None
 
     @property
     def device(self) -> str:
         return "cpu"
 
     def load(self) -> None:
-        self._denoiser.load()
-        self._silence_remover.load()
+        """Imports the DSP stack and loads the denoise and VAD models."""
+        from engine.backends.cpu.renderer import CpuRenderer
+
+        if self._renderer is None:
+            self._renderer = CpuRenderer()
+            self._renderer.load()
 
     def render(
         self, audio: np.ndarray, sample_rate: int, edit: EditSpec, progress: Progress
     ) -> Rendered:
-        if edit.type == "speed":
-            factor = speed_factor(edit.option, edit.iterations)
-            return Rendered(change_speed(audio, sample_rate, factor), sample_rate)
-        if edit.type == "denoise":
-            return Rendered(self._denoiser.denoise(audio, sample_rate, progress), sample_rate)
-        if edit.type in {"emotion", "style"}:
-            return render_expressive(audio, sample_rate, edit, progress)
-        if edit.type == "paralinguistic":
-            return render_paralinguistic(audio, sample_rate, edit, progress)
-        if edit.type == "vad":
-            return Rendered(self._silence_remover.remove(audio, sample_rate), sample_rate)
-        raise UnsupportedEditError(f"the cpu backend cannot render {edit.type!r}")
+        """Renders ``edit`` at the strength of its ``iterations`` (loading on first use)."""
+        self.load()
+        assert self._renderer is not None
+        return self._renderer.render(audio, sample_rate, edit, progress)

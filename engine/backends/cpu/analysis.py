@@ -9,7 +9,7 @@ import numpy as np
 import parselmouth
 import pyworld
 
-from engine.backends.dsp import frame_rms_db, runs, smooth
+from engine.dsp import frame_rms_db, runs, smooth
 
 __all__ = ["FRAME_PERIOD", "MIN_PAUSE", "Analysis", "analyse", "track_f0"]
 

@@ -29,7 +29,7 @@ import pyworld
 from engine.audio import crossfade_concat, integrated_loudness, match_loudness, resample, to_mono
 from engine.backends.base import Progress, Rendered
 from engine.backends.cpu.analysis import FRAME_PERIOD, Analysis, analyse
-from engine.backends.dsp import broaden_envelope, low_energy_point, smooth, zero_crossing_near
+from engine.dsp import broaden_envelope, low_energy_point, smooth, zero_crossing_near
 from engine.edits import PARALINGUISTIC_TAGS, EditSpec, paralinguistic_tag
 from engine.errors import EditError
 
@@ -328,14 +328,12 @@ class Insertion:
 
     Attributes:
         tag: The sound.
-        requested: Requested time in the input (s).
         at: Chosen (quiet) time in the input (s).
         start: First sample of the sound in the output.
         length: Its length in samples (the output grows by this much).
     """
 
     tag: str
-    requested: float
     at: float
     start: int
     length: int
@@ -364,21 +362,21 @@ def insert_tags(
     for tag, seconds in requests:
         at = low_energy_point(mono, sample_rate, seconds, _SEARCH_S)
         cut = zero_crossing_near(mono, round(at * sample_rate), round(0.002 * sample_rate))
-        placed.append((cut, tag, seconds))
+        placed.append((cut, tag))
     placed.sort()
     # Keep every stretch of the input between cuts either empty or longer than a fade, so
     # each join overlaps exactly ``fade`` samples and the length grows by the sounds alone.
     total, snapped, previous = audio.shape[-1], [], 0
-    for cut, tag, seconds in placed:
+    for cut, tag in placed:
         if cut < fade or cut - previous < fade:
             cut = previous
         if total - cut < fade:
             cut = total
-        snapped.append((cut, tag, seconds))
+        snapped.append((cut, tag))
         previous = cut
     items: list[tuple[bool, np.ndarray]] = []  # (is_sound, samples)
     insertions, previous, shift = [], 0, 0
-    for cut, tag, seconds in snapped:
+    for cut, tag in snapped:
         seed = zlib.crc32(f"{tag}:{cut}".encode())
         sound = resample(synthesise(tag, voice, f0_scale, seed), voice.sample_rate, sample_rate)
         context = mono[
@@ -389,7 +387,7 @@ def insert_tags(
         if cut > previous:
             items.append((False, audio[:, previous:cut]))
         items.append((True, np.tile(sound, (audio.shape[0], 1))))
-        insertions.append(Insertion(tag, seconds, cut / sample_rate, cut + shift, len(sound)))
+        insertions.append(Insertion(tag, cut / sample_rate, cut + shift, len(sound)))
         shift += len(sound)
         previous = cut
     if previous < total:

@@ -26,7 +26,7 @@ from engine.backends.cpu.effects import apply_chain, set_loudness
 from engine.backends.cpu.recipes import Recipe, nominal, recipe_for, toward_neutral
 from engine.backends.cpu.synthesis import psola_render, world_render
 from engine.backends.cpu.targets import RenderPlan, plan, span_semitones
-from engine.backends.dsp import apply_tilt
+from engine.dsp import apply_tilt
 from engine.edits import EditSpec
 
 __all__ = ["apply_recipe", "render_expressive"]

@@ -10,7 +10,7 @@ from parselmouth.praat import call
 from engine.backends.cpu.analysis import FRAME_PERIOD, Analysis
 from engine.backends.cpu.recipes import Recipe
 from engine.backends.cpu.targets import RenderPlan
-from engine.backends.dsp import broaden_envelope
+from engine.dsp import broaden_envelope
 
 __all__ = ["psola_render", "world_render"]
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from engine.backends.cpu.analysis import FRAME_PERIOD, Analysis
 from engine.backends.cpu.recipes import Recipe
-from engine.backends.dsp import smooth
+from engine.dsp import smooth
 
 __all__ = ["RenderPlan", "plan", "span_semitones"]
 

@@ -17,7 +17,7 @@ import math
 import numpy as np
 import torch
 
-from engine.backends.stepaudio.dsp import sinc_resample
+from engine.backends.stepaudio.torch_dsp import sinc_resample
 
 __all__ = [
     "PROMPT_PEAK",

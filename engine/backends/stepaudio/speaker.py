@@ -18,10 +18,10 @@ import numpy as np
 import onnxruntime
 import torch
 
-from engine.backends.dsp import slaney_mel_filters
 from engine.backends.stepaudio.audio_prep import resample
-from engine.backends.stepaudio.dsp import kaldi_fbank
 from engine.backends.stepaudio.onnx_models import open_session
+from engine.backends.stepaudio.torch_dsp import kaldi_fbank
+from engine.dsp import slaney_mel_filters
 from engine.errors import InputError
 
 __all__ = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import importlib.util
 import shutil
@@ -12,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile
 
+from bridge.cli import main
 from engine.edits import EditSpec
 from engine.errors import EditError
-from engine.evaluation.cli import add_arguments, run
 from engine.evaluation.harness import find_clips, parse_edit_spec
 
 CLIP = "en_stepaudio_happy.wav"
@@ -61,16 +60,14 @@ def test_clips_and_transcripts_from_a_folder(shared_audio: Path, tmp_path: Path)
     assert clips["mine.wav"].audio.shape == (1, 8000)
 
 
-def _args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return parser.parse_args(list(argv))
+def _eval(*argv: str) -> int:
+    """Runs ``stepedit eval ARGV`` in-process; returns its exit status."""
+    return main(["eval", *argv])
 
 
 def test_bad_edit_on_the_command_line_exits_2(shared_audio: Path, tmp_path: Path) -> None:
-    args = _args(str(shared_audio / CLIP), "--edits", "style:story-time*9", "--out",
-                 str(tmp_path))
-    assert run(args) == 2
+    assert _eval(str(shared_audio / CLIP), "--edits", "style:story-time*9", "--out",
+                 str(tmp_path)) == 2
     assert not (tmp_path / "report.md").exists()
 
 
@@ -80,9 +77,8 @@ def test_eval_writes_table_csv_and_plots(
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "report"
-    args = _args(str(shared_audio / CLIP), "--edits", "emotion:sad", "paralinguistic:Uhm@2",
-                 "--out", str(out))
-    assert run(args) == 0
+    assert _eval(str(shared_audio / CLIP), "--edits", "emotion:sad", "paralinguistic:Uhm@2",
+                 "--out", str(out)) == 0
     rows = list(csv.DictReader((out / "results.csv").open(encoding="utf-8")))
     assert [r["edit"] for r in rows] == ["original", "emotion:sad", "Uhm@2"]
     sad = rows[1]

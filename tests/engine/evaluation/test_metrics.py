@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.audio import resample
-from engine.backends.dsp import apply_tilt, slaney_mel_filters
+from engine.dsp import apply_tilt, slaney_mel_filters
 from engine.evaluation.features import power_spectrogram
 from engine.evaluation.harness import Clip, find_clips
 from engine.evaluation.metrics import compare, measure, smoothed_median

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.backends.stepaudio.dsp import kaldi_fbank
+from engine.backends.stepaudio.torch_dsp import kaldi_fbank
 
 __all__ = [
     "FUNASR_DEFAULT_DITHER",

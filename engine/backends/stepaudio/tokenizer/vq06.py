@@ -15,9 +15,9 @@ import numpy as np
 import onnxruntime
 import torch
 
-from engine.backends.dsp import slaney_mel_filters
 from engine.backends.stepaudio.onnx_models import open_session
 from engine.backends.stepaudio.tokenizer.files import TOKENIZER_FIX
+from engine.dsp import slaney_mel_filters
 
 __all__ = ["PIECE_SAMPLES", "SemanticTokenizer", "whisper_log_mel"]
 

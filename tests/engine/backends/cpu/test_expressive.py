@@ -25,13 +25,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.audio import integrated_loudness
 from engine.backends.cpu import CpuBackend
 from engine.backends.cpu.analysis import analyse
 from engine.backends.cpu.prosody import apply_recipe, render_expressive
 from engine.backends.cpu.recipes import EMOTIONS, STYLES, Recipe, recipe_for
 from engine.edits import EditSpec
-from engine.evaluation.harness import Clip, EditResult, evaluate, find_clips, fit_like_engine
+from engine.evaluation.harness import Clip, EditResult, evaluate, find_clips
 from engine.evaluation.metrics import Measures, measure
+from engine.pipeline import fit_to_source
 
 _LOG = logging.getLogger(__name__)
 
@@ -171,7 +173,8 @@ def _render(clip: Clip, kind: str, option: str, iterations: int = 1) -> np.ndarr
     rendered = render_expressive(
         clip.audio, clip.sample_rate, EditSpec(kind, option, iterations), lambda _f, _s: None
     )
-    return fit_like_engine(rendered, clip)
+    target = integrated_loudness(clip.audio, clip.sample_rate)
+    return fit_to_source(rendered, clip.sample_rate, clip.audio.shape[0], target)
 
 
 def _with(clip: Clip, audio: np.ndarray) -> Clip:

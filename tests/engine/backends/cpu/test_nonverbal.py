@@ -14,7 +14,7 @@ from engine.audio import integrated_loudness, to_mono
 from engine.backends.base import Rendered
 from engine.backends.cpu import CpuBackend
 from engine.backends.cpu.nonverbal import SOUNDS, render_paralinguistic
-from engine.backends.dsp import frame_rms_db
+from engine.dsp import frame_rms_db
 from engine.edits import PARALINGUISTIC_TAGS, EditSpec
 from engine.errors import EditError
 from engine.evaluation.harness import Clip, find_clips

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import soundfile
 
-from engine.backends import REGISTRY, create_backend
+from engine.backends import backend_class, create_backend
 from engine.backends.base import TokenBackend
 from engine.backends.stepaudio import StepAudioBackend, StepAudioOptions
 from engine.backends.stepaudio.options import DecoderOptions, GenerationLimits, SamplingConfig
 from engine.backends.stepaudio.prompts import PromptSwitches
 from engine.edits import EDIT_TYPES, EditSpec
 from engine.errors import BackendError, CheckpointError, EditError
-from engine.jobs import EditJob
-from engine.render import RenderLimits, render_job
+from engine.jobs import EditJob, output_stem, result_json
+from engine.render import render_file
 from tests.engine.backends.stepaudio.fixture_editx import write_editx_dir
 from tests.engine.backends.stepaudio.fixture_tokenizer import write_tokenizer_dir
 
@@ -59,8 +59,11 @@ def clip(seconds: float, channels: int = 2, seed: int = 0) -> np.ndarray:
 
 
 def test_registered_without_importing_torch() -> None:
-    assert REGISTRY["stepaudio"] is StepAudioBackend
-    code = "import sys, engine.backends; print('torch' in sys.modules)"
+    assert backend_class("stepaudio") is StepAudioBackend
+    code = (
+        "import sys; from engine.backends import backend_class; backend_class('stepaudio'); "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -162,8 +165,18 @@ def test_render_job_returns_the_generation_facts(backend: StepAudioBackend, tmp_
     source = tmp_path / "take.wav"
     soundfile.write(source, clip(1.2, channels=1).T, RATE, subtype="PCM_16")
     job = EditJob("j1", source, EditSpec("emotion", "sad", iterations=2, text="hi there"))
-    result = render_job(job, backend, RenderLimits(), lambda f, s: None)
-    data = result.to_json()
+    written = render_file(
+        backend,
+        job.edit,
+        source=job.input,
+        start=job.start,
+        length=job.length,
+        output_dir=job.output_folder,
+        stem=output_stem(job),
+        max_input_seconds=600.0,
+        progress=lambda f, s: None,
+    )
+    data = result_json(job, written, backend.name, queued=0.0)
     assert data["sample_rate"] == RATE and data["channels"] == 1 and data["backend"] == "stepaudio"
     assert data["generation"]["stop_reason"] in {"eos", "token_bound"}
-    assert result.output_path.is_file()
+    assert written.path.is_file()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.backends.dsp import slaney_mel_filters
-from engine.backends.stepaudio.dsp import kaldi_fbank, kaldi_mel_banks, sinc_resample
+from engine.backends.stepaudio.torch_dsp import kaldi_fbank, kaldi_mel_banks, sinc_resample
+from engine.dsp import slaney_mel_filters
 
 
 def _two_tones() -> torch.Tensor:
@@ -57,8 +57,9 @@ def test_fbank_povey_matches_torchaudio() -> None:
     # torchaudio.compliance.kaldi.fbank(num_mel_bins=80, dither=0): the CAM++ front end.
     feats = kaldi_fbank(_three_tones(), num_mel_bins=80)
     assert feats.shape == (23, 80)
+    # float32 FFTs differ by CPU kernel (MKL picks AVX2 or AVX-512): 1.3e-4 seen on a low bin.
     assert [float(feats[3, b]) for b in (5, 40, 75)] == pytest.approx(
-        [-7.71708, -12.54416, -11.35377], abs=1e-4
+        [-7.71708, -12.54416, -11.35377], abs=3e-4
     )
 
 

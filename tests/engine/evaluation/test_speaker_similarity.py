@@ -26,7 +26,7 @@ def clips(shared_audio: Path) -> dict[str, Clip]:
 
 
 def test_weights_load_without_torch() -> None:
-    from engine.evaluation.speaker import _weights_path, load_state_dict
+    from engine.evaluation.speaker_similarity import _weights_path, load_state_dict
 
     state = load_state_dict(_weights_path())
     model = state["model_state"]
@@ -36,7 +36,7 @@ def test_weights_load_without_torch() -> None:
     assert model["lstm.weight_ih_l0"].dtype == np.float32
     # In a fresh interpreter (other tests may have imported torch into this one).
     probe = (
-        "import sys; from engine.evaluation.speaker import speaker_similarity as s; "
+        "import sys; from engine.evaluation.speaker_similarity import speaker_similarity as s; "
         "import numpy as n; x = n.sin(n.arange(32000) / 7).astype('f4'); "
         "assert abs(s(x, 16000, x, 16000) - 1) < 1e-5; assert 'torch' not in sys.modules"
     )
@@ -44,7 +44,7 @@ def test_weights_load_without_torch() -> None:
 
 
 def test_similarity_tells_speakers_apart(clips: dict[str, Clip]) -> None:
-    from engine.evaluation.speaker import speaker_similarity
+    from engine.evaluation.speaker_similarity import speaker_similarity
 
     def sim(a: str, b: str) -> float:
         x, y = clips[a], clips[b]
@@ -60,7 +60,7 @@ def test_similarity_tells_speakers_apart(clips: dict[str, Clip]) -> None:
 
 
 def test_similarity_ignores_level(clips: dict[str, Clip]) -> None:
-    from engine.evaluation.speaker import speaker_similarity
+    from engine.evaluation.speaker_similarity import speaker_similarity
 
     clip = clips["en_stepaudio_happy"]
     quiet = clip.audio * np.float32(0.05)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from engine.audio import resample, to_mono
-from engine.backends.dsp import frame_rms_db, runs, slaney_mel_filters
+from engine.dsp import frame_rms_db, runs, slaney_mel_filters
 from engine.errors import BackendError
 from engine.evaluation.features import power_spectrogram
 from engine.evaluation.packaged import packaged_file

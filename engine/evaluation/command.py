@@ -1,4 +1,4 @@
-"""``stepedit eval``: render edits on clips with the CPU backend and report what changed.
+"""``stepedit eval``: render edits on clips with any backend and report what changed.
 
 Only argparse is imported at module level: the ``stepedit`` command builds its parser on
 every invocation, and the evaluation stack loads only when ``eval`` runs.
@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.backends.base import Backend
 
 __all__ = ["add_arguments", "run"]
 
@@ -43,13 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Runs the evaluation described by ``args``; returns the exit status.
+def run(args: argparse.Namespace, backend: Backend) -> int:
+    """Runs the evaluation described by ``args`` on ``backend``; returns the exit status.
 
     0 when every render succeeded, 1 when some failed (their rows say why), 2 for bad
     arguments or unreadable clips.
     """
-    from engine.backends.cpu import CpuBackend
     from engine.errors import StepEditError
     from engine.evaluation.harness import default_edits, evaluate, find_clips, parse_edit_spec
     from engine.evaluation.report import write_report
@@ -63,8 +66,11 @@ def run(args: argparse.Namespace) -> int:
     if not clips:
         _LOG.error("stepedit eval: no audio files found in %s", ", ".join(map(str, args.clips)))
         return 2
-    backend = CpuBackend()
-    backend.load()
+    try:
+        backend.load()
+    except StepEditError as e:
+        _LOG.error("stepedit eval: %s", e)
+        return 2
     results = evaluate(
         backend,
         clips,

@@ -3,7 +3,7 @@
 Each function reproduces the arithmetic of the library the official pipeline calls
 (torchaudio's ``resample`` and ``compliance.kaldi.fbank``, librosa's Slaney ``filters.mel``)
 in plain torch/numpy, so torchaudio and librosa stay optional. Tensors are float32 on any
-device. (The Slaney mel filters live in ``engine.backends.dsp``, shared with the evaluation
+device. (The Slaney mel filters live in ``engine.dsp``, shared with the evaluation
 harness.)
 """
 

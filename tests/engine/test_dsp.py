@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.backends.dsp import (
+from engine.dsp import (
     apply_tilt,
     broaden_envelope,
     frame_rms_db,

@@ -1,0 +1,323 @@
+"""The engine: the one way in for requests, one render worker, and the events they cause.
+
+``Engine.submit`` takes a decoded request and does every check before queueing it; the
+worker renders jobs one at a time in submission order; listeners (OSC replies, status files)
+run in order on their own thread, outside the engine's lock and off the render thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bridge.protocol import EditRequest, JobStatus, encode_status
+from engine import __version__
+from engine.audio import atomic_write_bytes
+from engine.backends.base import Backend
+from engine.capabilities import describe
+from engine.errors import JobCancelled, JobError, StepEditError
+from engine.jobs import EditJob, Listener, job_from_request, output_stem, result_json
+from engine.render import render_file
+
+__all__ = ["Engine", "EngineConfig"]
+
+_LOG = logging.getLogger(__name__)
+
+# Progress events closer together than this are dropped, except at stage changes.
+_PROGRESS_INTERVAL_S = 0.1
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine limits.
+
+    Attributes:
+        max_queue: Jobs that may wait behind the running one.
+        max_input_seconds: Longest slice accepted.
+        retain_finished: Finished jobs remembered for status queries and resends.
+        shutdown_grace_s: How long a running job may finish when the engine stops.
+    """
+
+    max_queue: int = 32
+    max_input_seconds: float = 600.0
+    retain_finished: int = 1000
+    shutdown_grace_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_queue", "max_input_seconds", "retain_finished"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+
+@dataclass
+class _Record:
+    job: EditJob
+    listener: Listener
+    status: JobStatus
+    submitted: float = field(default_factory=time.monotonic)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    last_event: float = 0.0
+
+
+# One status change to deliver: to whom, which status file, what.
+_Event = tuple[Listener, Path | None, JobStatus]
+
+
+class Engine:
+    """Owns the loaded backend and renders jobs one at a time, in submission order."""
+
+    def __init__(self, backend: Backend, config: EngineConfig | None = None) -> None:
+        self.backend = backend
+        self.config = config or EngineConfig()
+        self._jobs: OrderedDict[str, _Record] = OrderedDict()
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[_Record] = queue.Queue(self.config.max_queue)
+        self._events: queue.Queue[_Event | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._run, name="stepedit-render", daemon=True)
+        self._notifier = threading.Thread(
+            target=self._deliver_events, name="stepedit-events", daemon=True
+        )
+        self._stopping = False
+
+    @property
+    def version(self) -> str:
+        return __version__
+
+    def start(self) -> None:
+        """Loads the backend (once) and starts the render worker."""
+        started = time.monotonic()
+        self.backend.load()
+        _LOG.info(
+            "backend %s loaded on %s in %.2f s",
+            self.backend.name,
+            self.backend.device,
+            time.monotonic() - started,
+        )
+        self._notifier.start()
+        self._worker.start()
+
+    def capabilities(self) -> dict[str, Any]:
+        """The capability listing of this engine's backend and every registered one."""
+        return describe(self.backend)
+
+    def submit(self, job_id: str, request: EditRequest, listener: Listener) -> JobStatus:
+        """Checks a request and queues it; the one way in for edits.
+
+        Every outcome reaches ``listener`` (and the request's status file): ``queued`` then
+        the job's progress and end for a new job; the latest status for a resend of a known
+        id, which is never rendered twice; an ``error`` status for a rejected request.
+
+        Returns:
+            The status the listener receives first.
+        """
+        with self._lock:
+            known = self._resent(job_id, listener)
+        if known is not None:
+            return known
+        status_file = Path(request.status_file) if request.status_file else None
+        try:
+            job = job_from_request(job_id, request, self.backend)
+            with self._lock:
+                # Checked again: the same id may have arrived while this one was checked.
+                return self._resent(job_id, listener) or self._enqueue(job, listener)
+        except StepEditError as e:
+            _LOG.info("rejected job %r [%s]: %s", job_id, e.code, e)
+            status = JobStatus(job_id, "error", error=(e.code, str(e)))
+            if status_file is not None and not status_file.parent.is_dir():
+                status_file = None
+            self._events.put((listener, status_file, status))
+            return status
+
+    def status(self, job_id: str) -> JobStatus:
+        """The latest status of a job; an ``unknown_job`` error for an id never seen."""
+        with self._lock:
+            record = self._jobs.get(job_id)
+        return record.status if record else _unknown(job_id)
+
+    def cancel(self, job_id: str) -> JobStatus:
+        """Cancels a queued or running job; a finished job is left as it is.
+
+        Returns:
+            The status after the request (a running job reports ``cancelled`` once its
+            render reaches its next progress point).
+        """
+        with self._lock:
+            record = self._jobs.get(job_id)
+            if record is None:
+                return _unknown(job_id)
+            record.cancel.set()
+            if record.status.state != "queued":
+                return record.status
+            status = self._update(
+                record, "cancelled", error=("cancelled", "cancelled by the client")
+            )
+        return status
+
+    def stop(self) -> None:
+        """Takes no new jobs, cancels waiting ones, lets the running one finish within
+        ``shutdown_grace_s`` and cancels it after that; then delivers the last events."""
+        with self._lock:
+            self._stopping = True
+            records = list(self._jobs.values())
+        for record in records:
+            if record.status.state == "queued":
+                self.cancel(record.job.job_id)
+        if self._worker.is_alive():
+            self._worker.join(self.config.shutdown_grace_s)
+            if self._worker.is_alive():
+                _LOG.warning("cancelling the running job to shut down")
+                for record in records:
+                    record.cancel.set()
+                self._worker.join()
+        if self._notifier.is_alive():
+            self._events.put(None)
+            self._notifier.join()
+
+    # -- internals (the lock is held where a name says so) ---------------------------------
+
+    def _resent(self, job_id: str, listener: Listener) -> JobStatus | None:
+        """For a known id, queues its latest status to ``listener``; under the lock."""
+        known = self._jobs.get(job_id)
+        if known is None:
+            return None
+        self._events.put((listener, known.job.status_file, known.status))
+        return known.status
+
+    def _enqueue(self, job: EditJob, listener: Listener) -> JobStatus:
+        """Queues a checked job; under the lock, so "queued" always precedes its progress."""
+        if self._stopping:
+            raise JobError("the engine is shutting down", "shutting_down")
+        record = _Record(job, listener, JobStatus(job.job_id, "queued"))
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            raise JobError(
+                f"{self.config.max_queue} jobs are already waiting; retry later", "queue_full"
+            ) from None
+        self._jobs[job.job_id] = record
+        self._forget_old_jobs()
+        self._events.put((listener, job.status_file, record.status))
+        return record.status
+
+    def _forget_old_jobs(self) -> None:
+        finished = [k for k, r in self._jobs.items() if r.status.finished]
+        for key in finished[: max(0, len(finished) - self.config.retain_finished)]:
+            del self._jobs[key]
+
+    def _update(self, record: _Record, state: str, **fields: Any) -> JobStatus:
+        """Sets a record's status and queues its event; call with the lock held."""
+        record.status = replace(record.status, state=state, **fields)
+        self._events.put((record.listener, record.job.status_file, record.status))
+        return record.status
+
+    def _deliver_events(self) -> None:
+        while (event := self._events.get()) is not None:
+            listener, status_file, status = event
+            # The file first: a client that hears "done" may read it at once.
+            if status_file is not None:
+                _write_status_file(status_file, status)
+            try:
+                listener(status)
+            except Exception:  # a broken client must not stop the engine
+                _LOG.exception("listener of job %s failed", status.job_id)
+
+    def _progress(self, record: _Record, fraction: float, stage: str) -> None:
+        if record.cancel.is_set():
+            raise JobCancelled("cancelled by the client")
+        now = time.monotonic()
+        with self._lock:
+            previous = record.status
+            if stage == previous.stage and now - record.last_event < _PROGRESS_INTERVAL_S:
+                return
+            record.last_event = now
+            self._update(
+                record, "running", progress=max(previous.progress, fraction), stage=stage
+            )
+
+    def _run(self) -> None:
+        while True:
+            try:
+                record = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stopping:
+                    return
+                continue
+            if record.status.state == "queued":  # else cancelled while waiting
+                self._render(record)
+
+    def _render(self, record: _Record) -> None:
+        job = record.job
+        waited = time.monotonic() - record.submitted
+        outcome: dict[str, Any]
+        try:
+            written = render_file(
+                self.backend,
+                job.edit,
+                source=job.input,
+                start=job.start,
+                length=job.length,
+                output_dir=job.output_folder,
+                stem=output_stem(job),
+                max_input_seconds=self.config.max_input_seconds,
+                progress=lambda f, s: self._progress(record, f, s),
+            )
+            outcome = dict(
+                state="done",
+                progress=1.0,
+                stage="done",
+                output_path=str(written.path),
+                result=result_json(job, written, self.backend.name, waited),
+            )
+        except JobCancelled as e:
+            outcome = dict(state="cancelled", error=(e.code, str(e)))
+        except StepEditError as e:
+            outcome = dict(state="error", error=(e.code, str(e)))
+        except Exception as e:  # the worker must survive any backend bug
+            _LOG.exception("job %s failed unexpectedly", job.job_id)
+            outcome = dict(state="error", error=("internal", f"{type(e).__name__}: {e}"))
+        with self._lock:
+            status = self._update(record, **outcome)
+        _log_outcome(job, status, waited)
+
+
+def _unknown(job_id: str) -> JobStatus:
+    return JobStatus(job_id, "error", error=("unknown_job", f"no job with id {job_id!r}"))
+
+
+def _write_status_file(path: Path, status: JobStatus) -> None:
+    text = encode_status(
+        status.job_id,
+        status.state,
+        status.progress,
+        status.stage,
+        status.output_path,
+        status.result,
+        status.error,
+    )
+    try:
+        atomic_write_bytes(path, text.encode("utf-8"))
+    except OSError as e:
+        _LOG.warning("cannot write status file %s: %s", path, e)
+
+
+def _log_outcome(job: EditJob, status: JobStatus, waited: float) -> None:
+    if status.state == "done" and status.result is not None:
+        _LOG.info(
+            "job %s done: %s on %s (%.2f s audio) in %.2f s (waited %.2f s) -> %s",
+            job.job_id,
+            job.edit.type,
+            job.input.name,
+            status.result["duration"],
+            status.result["timings"]["total"],
+            waited,
+            status.output_path,
+        )
+    else:
+        code, message = status.error or ("internal", "")
+        _LOG.info("job %s %s [%s]: %s", job.job_id, status.state, code, message)
