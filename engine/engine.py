@@ -84,6 +84,7 @@ class Engine:
             target=self._deliver_events, name="stepedit-events", daemon=True
         )
         self._stopping = False
+        self._events_closed = False
 
     @property
     def version(self) -> str:
@@ -131,7 +132,7 @@ class Engine:
             status = JobStatus(job_id, "error", error=(e.code, str(e)))
             if status_file is not None and not status_file.parent.is_dir():
                 status_file = None
-            self._events.put((listener, status_file, status))
+            self._emit((listener, status_file, status))
             return status
 
     def status(self, job_id: str) -> JobStatus:
@@ -176,6 +177,7 @@ class Engine:
                     record.cancel.set()
                 self._worker.join()
         if self._notifier.is_alive():
+            self._events_closed = True  # later events (rejections) are delivered directly
             self._events.put(None)
             self._notifier.join()
 
@@ -186,7 +188,7 @@ class Engine:
         known = self._jobs.get(job_id)
         if known is None:
             return None
-        self._events.put((listener, known.job.status_file, known.status))
+        self._emit((listener, known.job.status_file, known.status))
         return known.status
 
     def _enqueue(self, job: EditJob, listener: Listener) -> JobStatus:
@@ -202,7 +204,7 @@ class Engine:
             ) from None
         self._jobs[job.job_id] = record
         self._forget_old_jobs()
-        self._events.put((listener, job.status_file, record.status))
+        self._emit((listener, job.status_file, record.status))
         return record.status
 
     def _forget_old_jobs(self) -> None:
@@ -213,19 +215,18 @@ class Engine:
     def _update(self, record: _Record, state: str, **fields: Any) -> JobStatus:
         """Sets a record's status and queues its event; call with the lock held."""
         record.status = replace(record.status, state=state, **fields)
-        self._events.put((record.listener, record.job.status_file, record.status))
+        self._emit((record.listener, record.job.status_file, record.status))
         return record.status
+
+    def _emit(self, event: _Event) -> None:
+        if self._events_closed:
+            _deliver(event)
+        else:
+            self._events.put(event)
 
     def _deliver_events(self) -> None:
         while (event := self._events.get()) is not None:
-            listener, status_file, status = event
-            # The file first: a client that hears "done" may read it at once.
-            if status_file is not None:
-                _write_status_file(status_file, status)
-            try:
-                listener(status)
-            except Exception:  # a broken client must not stop the engine
-                _LOG.exception("listener of job %s failed", status.job_id)
+            _deliver(event)
 
     def _progress(self, record: _Record, fraction: float, stage: str) -> None:
         if record.cancel.is_set():
@@ -288,6 +289,17 @@ class Engine:
 
 def _unknown(job_id: str) -> JobStatus:
     return JobStatus(job_id, "error", error=("unknown_job", f"no job with id {job_id!r}"))
+
+
+def _deliver(event: _Event) -> None:
+    listener, status_file, status = event
+    # The file first: a client that hears "done" may read it at once.
+    if status_file is not None:
+        _write_status_file(status_file, status)
+    try:
+        listener(status)
+    except Exception:  # a broken client must not stop the engine
+        _LOG.exception("listener of job %s failed", status.job_id)
 
 
 def _write_status_file(path: Path, status: JobStatus) -> None:

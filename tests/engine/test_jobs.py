@@ -1,0 +1,67 @@
+"""A request checked into a job, its output name and its result JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.protocol import RESULT_KEYS, EditRequest
+from engine.edits import EditSpec
+from engine.errors import StepEditError
+from engine.jobs import EditJob, job_from_request, output_stem, result_json
+from engine.render import WrittenEdit
+from tests.engine.fake_backends import FakeRenderBackend
+
+
+def test_output_names_are_safe_on_every_file_system() -> None:
+    job = EditJob("a/b:c*d?e-f_g", Path("/takes/Take 1.wav"), EditSpec("speed", "more faster", 2))
+    assert output_stem(job) == "Take 1.stepedit.more-fasterx2.abcde-f_"
+
+
+def test_a_request_becomes_a_checked_job(tmp_path: Path) -> None:
+    source = tmp_path / "take.wav"
+    source.write_bytes(b"RIFF")  # only existence is checked before queueing
+    status = tmp_path / "status.json"
+    request = EditRequest(
+        input=str(source),
+        edit={"type": "speed", "option": "Faster"},
+        start=1.5,
+        length=2.0,
+        status_file=str(status),
+    )
+    job = job_from_request("j1", request, FakeRenderBackend())
+    assert job == EditJob("j1", source, EditSpec("speed", "faster"), 1.5, 2.0, None, status)
+    assert job.output_folder == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"edit": {"type": "speed", "option": "fastest"}}, "invalid_edit"),
+        ({"edit": {"type": "vad"}}, "unsupported"),
+        ({"input": "/missing/take.wav"}, "input_not_found"),
+        ({"input": "/"}, "input_not_audio"),
+        ({"output_dir": "/missing"}, "output_unwritable"),
+    ],
+)
+def test_checks_before_queueing(tmp_path: Path, fields: dict[str, object], code: str) -> None:
+    source = tmp_path / "take.wav"
+    source.write_bytes(b"RIFF")
+    data: dict[str, object] = {"input": str(source), "edit": {"type": "denoise"}, **fields}
+    with pytest.raises(StepEditError) as e:
+        job_from_request("j1", EditRequest(**data), FakeRenderBackend())  # type: ignore[arg-type]
+    assert e.value.code == code
+
+
+def test_the_result_json_has_every_protocol_key_and_the_backends_own() -> None:
+    job = EditJob("j1", Path("/takes/a.wav"), EditSpec("emotion", "sad", 2), 1.0, 2.5)
+    written = WrittenEdit(
+        Path("/takes/out.wav"), 2.4, 48000, 2, {"read": 0.1, "total": 1.23456}, {"generation": 1}
+    )
+    result = result_json(job, written, "stepaudio", queued=0.5)
+    assert tuple(result)[: len(RESULT_KEYS)] == RESULT_KEYS
+    assert result["edit"] == {"type": "emotion", "option": "sad", "iterations": 2}
+    assert (result["input"], result["start"], result["length"]) == ("/takes/a.wav", 1.0, 2.5)
+    assert result["timings"] == {"read": 0.1, "total": 1.2346, "queued": 0.5}
+    assert result["generation"] == 1

@@ -1,0 +1,85 @@
+"""One file's edit on plain values: read the slice, render, publish atomically."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+
+from engine.edits import EditSpec
+from engine.errors import InputError, JobCancelled, OutputError
+from engine.render import WrittenEdit, render_file
+from tests.engine.fake_backends import FakeRenderBackend
+
+RATE = 22050
+
+
+@pytest.fixture()
+def source(tmp_path: Path) -> Path:
+    t = np.arange(3 * RATE) / RATE
+    stereo = 0.3 * np.stack([np.sin(2 * np.pi * 200 * t), np.sin(2 * np.pi * 300 * t)])
+    path = tmp_path / "take.flac"
+    soundfile.write(path, stereo.T, RATE)
+    return path
+
+
+def _render(source: Path, backend: FakeRenderBackend, **overrides: Any) -> WrittenEdit:
+    arguments: dict[str, Any] = dict(
+        source=source,
+        start=0.5,
+        length=2.0,
+        output_dir=source.parent,
+        stem="take.edit",
+        max_input_seconds=600.0,
+        progress=lambda f, s: None,
+    )
+    arguments.update(overrides)
+    return render_file(backend, EditSpec("denoise"), **arguments)
+
+
+def test_the_slice_is_rendered_and_published_beside_the_source(source: Path) -> None:
+    before = hashlib.sha256(source.read_bytes()).hexdigest()
+    backend = FakeRenderBackend()
+    stages: list[str] = []
+    written = _render(source, backend, progress=lambda f, s: stages.append(s))
+    assert written.path == source.parent / "take.edit.wav"
+    data, rate = soundfile.read(written.path, always_2d=True)
+    assert rate == RATE and data.shape == (2 * RATE, 2)
+    assert (written.duration, written.sample_rate, written.channels) == (2.0, RATE, 2)
+    assert set(written.timings) == {"read", "render", "write", "total"}
+    assert stages[0] == "reading" and stages[-1] == "writing"
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == before
+
+
+def test_a_taken_name_is_never_overwritten(source: Path) -> None:
+    taken = source.parent / "take.edit.wav"
+    taken.write_bytes(b"someone else's file")
+    written = _render(source, FakeRenderBackend())
+    assert written.path != taken and taken.read_bytes() == b"someone else's file"
+
+
+def test_a_missing_output_folder_fails_before_the_render(source: Path) -> None:
+    backend = FakeRenderBackend()
+    with pytest.raises(OutputError, match="does not exist"):
+        _render(source, backend, output_dir=source.parent / "gone")
+    assert backend.calls == []
+
+
+def test_slices_longer_than_the_limit_are_refused(source: Path) -> None:
+    with pytest.raises(InputError) as e:
+        _render(source, FakeRenderBackend(), max_input_seconds=1.0)
+    assert e.value.code == "too_long"
+
+
+def test_a_cancelled_render_writes_nothing(source: Path) -> None:
+    def cancel_when_rendering(_fraction: float, stage: str) -> None:
+        if stage == "render":
+            raise JobCancelled("cancelled by the client")
+
+    with pytest.raises(JobCancelled):
+        _render(source, FakeRenderBackend(), progress=cancel_when_rendering)
+    assert sorted(p.name for p in source.parent.iterdir()) == ["take.flac"]
