@@ -1,7 +1,7 @@
 """StepEdit OSC protocol v1: addresses, argument types, request JSON and error codes.
 
 Pure: no sockets and no engine imports. The server and every Python client import this
-module; ``reaper_scripts/StepEdit_lib.lua`` mirrors it and a test keeps the two in step.
+module; ``reaper_scripts/StepEdit/codec.lua`` mirrors it and a test keeps the two in step.
 See docs/protocol.md for the client author's view.
 """
 
