@@ -16,14 +16,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bridge.protocol import EditRequest, JobStatus, encode_status
+from bridge.protocol import EditRequest, JobStatus, build_result, encode_status
 from engine import __version__
 from engine.audio import atomic_write_bytes
 from engine.backends.base import Backend
 from engine.capabilities import describe
 from engine.errors import JobCancelled, JobError, StepEditError
-from engine.jobs import EditJob, Listener, job_from_request, output_stem, result_json
-from engine.render import render_file
+from engine.jobs import EditJob, Listener, job_from_request, output_stem
+from engine.render import WrittenEdit, render_file
 
 __all__ = ["Engine", "EngineConfig"]
 
@@ -273,7 +273,7 @@ class Engine:
                 progress=1.0,
                 stage="done",
                 output_path=str(written.path),
-                result=result_json(job, written, self.backend.name, waited),
+                result=_result_json(job, written, self.backend.name, waited),
             )
         except JobCancelled as e:
             outcome = dict(state="cancelled", error=(e.code, str(e)))
@@ -285,6 +285,24 @@ class Engine:
         with self._lock:
             status = self._update(record, **outcome)
         _log_outcome(job, status, waited)
+
+
+def _result_json(
+    job: EditJob, written: WrittenEdit, backend: str, queued: float
+) -> dict[str, Any]:
+    edit = job.edit
+    return build_result(
+        duration=written.duration,
+        sample_rate=written.sample_rate,
+        channels=written.channels,
+        backend=backend,
+        edit={"type": edit.type, "option": edit.option, "iterations": edit.iterations},
+        input=str(job.input),
+        start=job.start,
+        length=job.length,
+        timings={**written.timings, "queued": queued},
+        extra=written.info,
+    )
 
 
 def _unknown(job_id: str) -> JobStatus:

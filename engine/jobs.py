@@ -1,4 +1,4 @@
-"""Jobs: a request checked into an ``EditJob``, its output name and its result JSON."""
+"""Jobs: a request checked into an ``EditJob``, and the name of its output file."""
 
 from __future__ import annotations
 
@@ -7,17 +7,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bridge.protocol import EditRequest, JobStatus, build_result
+from bridge.protocol import EditRequest, JobStatus
 from engine import audio
 from engine.backends.base import Backend
 from engine.capabilities import check_supported
 from engine.edits import EditSpec, edit_label, parse_edit
 from engine.errors import InputError, OutputError
-from engine.render import WrittenEdit
 
-__all__ = ["EditJob", "Listener", "job_from_request", "output_stem", "result_json"]
+__all__ = ["EditJob", "Listener", "job_from_request", "output_stem"]
 
 # Receives every status change of a job, in order, on the engine's event thread.
 Listener = Callable[[JobStatus], None]
@@ -88,20 +86,3 @@ def output_stem(job: EditJob) -> str:
     label = edit_label(job.edit).replace(" ", "")
     safe_id = re.sub(r"[^A-Za-z0-9_-]", "", job.job_id)[:8] or "job"
     return f"{job.input.stem}.stepedit.{re.sub(r'[^A-Za-z0-9_+-]', '-', label)}.{safe_id}"
-
-
-def result_json(job: EditJob, written: WrittenEdit, backend: str, queued: float) -> dict[str, Any]:
-    """The result JSON of ``/stepedit/done`` for a written edit."""
-    edit = job.edit
-    return build_result(
-        duration=written.duration,
-        sample_rate=written.sample_rate,
-        channels=written.channels,
-        backend=backend,
-        edit={"type": edit.type, "option": edit.option, "iterations": edit.iterations},
-        input=str(job.input),
-        start=job.start,
-        length=job.length,
-        timings={**written.timings, "queued": queued},
-        extra=written.info,
-    )

@@ -1,7 +1,7 @@
 """One edit of a file: read the slice -> ``render_audio`` -> atomic write.
 
 Works on plain values (what to read, which edit, where to write); jobs, ids and the result
-JSON live above it, in ``engine.jobs`` and ``engine.engine``.
+JSON live above it, in the engine.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import json
 import shutil
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ def workdir(tmp_path: Path, data_dir: Path) -> Path:
 
 
 @pytest.fixture()
-def client(engine: EngineProcess) -> StepEditClient:
+def client(engine: EngineProcess) -> Iterator[StepEditClient]:
     with StepEditClient("127.0.0.1", engine.port, timeout=5.0) as c:
         yield c
 
@@ -140,7 +141,7 @@ def test_status_file_and_reply_port(engine: EngineProcess, workdir: Path) -> Non
         }
         with StepEditClient("127.0.0.1", engine.port) as sender:
             sender.send(ADDRESS["edit"], "sf-1", json.dumps(request))
-        addresses = []
+        addresses: list[str] = []
         while not addresses or addresses[-1] not in {ADDRESS["done"], ADDRESS["error"]}:
             [message] = protocol.decode_datagram(listener.recv(65536))
             addresses.append(message.address)
@@ -188,7 +189,7 @@ def test_queue_runs_jobs_in_order(client: StepEditClient, workdir: Path) -> None
         client.submit(
             job_id, {"input": str(workdir / CLIP), "edit": {"type": "speed", "option": "slower"}}
         )
-    done_order = []
+    done_order: list[str] = []
     while len(done_order) < len(ids):
         message = client.receive(30)
         assert message is not None

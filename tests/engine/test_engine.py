@@ -105,7 +105,11 @@ def test_a_slow_listener_stalls_neither_the_engine_nor_the_render(
     engine: Engine, backend: FakeRenderBackend, source: Path
 ) -> None:
     release = threading.Event()
-    engine.submit("slow", request(source), lambda status: release.wait(10))
+
+    def slow_listener(_status: JobStatus) -> None:
+        release.wait(10)
+
+    engine.submit("slow", request(source), slow_listener)
     # The render goes on and the engine answers while the listener blocks.
     assert backend.started.wait(5)
     started = time.monotonic()

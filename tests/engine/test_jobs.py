@@ -1,4 +1,4 @@
-"""A request checked into a job, its output name and its result JSON."""
+"""A request checked into a job, and its output name."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.protocol import RESULT_KEYS, EditRequest
+from bridge.protocol import EditRequest
 from engine.edits import EditSpec
 from engine.errors import StepEditError
-from engine.jobs import EditJob, job_from_request, output_stem, result_json
-from engine.render import WrittenEdit
+from engine.jobs import EditJob, job_from_request, output_stem
 from tests.engine.fake_backends import FakeRenderBackend
 
 
@@ -52,16 +51,3 @@ def test_checks_before_queueing(tmp_path: Path, fields: dict[str, object], code:
     with pytest.raises(StepEditError) as e:
         job_from_request("j1", EditRequest(**data), FakeRenderBackend())  # type: ignore[arg-type]
     assert e.value.code == code
-
-
-def test_the_result_json_has_every_protocol_key_and_the_backends_own() -> None:
-    job = EditJob("j1", Path("/takes/a.wav"), EditSpec("emotion", "sad", 2), 1.0, 2.5)
-    written = WrittenEdit(
-        Path("/takes/out.wav"), 2.4, 48000, 2, {"read": 0.1, "total": 1.23456}, {"generation": 1}
-    )
-    result = result_json(job, written, "stepaudio", queued=0.5)
-    assert tuple(result)[: len(RESULT_KEYS)] == RESULT_KEYS
-    assert result["edit"] == {"type": "emotion", "option": "sad", "iterations": 2}
-    assert (result["input"], result["start"], result["length"]) == ("/takes/a.wav", 1.0, 2.5)
-    assert result["timings"] == {"read": 0.1, "total": 1.2346, "queued": 0.5}
-    assert result["generation"] == 1

@@ -6,6 +6,7 @@ import dataclasses
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +19,6 @@ from engine.backends.stepaudio.options import DecoderOptions, GenerationLimits, 
 from engine.backends.stepaudio.prompts import PromptSwitches
 from engine.edits import EDIT_TYPES, EditSpec
 from engine.errors import BackendError, CheckpointError, EditError
-from engine.jobs import EditJob, output_stem, result_json
 from engine.render import render_file
 from tests.engine.backends.stepaudio.fixture_editx import write_editx_dir
 from tests.engine.backends.stepaudio.fixture_tokenizer import write_tokenizer_dir
@@ -105,7 +105,7 @@ def test_open_question_switches_reach_the_model(model_dir: Path) -> None:
     switched = StepAudioBackend(model_dir, options=options)
     switched.load()
     assert switched._llm is not None and switched._prompts is not None
-    attention = switched._llm.model.layers[0].self_attn
+    attention: Any = switched._llm.model.layers[0].self_attn
     assert attention.interleaved and attention.scale == 0.2
     assert switched._prompts.switches == options.prompt
 
@@ -161,22 +161,20 @@ def test_paralinguistic_needs_some_text(backend: StepAudioBackend) -> None:
         backend.generate(prompt, EditSpec("paralinguistic", "Laughter", positions=(0.5,)), noop)
 
 
-def test_render_job_returns_the_generation_facts(backend: StepAudioBackend, tmp_path: Path) -> None:
+def test_render_file_returns_the_generation_facts(backend: StepAudioBackend, tmp_path: Path) -> None:
     source = tmp_path / "take.wav"
     soundfile.write(source, clip(1.2, channels=1).T, RATE, subtype="PCM_16")
-    job = EditJob("j1", source, EditSpec("emotion", "sad", iterations=2, text="hi there"))
     written = render_file(
         backend,
-        job.edit,
-        source=job.input,
-        start=job.start,
-        length=job.length,
-        output_dir=job.output_folder,
-        stem=output_stem(job),
+        EditSpec("emotion", "sad", iterations=2, text="hi there"),
+        source=source,
+        start=0.0,
+        length=None,
+        output_dir=tmp_path,
+        stem="take.sad",
         max_input_seconds=600.0,
         progress=lambda f, s: None,
     )
-    data = result_json(job, written, backend.name, queued=0.0)
-    assert data["sample_rate"] == RATE and data["channels"] == 1 and data["backend"] == "stepaudio"
-    assert data["generation"]["stop_reason"] in {"eos", "token_bound"}
+    assert (written.sample_rate, written.channels) == (RATE, 1)
+    assert written.info["generation"]["stop_reason"] in {"eos", "token_bound"}
     assert written.path.is_file()
