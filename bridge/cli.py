@@ -230,11 +230,19 @@ def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names}
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stepedit", description=__doc__)
-    parser.add_argument("--debug", action="store_true", help="verbose logging")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _add_client_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--engine",
+        type=_engine_address,
+        default=_default_engine(),
+        help="engine host:port (env STEPEDIT_ENGINE)",
+    )
+    sub.add_argument(
+        "--timeout", type=float, default=2.0, help="seconds to wait for the engine to answer"
+    )
 
+
+def _add_serve_command(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the resident engine")
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
@@ -259,17 +267,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
-    def client_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "--engine",
-            type=_engine_address,
-            default=_default_engine(),
-            help="engine host:port (env STEPEDIT_ENGINE)",
-        )
-        sub.add_argument(
-            "--timeout", type=float, default=2.0, help="seconds to wait for the engine to answer"
-        )
 
+def _add_edit_command(commands: Any) -> None:
     edit = commands.add_parser("edit", help="edit an audio file with a running engine")
     edit.add_argument("input")
     edit.add_argument("--emotion")
@@ -293,38 +292,50 @@ def _parser() -> argparse.ArgumentParser:
     edit.add_argument("-o", "--output-dir", "--output_dir")
     edit.add_argument("--json", action="store_true", help="print the result JSON")
     edit.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    client_options(edit)
+    _add_client_options(edit)
     edit.set_defaults(run=_edit)
 
+
+def _add_query_commands(commands: Any) -> None:
     send = commands.add_parser("send", help="start a job from a request file and exit")
     send.add_argument("--job-id", "--job_id", default=new_job_id())
     send.add_argument("--request-file", "--request_file", required=True)
-    client_options(send)
+    _add_client_options(send)
     send.set_defaults(run=_send)
-
     for name, helptext, run in (
         ("ping", "check that the engine answers", _ping),
         ("capabilities", "list backends, edit types and options", _capabilities),
     ):
         sub = commands.add_parser(name, help=helptext)
         sub.add_argument("--output", type=Path, help="write the answer (JSON) to this file")
-        client_options(sub)
+        _add_client_options(sub)
         sub.set_defaults(run=run)
     for name in ("status", "cancel"):
         sub = commands.add_parser(name, help=f"{name} a job")
         sub.add_argument("job_id")
-        client_options(sub)
+        _add_client_options(sub)
         sub.set_defaults(run=_job_query)
 
+
+def _add_eval_command(commands: Any) -> None:
     try:
         from engine.evaluation.command import add_arguments
     except ImportError:
-        pass  # the evaluation harness is optional
-    else:
-        evaluate = commands.add_parser("eval", help="measure what each edit does on clips")
-        add_arguments(evaluate)
-        _add_backend_arguments(evaluate)
-        evaluate.set_defaults(run=_eval)
+        return  # the evaluation harness is optional
+    evaluate = commands.add_parser("eval", help="measure what each edit does on clips")
+    add_arguments(evaluate)
+    _add_backend_arguments(evaluate)
+    evaluate.set_defaults(run=_eval)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stepedit", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="verbose logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_serve_command(commands)
+    _add_edit_command(commands)
+    _add_query_commands(commands)
+    _add_eval_command(commands)
     return parser
 
 
