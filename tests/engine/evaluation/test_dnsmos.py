@@ -10,16 +10,17 @@ import pytest
 from engine.evaluation.harness import find_clips
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("speechmos") is None or importlib.util.find_spec("onnxruntime") is None,
+    importlib.util.find_spec("speechmos") is None
+    or importlib.util.find_spec("onnxruntime") is None,
     reason="eval extra missing: pip install speechmos==0.0.1.1 onnxruntime",
 )
 
 
-def test_clean_speech_scores_above_its_noisy_copy(shared_audio: Path) -> None:
+def test_clean_speech_scores_above_its_noisy_copy(data_dir: Path) -> None:
     from engine.evaluation.dnsmos import dnsmos
 
     clean, noisy = find_clips(
-        [shared_audio / "en_vctk_p287_003_clean.wav", shared_audio / "en_vctk_p287_003_noisy.wav"]
+        [data_dir / "en_vctk_p287_003_clean.wav", data_dir / "en_vctk_p287_003_noisy.wav"]
     )
     good, bad = dnsmos(clean.audio, clean.sample_rate), dnsmos(noisy.audio, noisy.sample_rate)
     assert set(good) == {"sig", "bak", "ovrl"}

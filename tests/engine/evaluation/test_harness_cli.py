@@ -29,8 +29,10 @@ EXTRAS = all(
         ("emotion:happy", EditSpec("emotion", "happy")),
         ("emotion:Sad*3", EditSpec("emotion", "sad", 3)),
         ("style:whisper", EditSpec("style", "whisper")),
-        ("paralinguistic:laughter@1.5,4", EditSpec("paralinguistic", "Laughter",
-                                                   positions=(1.5, 4.0))),
+        (
+            "paralinguistic:laughter@1.5,4",
+            EditSpec("paralinguistic", "Laughter", positions=(1.5, 4.0)),
+        ),
         ("denoise", EditSpec("denoise")),
     ],
 )
@@ -40,17 +42,20 @@ def test_edit_specs(text: str, expected: EditSpec) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("emotion:giddy", "unknown option"), ("happy@@", "cannot read edit"),
-     ("paralinguistic:Uhm", "needs 'position'")],
+    [
+        ("emotion:giddy", "unknown option"),
+        ("happy@@", "cannot read edit"),
+        ("paralinguistic:Uhm", "needs 'position'"),
+    ],
 )
 def test_bad_edit_specs(text: str, message: str) -> None:
     with pytest.raises(EditError, match=message):
         parse_edit_spec(text)
 
 
-def test_clips_and_transcripts_from_a_folder(shared_audio: Path, tmp_path: Path) -> None:
-    shutil.copy(shared_audio / CLIP, tmp_path / CLIP)
-    shutil.copy(shared_audio / "manifest.csv", tmp_path / "manifest.csv")
+def test_clips_and_transcripts_from_a_folder(data_dir: Path, tmp_path: Path) -> None:
+    shutil.copy(data_dir / CLIP, tmp_path / CLIP)
+    shutil.copy(data_dir / "manifest.csv", tmp_path / "manifest.csv")
     soundfile.write(tmp_path / "mine.wav", np.full(8000, 0.1, dtype=np.float32), 16000)
     (tmp_path / "mine.txt").write_text("my own words\n", encoding="utf-8")
     clips = {c.name: c for c in find_clips([tmp_path])}
@@ -65,20 +70,19 @@ def _eval(*argv: str) -> int:
     return main(["eval", *argv])
 
 
-def test_bad_edit_on_the_command_line_exits_2(shared_audio: Path, tmp_path: Path) -> None:
-    assert _eval(str(shared_audio / CLIP), "--edits", "style:story-time*9", "--out",
-                 str(tmp_path)) == 2
+def test_bad_edit_on_the_command_line_exits_2(data_dir: Path, tmp_path: Path) -> None:
+    assert _eval(str(data_dir / CLIP), "--edits", "style:story-time*9", "--out", str(tmp_path)) == 2
     assert not (tmp_path / "report.md").exists()
 
 
 @pytest.mark.skipif(not EXTRAS, reason="eval extra missing (resemblyzer, faster-whisper, ...)")
 def test_eval_writes_table_csv_and_plots(
-    shared_audio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "report"
-    assert _eval(str(shared_audio / CLIP), "--edits", "emotion:sad", "paralinguistic:Uhm@2",
-                 "--out", str(out)) == 0
+    edits = ["emotion:sad", "paralinguistic:Uhm@2"]
+    assert _eval(str(data_dir / CLIP), "--edits", *edits, "--out", str(out)) == 0
     rows = list(csv.DictReader((out / "results.csv").open(encoding="utf-8")))
     assert [r["edit"] for r in rows] == ["original", "emotion:sad", "Uhm@2"]
     sad = rows[1]

@@ -20,7 +20,7 @@ RATE = 16000
 def _voice(f0: np.ndarray, rate: int = RATE) -> np.ndarray:
     """A buzzy harmonic source following ``f0`` (one value per sample), 20 harmonics."""
     phase = 2 * np.pi * np.cumsum(f0) / rate
-    wave = sum(np.sin(k * phase) / k for k in range(1, 21))
+    wave = sum((np.sin(k * phase) / k for k in range(1, 21)), np.zeros_like(phase))
     return (0.1 * wave).astype(np.float32)
 
 
@@ -84,8 +84,8 @@ def test_power_spectrogram_framing() -> None:
 
 
 @pytest.fixture(scope="module")
-def clip(shared_audio: Path) -> Clip:
-    return find_clips([shared_audio / "en_librispeech_1995-1837-0001.wav"])[0]
+def clip(data_dir: Path) -> Clip:
+    return find_clips([data_dir / "en_librispeech_1995-1837-0001.wav"])[0]
 
 
 def test_lengthened_pause_is_a_pause_change_not_a_tempo_change(clip: Clip) -> None:

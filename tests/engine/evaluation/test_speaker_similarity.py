@@ -19,10 +19,14 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def clips(shared_audio: Path) -> dict[str, Clip]:
-    names = ["en_ljspeech_LJ001-0001.wav", "en_ljspeech_LJ050-0131.wav",
-             "en_stepaudio_happy.wav", "en_librispeech_1995-1837-0001.wav"]
-    return {c.name[:-4]: c for c in find_clips([shared_audio / n for n in names])}
+def clips(data_dir: Path) -> dict[str, Clip]:
+    names = [
+        "en_ljspeech_LJ001-0001.wav",
+        "en_ljspeech_LJ050-0131.wav",
+        "en_stepaudio_happy.wav",
+        "en_librispeech_1995-1837-0001.wav",
+    ]
+    return {c.name[:-4]: c for c in find_clips([data_dir / n for n in names])}
 
 
 def test_weights_load_without_torch() -> None:

@@ -21,6 +21,7 @@ import math
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -59,8 +60,8 @@ def _available(module: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def clips(shared_audio: Path) -> dict[str, Clip]:
-    return {clip.name: clip for clip in find_clips([shared_audio / name for name in CLIPS])}
+def clips(data_dir: Path) -> dict[str, Clip]:
+    return {clip.name: clip for clip in find_clips([data_dir / name for name in CLIPS])}
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +103,7 @@ def _checks(recipe: Recipe, before: Measures, changes: dict[str, float]) -> list
             failures.append(f"whisper: voiced fraction {changes['voiced_fraction']:.2f}")
     elif abs(recipe.f0_shift) >= 0.04:
         measured = changes["f0_change"]
-        expect("F0 level", _log_ratio(1 + measured, 1 + recipe.f0_shift), recipe.f0_shift,
-               measured)
+        expect("F0 level", _log_ratio(1 + measured, 1 + recipe.f0_shift), recipe.f0_shift, measured)
     if not recipe.whisper and abs(math.log(recipe.f0_range)) >= math.log(1.15):
         measured = changes["f0_range_ratio"]
         expect("F0 range", _log_ratio(measured, recipe.f0_range), recipe.f0_range, measured)
@@ -112,8 +112,9 @@ def _checks(recipe: Recipe, before: Measures, changes: dict[str, float]) -> list
         expect("tempo", _log_ratio(1 + measured, 1 + recipe.tempo), recipe.tempo, measured)
     if abs(recipe.pause_change) >= 0.2 and before.pause_time_s >= 0.5:
         measured = changes["pause_ratio"]
-        expect("pauses", _log_ratio(measured, 1 + recipe.pause_change), recipe.pause_change,
-               measured)
+        expect(
+            "pauses", _log_ratio(measured, 1 + recipe.pause_change), recipe.pause_change, measured
+        )
     if abs(recipe.intensity_db) >= 1.0:
         measured = changes["loudness_db"]
         expect("loudness", measured / recipe.intensity_db, recipe.intensity_db, measured)
@@ -122,8 +123,7 @@ def _checks(recipe: Recipe, before: Measures, changes: dict[str, float]) -> list
         expect("tilt", measured / recipe.tilt_db_per_oct, recipe.tilt_db_per_oct, measured)
     if abs(math.log(recipe.formant_warp)) >= math.log(1.04):
         measured = changes["formant_ratio"]
-        expect("formants", _log_ratio(measured, recipe.formant_warp), recipe.formant_warp,
-               measured)
+        expect("formants", _log_ratio(measured, recipe.formant_warp), recipe.formant_warp, measured)
     return failures
 
 
@@ -154,8 +154,9 @@ def test_speaker_words_and_speed_are_kept(
     assert row.rtf < MAX_RTF
     if math.isnan(row.speaker_similarity):
         pytest.skip("resemblyzer's weights are not installed (eval extra)")
-    _LOG.info("%s %s: speaker similarity %.3f, WER %.3f", clip_name, name,
-              row.speaker_similarity, row.wer)
+    _LOG.info(
+        "%s %s: speaker similarity %.3f, WER %.3f", clip_name, name, row.speaker_similarity, row.wer
+    )
     floor = DOCUMENTED_FLOOR if name in VOICE_CHANGING else SIMILARITY_FLOOR
     assert row.speaker_similarity >= floor
     if math.isnan(row.wer):
@@ -225,15 +226,16 @@ def test_voice_quality_parameters_isolated(
     analysis = analyse(male.audio.mean(axis=0), male.sample_rate)
     recipe = recipe_for(kind, name, 1, analysis.median_f0)
     with_it, _ = apply_recipe(analysis, recipe, seed=1)
-    without, _ = apply_recipe(analysis, replace(recipe, **{field: 0.0}), seed=1)
+    zeroed: dict[str, Any] = {field: 0.0}
+    without, _ = apply_recipe(analysis, replace(recipe, **zeroed), seed=1)
     difference = getattr(measure(with_it, male.sample_rate), measure_name) - getattr(
         measure(without, male.sample_rate), measure_name
     )
     assert sign * difference >= minimum, f"{field} moved {measure_name} by {difference:+.2f}"
 
 
-def test_stereo_high_rate_input_keeps_channels_and_runs_fast(shared_audio: Path) -> None:
-    jfk = find_clips([shared_audio / "en_jfk_inaugural_1961.flac"])[0]
+def test_stereo_high_rate_input_keeps_channels_and_runs_fast(data_dir: Path) -> None:
+    jfk = find_clips([data_dir / "en_jfk_inaugural_1961.flac"])[0]
     audio = jfk.audio[:, : 4 * jfk.sample_rate]
     assert audio.shape[0] == 2
     for kind, option in (("emotion", "sad"), ("style", "radio")):
@@ -253,7 +255,9 @@ def test_stereo_high_rate_input_keeps_channels_and_runs_fast(shared_audio: Path)
 def test_quiet_styles_report_their_level(male: Clip) -> None:
     progress: list[tuple[float, str]] = []
     rendered = render_expressive(
-        male.audio, male.sample_rate, EditSpec("style", "whisper"),
+        male.audio,
+        male.sample_rate,
+        EditSpec("style", "whisper"),
         lambda f, s: progress.append((f, s)),
     )
     assert rendered.loudness_offset_db == pytest.approx(-12.0)

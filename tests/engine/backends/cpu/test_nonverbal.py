@@ -21,10 +21,9 @@ from engine.evaluation.harness import Clip, find_clips
 
 MALE, FEMALE = "en_stepaudio_happy.wav", "en_librispeech_1995-1837-0001.wav"
 FADE_S = 0.010
-# Tags made of breath noise, of voice, or of both.
+# Tags made of breath noise, or of noise and voice; the rest are voiced.
 NOISE = {"Breathing"}
 MIXED = {"Sigh", "Laughter"}
-VOICED = set(PARALINGUISTIC_TAGS) - NOISE - MIXED
 
 
 def _nothing(_fraction: float, _stage: str) -> None:
@@ -32,13 +31,15 @@ def _nothing(_fraction: float, _stage: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def clips(shared_audio: Path) -> dict[str, Clip]:
-    return {c.name: c for c in find_clips([shared_audio / MALE, shared_audio / FEMALE])}
+def clips(data_dir: Path) -> dict[str, Clip]:
+    return {c.name: c for c in find_clips([data_dir / MALE, data_dir / FEMALE])}
 
 
 def _insert(clip: Clip, tag: str, *positions: float) -> Rendered:
     return render_paralinguistic(
-        clip.audio, clip.sample_rate, EditSpec("paralinguistic", tag, positions=positions),
+        clip.audio,
+        clip.sample_rate,
+        EditSpec("paralinguistic", tag, positions=positions),
         _nothing,
     )
 
@@ -144,8 +145,9 @@ def test_loudness_is_matched_to_the_speech_around(
     clip = clips[MALE]
     result, _ = rendered[tag]
     start, length = _span(result)
-    context = clip.audio[:, max(0, start - round(1.5 * clip.sample_rate)) :
-                         start + round(1.5 * clip.sample_rate)]
+    context = clip.audio[
+        :, max(0, start - round(1.5 * clip.sample_rate)) : start + round(1.5 * clip.sample_rate)
+    ]
     region = result.audio[:, start : start + length]
     relative = integrated_loudness(region, clip.sample_rate) - integrated_loudness(
         context, clip.sample_rate
@@ -192,7 +194,8 @@ def test_tags_from_target_text(clips: dict[str, Clip]) -> None:
     half = len(" ".join(words[: len(words) // 2]))
     text = clip.transcript[:half] + " [Laughter]" + clip.transcript[half:] + " [sigh]"
     result = render_paralinguistic(
-        clip.audio, clip.sample_rate,
+        clip.audio,
+        clip.sample_rate,
         EditSpec("paralinguistic", text=clip.transcript, target_text=text),
         _nothing,
     )
@@ -202,8 +205,8 @@ def test_tags_from_target_text(clips: dict[str, Clip]) -> None:
     assert tags[1][1] > 0.85 * clip.duration
 
 
-def test_stereo_channels_are_kept_apart(shared_audio: Path) -> None:
-    jfk = find_clips([shared_audio / "en_jfk_inaugural_1961.flac"])[0]
+def test_stereo_channels_are_kept_apart(data_dir: Path) -> None:
+    jfk = find_clips([data_dir / "en_jfk_inaugural_1961.flac"])[0]
     audio = np.ascontiguousarray(jfk.audio[:, : 5 * jfk.sample_rate])
     result = render_paralinguistic(
         audio, jfk.sample_rate, EditSpec("paralinguistic", "Sigh", positions=(2.5,)), _nothing
@@ -212,8 +215,9 @@ def test_stereo_channels_are_kept_apart(shared_audio: Path) -> None:
     fade = round(FADE_S * jfk.sample_rate)
     assert result.audio.shape[0] == 2
     np.testing.assert_array_equal(result.audio[:, : start - fade], audio[:, : start - fade])
-    np.testing.assert_array_equal(result.audio[:, start + length + fade :],
-                                  audio[:, start + fade :])
+    np.testing.assert_array_equal(
+        result.audio[:, start + length + fade :], audio[:, start + fade :]
+    )
 
 
 @pytest.mark.parametrize(
@@ -253,4 +257,4 @@ def test_trailing_tag_on_a_slice_cut_mid_speech(data_dir: Path) -> None:
     edit = EditSpec("paralinguistic", target_text="hello there [Laughter]")
     rendered = backend.render(cut, rate, edit, _nothing)
     assert rendered.audio.shape[-1] > cut.shape[-1]
-    np.testing.assert_array_equal(rendered.audio[0, : rate], cut[0, : rate])
+    np.testing.assert_array_equal(rendered.audio[0, :rate], cut[0, :rate])

@@ -42,11 +42,11 @@ def lag_between(a: np.ndarray, b: np.ndarray) -> int:
 
 
 @pytest.fixture(scope="module")
-def clips(shared_audio: Path) -> dict[str, tuple[np.ndarray, int]]:
+def clips(data_dir: Path) -> dict[str, tuple[np.ndarray, int]]:
     loaded = {}
     for name in CLIPS:
         # 5.5 s of each keeps the run short; the JFK clip is the longest (11 s, stereo).
-        audio, info = read_slice(shared_audio / name, length=5.5)
+        audio, info = read_slice(data_dir / name, length=5.5)
         loaded[name] = (audio, info.sample_rate)
     return loaded
 

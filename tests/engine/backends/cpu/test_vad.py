@@ -131,9 +131,9 @@ def remover() -> SilenceRemover:
 
 
 @pytest.fixture(scope="module", params=[16000, 8000, 48000], ids=lambda r: f"{r}Hz")
-def meeting(request: pytest.FixtureRequest, remover: SilenceRemover, shared_audio: Path) -> Removal:
+def meeting(request: pytest.FixtureRequest, remover: SilenceRemover, data_dir: Path) -> Removal:
     """The silence-heavy AMI clip (30 s, 14 s of silence before the first word)."""
-    audio, info = read_slice(shared_audio / "en_ami_meeting_trn04.wav")
+    audio, info = read_slice(data_dir / "en_ami_meeting_trn04.wav")
     rate = request.param
     return remove(remover, resample(audio, info.sample_rate, rate), rate)
 
@@ -218,10 +218,8 @@ def test_cuts_sit_at_the_quietest_allowed_point(meeting: Removal) -> None:
     "clip",
     ["en_ljspeech_LJ050-0131.wav", "en_jfk_inaugural_1961.flac", "en_ami_meeting_trn04.wav"],
 )
-def test_short_natural_pauses_survive(
-    remover: SilenceRemover, shared_audio: Path, clip: str
-) -> None:
-    audio, info = read_slice(shared_audio / clip)
+def test_short_natural_pauses_survive(remover: SilenceRemover, data_dir: Path, clip: str) -> None:
+    audio, info = read_slice(data_dir / clip)
     removal = remove(remover, audio, info.sample_rate)
     short = [(a, b) for a, b in removal.pauses() if (b - a) / info.sample_rate < KEEP_PAUSE_S]
     assert short, "the clip should have short pauses"
@@ -232,9 +230,9 @@ def test_short_natural_pauses_survive(
 
 
 def test_stereo_channels_are_cut_at_the_same_points(
-    remover: SilenceRemover, shared_audio: Path
+    remover: SilenceRemover, data_dir: Path
 ) -> None:
-    audio, info = read_slice(shared_audio / "en_jfk_inaugural_1961.flac")
+    audio, info = read_slice(data_dir / "en_jfk_inaugural_1961.flac")
     assert audio.shape[0] == 2
     out = remover.remove(audio, info.sample_rate)
     assert out.shape[0] == 2
@@ -245,9 +243,9 @@ def test_stereo_channels_are_cut_at_the_same_points(
 
 @pytest.mark.parametrize("clip", ["en_vctk_p287_003_clean.wav", "zh_stepaudio_vad.wav"])
 def test_clip_without_long_pauses_comes_back_unchanged(
-    remover: SilenceRemover, shared_audio: Path, clip: str
+    remover: SilenceRemover, data_dir: Path, clip: str
 ) -> None:
-    audio, info = read_slice(shared_audio / clip)
+    audio, info = read_slice(data_dir / clip)
     speech = speech_in_samples(remover, audio, info.sample_rate)
     # Cut to the speech plus 50 ms; these clips have no inner pause over KEEP_PAUSE_S.
     margin = round(0.05 * info.sample_rate)
@@ -258,20 +256,18 @@ def test_clip_without_long_pauses_comes_back_unchanged(
 
 
 def test_no_speech_returns_the_input(
-    remover: SilenceRemover, shared_audio: Path, caplog: pytest.LogCaptureFixture
+    remover: SilenceRemover, data_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The AMI clip's first 12 s are room noise only.
-    audio, info = read_slice(shared_audio / "en_ami_meeting_trn04.wav", length=12.0)
+    audio, info = read_slice(data_dir / "en_ami_meeting_trn04.wav", length=12.0)
     with caplog.at_level(logging.INFO, logger="engine.backends.cpu.vad"):
         out = remover.remove(audio, info.sample_rate)
     np.testing.assert_array_equal(out, audio)
     assert "no speech" in caplog.text
 
 
-def test_speech_regions_are_ordered_and_repeatable(
-    remover: SilenceRemover, shared_audio: Path
-) -> None:
-    audio, info = read_slice(shared_audio / "en_ami_meeting_trn04.wav")
+def test_speech_regions_are_ordered_and_repeatable(remover: SilenceRemover, data_dir: Path) -> None:
+    audio, info = read_slice(data_dir / "en_ami_meeting_trn04.wav")
     mono16k = resample(to_mono(audio), info.sample_rate, VAD_RATE)
     regions = remover.speech_regions(mono16k)
     assert regions
@@ -282,6 +278,6 @@ def test_speech_regions_are_ordered_and_repeatable(
     for (_, end), (start, _) in pairwise(regions):
         assert start - end >= MERGE_GAP_S
     # The VAD state is reset per call: another clip in between changes nothing.
-    other, other_info = read_slice(shared_audio / "en_ljspeech_LJ050-0131.wav")
+    other, other_info = read_slice(data_dir / "en_ljspeech_LJ050-0131.wav")
     remover.speech_regions(resample(to_mono(other), other_info.sample_rate, VAD_RATE))
     assert remover.speech_regions(mono16k) == regions

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from sentencepiece import sentencepiece_model_pb2 as sp_pb2
+from sentencepiece import sentencepiece_model_pb2
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
@@ -46,6 +47,9 @@ __all__ = [
     "write_editx_dir",
     "write_text_tokenizer",
 ]
+
+# protoc's generated module has no type stubs.
+sp_pb2: Any = sentencepiece_model_pb2
 
 SHARD_NAME = "model-00001.safetensors"
 VOCAB = 74752

@@ -117,9 +117,9 @@ def test_low_rate_prompt_is_upsampled_instead_of_failing() -> None:
         ("en_librispeech_1995-1837-0001.wav", (2432, 136448)),
     ],
 )
-def test_real_clip_bounds_match_librosa(shared_audio: Path, name: str, bounds: tuple) -> None:
+def test_real_clip_bounds_match_librosa(data_dir: Path, name: str, bounds: tuple) -> None:
     # Bounds measured with librosa 0.10.2 on the official preprocessing of these clips.
-    data, rate = soundfile.read(shared_audio / name, dtype="float32", always_2d=True)
+    data, rate = soundfile.read(data_dir / name, dtype="float32", always_2d=True)
     audio16 = resample(prepare_prompt(data.T), rate, 16000, kernel_dtype=torch.float64)
     assert nonsilent_bounds(energy_normalize(audio16)) == bounds
 

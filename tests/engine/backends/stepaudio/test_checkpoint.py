@@ -103,6 +103,12 @@ def _truncated_shard(root: Path) -> None:
     replace(root, f"{EDITX}/{SHARD_NAME}", data[: len(data) // 2])
 
 
+def _codebook_of_the_wrong_shape(root: Path) -> None:
+    codebook = root / "Step-Audio-Tokenizer/linguistic_tokenizer.npy"
+    codebook.unlink()
+    np.save(codebook, np.zeros((10, 4)))
+
+
 def _config(root: Path, **changes: object) -> None:
     data = json.loads((root / EDITX / "config.json").read_text())
     replace(root, f"{EDITX}/config.json", json.dumps(data | changes))
@@ -155,10 +161,7 @@ MALFORMED: dict[str, tuple[Callable[[Path], None], str]] = {
         "flow.pt: is not a PyTorch checkpoint",
     ),
     "codebook shape": (
-        lambda r: (
-            (r / "Step-Audio-Tokenizer/linguistic_tokenizer.npy").unlink(),
-            np.save(r / "Step-Audio-Tokenizer/linguistic_tokenizer.npy", np.zeros((10, 4))),
-        ),
+        _codebook_of_the_wrong_shape,
         "linguistic_tokenizer.npy: holds float64 (10, 4), expected float32 (1024, D)",
     ),
     "am.mvn without blocks": (

@@ -11,7 +11,7 @@ import torch
 
 from engine.backends.stepaudio.llm.alibi import alibi_bias, alibi_slopes
 from engine.backends.stepaudio.llm.config import Step1Config
-from engine.backends.stepaudio.llm.model import KVCache, Step1ForCausalLM
+from engine.backends.stepaudio.llm.model import KVCache, Step1ForCausalLM, Step1Layer
 from engine.backends.stepaudio.llm.weights import load_step1
 from engine.errors import CheckpointError
 from tests.engine.backends.stepaudio.fixture_editx import FIXTURE_LLM, write_editx_dir
@@ -74,6 +74,7 @@ def reference_logits(model: Step1ForCausalLM, ids: torch.Tensor) -> torch.Tensor
     pos = torch.arange(n, dtype=torch.float32)
     dist = pos[:, None] - pos[None, :]
     for layer in model.model.layers:
+        assert isinstance(layer, Step1Layer)
         a = layer.self_attn
         x = rms(h, layer.input_layernorm.weight)
         q = (x @ a.q_proj.weight.T).view(n, cfg.num_attention_heads, d)

@@ -65,9 +65,9 @@ def test_three_seconds_of_noise_at_44k(tokenizer: AudioTokenizer) -> None:
     assert elapsed < 5.0
 
 
-def test_real_clip_end_to_end(shared_audio: Path, tokenizer: AudioTokenizer) -> None:
+def test_real_clip_end_to_end(data_dir: Path, tokenizer: AudioTokenizer) -> None:
     data, rate = soundfile.read(
-        shared_audio / "en_librispeech_1995-1837-0001.wav", dtype="float32", always_2d=True
+        data_dir / "en_librispeech_1995-1837-0001.wav", dtype="float32", always_2d=True
     )
     prompt = prepare_prompt(data.T)
     samples = tokenizer_input(prompt, rate).shape[0]
