@@ -237,9 +237,7 @@ class Engine:
             if stage == previous.stage and now - record.last_event < _PROGRESS_INTERVAL_S:
                 return
             record.last_event = now
-            self._update(
-                record, "running", progress=max(previous.progress, fraction), stage=stage
-            )
+            self._update(record, "running", progress=max(previous.progress, fraction), stage=stage)
 
     def _run(self) -> None:
         while True:
@@ -287,9 +285,7 @@ class Engine:
         _log_outcome(job, status, waited)
 
 
-def _result_json(
-    job: EditJob, written: WrittenEdit, backend: str, queued: float
-) -> dict[str, Any]:
+def _result_json(job: EditJob, written: WrittenEdit, backend: str, queued: float) -> dict[str, Any]:
     edit = job.edit
     return build_result(
         duration=written.duration,

@@ -36,8 +36,10 @@ MODULE = re.compile(r"StepEdit/[a-z_]+\.lua")
 
 _TAG = re.compile(r"^--\s*@(\w+)\s*(.*)$")
 _CONTINUATION = re.compile(r"^--(\s{2,}|\s*$)(.*)$")
-_PROVIDES = re.compile(r"^(?:\[\s*(?P<options>[^\]]*?)\s*\]\s*)?(?P<pattern>.+?)"
-                       r"(?:\s*>\s*(?P<target>.+?))?$")
+_PROVIDES = re.compile(
+    r"^(?:\[\s*(?P<options>[^\]]*?)\s*\]\s*)?(?P<pattern>.+?)"
+    r"(?:\s*>\s*(?P<target>.+?))?$"
+)
 
 
 class HeaderError(ValueError):
@@ -79,21 +81,23 @@ class Package:
                 found += self._files(pattern)
                 continue
             if not match or pattern != "." or not set(options) <= {"main", "nomain"}:
-                raise HeaderError(f"{self.path.name}: unsupported @provides line {line!r}; "
-                                  "use '[main] . > <Action>.lua', '[nomain] .' or "
-                                  "'[nomain] <files>'")
+                raise HeaderError(
+                    f"{self.path.name}: unsupported @provides line {line!r}; "
+                    "use '[main] . > <Action>.lua', '[nomain] .' or "
+                    "'[nomain] <files>'"
+                )
             main = "main" in options or (not options and not self.metapackage)
             target = match.group("target")
-            found.append(Source(target if target != self.path.name else None, main,
-                                self.path.name))
+            found.append(Source(target if target != self.path.name else None, main, self.path.name))
         if not found and not self.metapackage:
             found.append(Source(None, True, self.path.name))
         return found
 
     def _files(self, pattern: str) -> list[Source]:
         folder = self.path.parent
-        paths = sorted(p.relative_to(folder).as_posix() for p in folder.glob(pattern)
-                       if p.is_file())
+        paths = sorted(
+            p.relative_to(folder).as_posix() for p in folder.glob(pattern) if p.is_file()
+        )
         if not paths:  # reapack-index: "file not found"
             raise HeaderError(f"{self.path.name}: @provides {pattern!r} matches no file")
         return [Source(path, False, path) for path in paths]
@@ -144,12 +148,16 @@ def check_header(package: Package) -> None:
             raise HeaderError(f"{name}: installed name {file!r} is not StepEdit_<Action>.lua")
         if source.path != name:
             if name != LIBRARY or not MODULE.fullmatch(source.path):
-                raise HeaderError(f"{name}: {source.path!r} is not a library module "
-                                  "(StepEdit/<module>.lua, provided by the library)")
+                raise HeaderError(
+                    f"{name}: {source.path!r} is not a library module "
+                    "(StepEdit/<module>.lua, provided by the library)"
+                )
             first = (package.path.parent / source.path).read_text(encoding="utf-8")
             if not first.startswith("-- @noindex\n"):
-                raise HeaderError(f"{source.path}: a library module must start with "
-                                  "'-- @noindex' (reapack-index would index it as a package)")
+                raise HeaderError(
+                    f"{source.path}: a library module must start with "
+                    "'-- @noindex' (reapack-index would index it as a package)"
+                )
 
 
 def packages(folder: Path = HERE) -> list[Package]:
@@ -159,8 +167,9 @@ def packages(folder: Path = HERE) -> list[Package]:
         check_header(package)
         for file in package.installed:
             if file in owner:  # reapack-index refuses such conflicts too
-                raise HeaderError(f"{package.path.name}: {file!r} is already installed by "
-                                  f"{owner[file]}")
+                raise HeaderError(
+                    f"{package.path.name}: {file!r} is already installed by {owner[file]}"
+                )
             owner[file] = package.path.name
     return found
 
@@ -170,8 +179,9 @@ def rtf(markdown: str) -> str:
 
     def text(s: str) -> str:
         s = s.replace("\\", "\\\\").replace("{", "\\{").replace("}", "\\}")
-        return "".join(c if ord(c) < 128 else f"\\u{ord(c) if ord(c) < 32768 else ord(c) - 65536}?"
-                       for c in s)
+        return "".join(
+            c if ord(c) < 128 else f"\\u{ord(c) if ord(c) < 32768 else ord(c) - 65536}?" for c in s
+        )
 
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", markdown) if p.strip()]
     body = []
@@ -188,8 +198,11 @@ def rtf(markdown: str) -> str:
             else:
                 items[-1] += " " + line
         body += [f"{text(item)}\\par" for item in items]
-    return "{\\rtf1\\ansi\\deff0{\\fonttbl{\\f0 \\fswiss Helvetica;}}\\f0\\fs20\n" + \
-        "\n".join(body) + "\n}"
+    return (
+        "{\\rtf1\\ansi\\deff0{\\fonttbl{\\f0 \\fswiss Helvetica;}}\\f0\\fs20\n"
+        + "\n".join(body)
+        + "\n}"
+    )
 
 
 def source_url(path: str) -> str:
@@ -210,13 +223,15 @@ def cdata(s: str) -> str:
 
 def render_index(found: list[Package]) -> str:
     """The index.xml text (deterministic: no commit hash or time, so it can be checked)."""
-    lines = ['<?xml version="1.0" encoding="utf-8"?>',
-             f'<index version="1" name={quoteattr(INDEX_NAME)}>',
-             f"  <category name={quoteattr(CATEGORY)}>"]
+    lines = [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        f'<index version="1" name={quoteattr(INDEX_NAME)}>',
+        f"  <category name={quoteattr(CATEGORY)}>",
+    ]
     for package in found:
         tags = package.tags
         lines += [
-            f"    <reapack name={quoteattr(package.path.name)} type=\"script\""
+            f'    <reapack name={quoteattr(package.path.name)} type="script"'
             f" desc={quoteattr(tags['description'])}>",
             "      <metadata>",
             f"        <description>{cdata(rtf(tags['about']))}</description>",
@@ -229,10 +244,15 @@ def render_index(found: list[Package]) -> str:
         ]
     readme = HERE / "README.md"
     about = readme.read_text(encoding="utf-8") if readme.exists() else INDEX_NAME
-    lines += ["  </category>", "  <metadata>",
-              f"    <description>{cdata(rtf(about))}</description>",
-              f'    <link rel="website">{escape(REPOSITORY_URL)}</link>',
-              "  </metadata>", "</index>", ""]
+    lines += [
+        "  </category>",
+        "  <metadata>",
+        f"    <description>{cdata(rtf(about))}</description>",
+        f'    <link rel="website">{escape(REPOSITORY_URL)}</link>',
+        "  </metadata>",
+        "</index>",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -248,8 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     index = HERE / "index.xml"
     if args.check:
         if not index.exists() or index.read_text(encoding="utf-8") != text:
-            print("make_index: reaper_scripts/index.xml is out of date with the script headers;"
-                  " run python reaper_scripts/make_index.py", file=sys.stderr)
+            print(
+                "make_index: reaper_scripts/index.xml is out of date with the script headers;"
+                " run python reaper_scripts/make_index.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     index.write_text(text, encoding="utf-8")

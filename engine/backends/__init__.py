@@ -55,9 +55,7 @@ def create_backend(name: str, **options: object) -> Backend:
     factory = backend_class(name)
     parameters = inspect.signature(factory).parameters
     given = {k: v for k, v in options.items() if k in parameters and v is not None}
-    missing = [
-        p.name for p in parameters.values() if p.default is p.empty and p.name not in given
-    ]
+    missing = [p.name for p in parameters.values() if p.default is p.empty and p.name not in given]
     if missing:
         flags = ", ".join("--" + m.replace("_", "-") for m in missing)
         raise ValueError(f"the {name} backend needs {flags}")

@@ -20,9 +20,7 @@ HOP_S = 0.01
 _STEPS = ((1, 1, 2.0), (1, 2, 3.0), (2, 1, 3.0), (1, 3, 4.0), (3, 1, 4.0))
 
 
-def align(
-    before: np.ndarray, after: np.ndarray, sample_rate: int
-) -> tuple[np.ndarray, np.ndarray]:
+def align(before: np.ndarray, after: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Aligns two mono signals at ``sample_rate``.
 
     Returns:

@@ -235,16 +235,15 @@ def evaluate(
             )
             asr = not math.isnan(row.wer)
         if quality:
-            row.dnsmos_ovrl = _optional(
-                "DNSMOS", lambda: dnsmos(result, clip.sample_rate)["ovrl"]
-            )
+            row.dnsmos_ovrl = _optional("DNSMOS", lambda: dnsmos(result, clip.sample_rate)["ovrl"])
             quality = not math.isnan(row.dnsmos_ovrl)
 
     results = []
     for clip in clips:
         before = measure(clip.audio, clip.sample_rate)
-        original = EditResult(clip.name, "original", before, audio=clip.audio,
-                              sample_rate=clip.sample_rate)
+        original = EditResult(
+            clip.name, "original", before, audio=clip.audio, sample_rate=clip.sample_rate
+        )
         extras(original, clip, clip.audio)
         results.append(original)
         for edit in edits(clip):

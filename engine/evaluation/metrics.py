@@ -152,8 +152,15 @@ def _intervals(sound: parselmouth.Sound) -> list[tuple[bool, float, float]]:
         # Praat warns when a clip has no quiet part at all; one "sounding" interval is right.
         warnings.simplefilter("ignore", parselmouth.PraatWarning)
         grid = call(
-            sound, "To TextGrid (silences)", 100, 0.0, _SILENCE_DB, _MIN_PAUSE_S, 0.05,
-            "silent", "sounding",
+            sound,
+            "To TextGrid (silences)",
+            100,
+            0.0,
+            _SILENCE_DB,
+            _MIN_PAUSE_S,
+            0.05,
+            "silent",
+            "sounding",
         )
     count = call(grid, "Get number of intervals", 1)
     return [
@@ -167,7 +174,9 @@ def _intervals(sound: parselmouth.Sound) -> list[tuple[bool, float, float]]:
 
 
 def _syllable_nuclei(
-    sound: parselmouth.Sound, pitch: parselmouth.Pitch, inside: list[tuple[float, float]],
+    sound: parselmouth.Sound,
+    pitch: parselmouth.Pitch,
+    inside: list[tuple[float, float]],
     need_voicing: bool,
 ) -> int:
     """Counts intensity peaks that stand out from their dips (de Jong & Wempe 2009)."""
@@ -344,7 +353,8 @@ def compare(
     if before.duration_s * after.duration_s > _MAX_ALIGN_SECONDS_SQUARED:
         _LOG.warning(
             "clips too long to align (%.0f s x %.0f s): tempo and pauses from silences",
-            before.duration_s, after.duration_s,
+            before.duration_s,
+            after.duration_s,
         )
         return after, changes(before, after)
     a = resample(to_mono(np.atleast_2d(original)), original_rate, MEASURE_RATE)

@@ -176,8 +176,12 @@ def write_report(results: Sequence[EditResult], out_dir: Path, plots: bool = Tru
             stem = _safe(Path(clip).stem)
             _plot_pitch(rows, out_dir / f"{stem}_pitch.png")
             _plot_changes(rows, out_dir / f"{stem}_changes.png")
-            lines += [f"![pitch contours]({stem}_pitch.png)", "",
-                      f"![changes]({stem}_changes.png)", ""]
+            lines += [
+                f"![pitch contours]({stem}_pitch.png)",
+                "",
+                f"![changes]({stem}_changes.png)",
+                "",
+            ]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in rows:
             if r.error:

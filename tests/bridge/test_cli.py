@@ -25,8 +25,20 @@ def stepedit(*args: str) -> subprocess.CompletedProcess[str]:
 def test_edit_prints_the_new_path(engine: EngineProcess, data_dir: Path, tmp_path: Path) -> None:
     clip = tmp_path / "take.wav"
     shutil.copy(data_dir / "en_ljspeech_LJ050-0131.wav", clip)
-    done = stepedit("edit", str(clip), "--speed", "more_faster", "--start", "1", "--length", "3",
-                    "-o", str(tmp_path), "--engine", engine.address)
+    done = stepedit(
+        "edit",
+        str(clip),
+        "--speed",
+        "more_faster",
+        "--start",
+        "1",
+        "--length",
+        "3",
+        "-o",
+        str(tmp_path),
+        "--engine",
+        engine.address,
+    )
     assert done.returncode == 0, done.stderr
     output = Path(done.stdout.strip())
     assert output.is_file() and output.parent == tmp_path
@@ -54,19 +66,35 @@ def test_no_engine_is_a_clear_error() -> None:
 
 
 def test_ping_and_capabilities_to_files(engine: EngineProcess, tmp_path: Path) -> None:
-    assert stepedit("ping", "--engine", engine.address, "--output", str(tmp_path / "p.json")).returncode == 0
+    assert (
+        stepedit(
+            "ping", "--engine", engine.address, "--output", str(tmp_path / "p.json")
+        ).returncode
+        == 0
+    )
     assert json.loads((tmp_path / "p.json").read_text())["backend"] == "cpu"
-    assert stepedit("capabilities", "--engine", engine.address, "--output", str(tmp_path / "c.json")).returncode == 0
+    assert (
+        stepedit(
+            "capabilities", "--engine", engine.address, "--output", str(tmp_path / "c.json")
+        ).returncode
+        == 0
+    )
     assert "speed" in json.loads((tmp_path / "c.json").read_text())["backends"]["cpu"]["edits"]
 
 
-def test_send_then_poll_the_status_file(engine: EngineProcess, data_dir: Path, tmp_path: Path) -> None:
+def test_send_then_poll_the_status_file(
+    engine: EngineProcess, data_dir: Path, tmp_path: Path
+) -> None:
     clip = tmp_path / "take.wav"
     shutil.copy(data_dir / "en_ljspeech_LJ050-0131.wav", clip)
     status = tmp_path / "status.json"
     request = tmp_path / "request.json"
-    request.write_text(json.dumps({"input": str(clip), "edit": {"type": "denoise"}, "status_file": str(status)}))
-    sent = stepedit("send", "--job-id", "cli-send-1", "--request-file", str(request), "--engine", engine.address)
+    request.write_text(
+        json.dumps({"input": str(clip), "edit": {"type": "denoise"}, "status_file": str(status)})
+    )
+    sent = stepedit(
+        "send", "--job-id", "cli-send-1", "--request-file", str(request), "--engine", engine.address
+    )
     assert sent.returncode == 0, sent.stderr
     final = stepedit("status", "cli-send-1", "--engine", engine.address)
     while final.stdout.startswith(("accepted", "progress")):
@@ -75,11 +103,22 @@ def test_send_then_poll_the_status_file(engine: EngineProcess, data_dir: Path, t
     assert json.loads(status.read_text())["state"] == "done"
 
 
-def test_rejected_request_is_written_to_the_status_file(engine: EngineProcess, tmp_path: Path) -> None:
+def test_rejected_request_is_written_to_the_status_file(
+    engine: EngineProcess, tmp_path: Path
+) -> None:
     status = tmp_path / "status.json"
     request = tmp_path / "request.json"
-    request.write_text(json.dumps({"input": str(tmp_path / "gone.wav"), "edit": {"type": "vad"},
-                                   "status_file": str(status)}))
-    sent = stepedit("send", "--job-id", "cli-send-2", "--request-file", str(request), "--engine", engine.address)
+    request.write_text(
+        json.dumps(
+            {
+                "input": str(tmp_path / "gone.wav"),
+                "edit": {"type": "vad"},
+                "status_file": str(status),
+            }
+        )
+    )
+    sent = stepedit(
+        "send", "--job-id", "cli-send-2", "--request-file", str(request), "--engine", engine.address
+    )
     assert sent.returncode == 1 and "[input_not_found]" in sent.stderr
     assert json.loads(status.read_text())["error"]["code"] == "input_not_found"

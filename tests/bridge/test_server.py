@@ -163,10 +163,10 @@ def test_unknown_jobs_and_unsupported_edits(client: StepEditClient, workdir: Pat
 
 
 def test_cancel_running_job_leaves_no_file(
-    client: StepEditClient, shared_audio: Path, tmp_path: Path
+    client: StepEditClient, data_dir: Path, tmp_path: Path
 ) -> None:
     long_clip = tmp_path / "meeting.wav"
-    shutil.copy(shared_audio / "en_ami_meeting_trn04.wav", long_clip)
+    shutil.copy(data_dir / "en_ami_meeting_trn04.wav", long_clip)
     request = {"input": str(long_clip), "edit": {"type": "denoise"}}
     first = client.submit("cancel-1", request)
     assert first.address == ADDRESS["accepted"]
@@ -199,10 +199,10 @@ def test_queue_runs_jobs_in_order(client: StepEditClient, workdir: Path) -> None
     assert len(list(workdir.glob("*.stepedit.slower.*"))) == 3
 
 
-def test_sigterm_mid_job_leaves_no_partial_files(tmp_path: Path, shared_audio: Path) -> None:
+def test_sigterm_mid_job_leaves_no_partial_files(tmp_path: Path, data_dir: Path) -> None:
     own = start_engine(tmp_path)
     clip = tmp_path / "meeting.wav"
-    shutil.copy(shared_audio / "en_ami_meeting_trn08.wav", clip)
+    shutil.copy(data_dir / "en_ami_meeting_trn04.wav", clip)
     with StepEditClient("127.0.0.1", own.port) as c:
         c.submit("term-1", {"input": str(clip), "edit": {"type": "denoise"}})
         time.sleep(0.5)

@@ -55,7 +55,7 @@ def test_ping_answers_with_the_engines_facts(server: CapturingServer) -> None:
 
 def test_capabilities_come_from_the_engine(server: CapturingServer) -> None:
     server.handle_datagram(protocol.encode(ADDRESS["capabilities"], 50001), SOURCE)
-    (message, target), = server.sent
+    ((message, target),) = server.sent
     listing = json.loads(message.args[0])
     assert target == ("127.0.0.1", 50001)
     assert listing["protocol_version"] == 1 and listing["backend"] == "cpu"
@@ -76,13 +76,15 @@ def test_an_edit_is_answered_at_its_reply_port_until_done(
     addresses = [m.address for m, _ in server.sent]
     assert addresses[0] == ADDRESS["accepted"] and addresses[-1] == ADDRESS["done"]
     assert {target for _, target in server.sent} == {("127.0.0.1", 50002)}
-    (job_id, output, result), = replies(server, ADDRESS["done"])
+    ((job_id, output, result),) = replies(server, ADDRESS["done"])
     assert job_id == "j1" and Path(output).is_file()
     assert json.loads(result)["duration"] == pytest.approx(1.0)
 
 
 def test_a_rejected_edit_reaches_the_reply_port(server: CapturingServer) -> None:
-    request = json.dumps({"input": "/missing.wav", "edit": {"type": "denoise"}, "reply_port": 50003})
+    request = json.dumps(
+        {"input": "/missing.wav", "edit": {"type": "denoise"}, "reply_port": 50003}
+    )
     server.handle_datagram(protocol.encode(ADDRESS["edit"], "j2", request), SOURCE)
     server.engine.stop()
     assert server.sent[0][1] == ("127.0.0.1", 50003)

@@ -31,7 +31,12 @@ def stepaudio_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engin
         env.setenv("OMP_NUM_THREADS", "1")  # tiny models: a second thread only waits
         running = start_engine(
             tmp_path_factory.mktemp("engine"),
-            "--backend", "stepaudio", "--model-dir", str(root), "--length-multiple", "1",
+            "--backend",
+            "stepaudio",
+            "--model-dir",
+            str(root),
+            "--length-multiple",
+            "1",
         )
     yield running
     stop_engine(running)
@@ -57,7 +62,11 @@ def test_ping_and_capabilities(stepaudio_engine: EngineProcess) -> None:
 @pytest.mark.parametrize(
     "edit",
     [
-        {"type": "clone", "text": TRANSCRIPT, "target_text": "Speech editing that feels like text."},
+        {
+            "type": "clone",
+            "text": TRANSCRIPT,
+            "target_text": "Speech editing that feels like text.",
+        },
         {"type": "emotion", "option": "happy", "text": TRANSCRIPT},
         {"type": "style", "option": "whisper", "text": TRANSCRIPT},
         {"type": "speed", "option": "more faster", "text": TRANSCRIPT},
@@ -67,7 +76,9 @@ def test_ping_and_capabilities(stepaudio_engine: EngineProcess) -> None:
     ],
     ids=lambda e: e["type"],
 )
-def test_every_edit_type_renders_over_osc(stepaudio_engine: EngineProcess, clip: Path, edit: dict) -> None:
+def test_every_edit_type_renders_over_osc(
+    stepaudio_engine: EngineProcess, clip: Path, edit: dict
+) -> None:
     with StepEditClient("127.0.0.1", stepaudio_engine.port, timeout=10) as client:
         outcome = client.edit({"input": str(clip), "start": 0.5, "length": 1.5, "edit": edit})
     info = soundfile.info(outcome.output_path)

@@ -128,8 +128,9 @@ def test_jobs_render_one_at_a_time_in_submission_order(
     engine.submit("a", request(source, {"type": "speed", "option": "faster"}), events)
     assert backend.started.wait(5)
     engine.submit("b", request(source), events)
-    engine.submit("c", request(source, {"type": "speed", "option": "faster", "iterations": 2}),
-                  events)
+    engine.submit(
+        "c", request(source, {"type": "speed", "option": "faster", "iterations": 2}), events
+    )
     assert engine.status("b").state == "queued" and len(backend.calls) == 1
     backend.gate.set()
     for job_id in ("a", "b", "c"):
@@ -145,7 +146,9 @@ def test_a_resent_id_gets_its_latest_status_and_is_never_rendered_twice(
     engine.submit("j1", request(source), events)
     done = events.wait_finished("j1")
     again = Events()
-    assert engine.submit("j1", request(source, {"type": "speed", "option": "faster"}), again) == done
+    assert (
+        engine.submit("j1", request(source, {"type": "speed", "option": "faster"}), again) == done
+    )
     again.wait_for(lambda ss: len(ss) == 1)
     assert again.statuses == [done] and len(backend.calls) == 1
 
@@ -159,7 +162,10 @@ def test_cancel_a_queued_job_before_it_renders(
     assert backend.started.wait(5)
     engine.submit("waiting", request(source), events)
     cancelled = engine.cancel("waiting")
-    assert cancelled.state == "cancelled" and cancelled.error == ("cancelled", "cancelled by the client")
+    assert cancelled.state == "cancelled" and cancelled.error == (
+        "cancelled",
+        "cancelled by the client",
+    )
     backend.gate.set()
     assert events.wait_finished("running").state == "done"
     assert len(backend.calls) == 1

@@ -29,9 +29,7 @@ def _quiet(_f: float, _s: str) -> None:
 def test_token_backends_run_one_pass_per_iteration(iterations: int) -> None:
     backend = FakeTokenBackend()
     source = speechlike()
-    edited = render_audio(
-        backend, source, RATE, EditSpec("emotion", "happy", iterations), _quiet
-    )
+    edited = render_audio(backend, source, RATE, EditSpec("emotion", "happy", iterations), _quiet)
     assert backend.calls == ["tokenize", "generate", "decode"] * iterations
     # Each pass worked on the previous pass's output: 10 ms longer per pass.
     assert edited.audio.shape == (1, source.shape[-1] + iterations * RATE // 100)

@@ -27,9 +27,7 @@ _SILENCE_BELOW_LOUD_DB = 30.0
 _SILENCE_ABOVE_FLOOR_DB = 10.0
 
 
-def track_f0(
-    x: np.ndarray, sample_rate: int, times: np.ndarray
-) -> tuple[np.ndarray, float, float]:
+def track_f0(x: np.ndarray, sample_rate: int, times: np.ndarray) -> tuple[np.ndarray, float, float]:
     """Praat autocorrelation F0 on ``times``, with the two-pass range of Hirst (2011).
 
     A first pass with a wide range (40-700 Hz) finds the speaker's quartiles; the second uses
@@ -116,9 +114,7 @@ class Analysis:
 
     def pauses(self) -> list[tuple[int, int]]:
         """Frame ranges of the internal pauses (leading and trailing silence excluded)."""
-        return [
-            (a, b) for a, b in runs(~self.speech) if a > 0 and b < len(self.speech)
-        ]
+        return [(a, b) for a, b in runs(~self.speech) if a > 0 and b < len(self.speech)]
 
     def prominence(self) -> np.ndarray:
         """Per-frame syllable prominence in 0..1 from the 60 ms-smoothed level inside speech.

@@ -271,9 +271,7 @@ def _breath_envelope(schwa: np.ndarray, sample_rate: int) -> np.ndarray:
     return broad * 10 ** (6.0 * octaves / 10) * highpass
 
 
-def synthesise(
-    tag: str, voice: VoiceSample, f0_scale: float = 1.0, seed: int = 0
-) -> np.ndarray:
+def synthesise(tag: str, voice: VoiceSample, f0_scale: float = 1.0, seed: int = 0) -> np.ndarray:
     """Renders one nonverbal sound in the speaker's voice (mono, ``voice.sample_rate``).
 
     Args:

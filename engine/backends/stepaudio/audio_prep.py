@@ -173,7 +173,8 @@ def tokenizer_input(audio: np.ndarray, sample_rate: int) -> np.ndarray:
         1-D float32 samples at 16 kHz.
     """
     if sample_rate < TOKENIZER_RATE:
-        _LOG.info("upsampling a %d Hz prompt to %d Hz for the tokenizer", sample_rate,
-                  TOKENIZER_RATE)
+        _LOG.info(
+            "upsampling a %d Hz prompt to %d Hz for the tokenizer", sample_rate, TOKENIZER_RATE
+        )
     audio16 = resample(audio, sample_rate, TOKENIZER_RATE, kernel_dtype=torch.float64)
     return trim_silence(energy_normalize(audio16), TOKENIZER_RATE)

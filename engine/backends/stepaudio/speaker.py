@@ -89,8 +89,9 @@ class MelConfig:
 @lru_cache(maxsize=4)
 def _mel_basis(config: MelConfig) -> torch.Tensor:
     return torch.from_numpy(
-        slaney_mel_filters(config.sampling_rate, config.n_fft, config.num_mels, config.fmin,
-                           config.fmax)
+        slaney_mel_filters(
+            config.sampling_rate, config.n_fft, config.num_mels, config.fmin, config.fmax
+        )
     )
 
 
@@ -203,6 +204,7 @@ class SpeakerEncoder:
         output = self.session.run(None, {self._input: feats[None].numpy()})[0]
         embedding = np.asarray(output, dtype=np.float32).reshape(-1)
         if embedding.shape[0] != EMBEDDING_DIM:
-            _LOG.warning("CAM++ gave a %d-d embedding, expected %d", embedding.shape[0],
-                         EMBEDDING_DIM)
+            _LOG.warning(
+                "CAM++ gave a %d-d embedding, expected %d", embedding.shape[0], EMBEDDING_DIM
+            )
         return round_bf16(embedding) if bf16_round else embedding

@@ -32,9 +32,25 @@ def test_eval_runs_any_backend(
     (clips / "take.txt").write_text("unless a system", encoding="utf-8")
     out = tmp_path / "report"
     status = main(
-        ["eval", str(clips), "--backend", "stepaudio", "--model-dir", str(models),
-         "--length-multiple", "1", "--edits", "emotion:happy*2", "speed:faster",
-         "--no-similarity", "--no-asr", "--no-dnsmos", "--no-plots", "--out", str(out)]
+        [
+            "eval",
+            str(clips),
+            "--backend",
+            "stepaudio",
+            "--model-dir",
+            str(models),
+            "--length-multiple",
+            "1",
+            "--edits",
+            "emotion:happy*2",
+            "speed:faster",
+            "--no-similarity",
+            "--no-asr",
+            "--no-dnsmos",
+            "--no-plots",
+            "--out",
+            str(out),
+        ]
     )
     assert status == 0
     rows = list(csv.DictReader((out / "results.csv").open(encoding="utf-8")))
@@ -46,7 +62,16 @@ def test_eval_runs_any_backend(
 
 def test_eval_reports_a_missing_model_folder(tmp_path: Path, data_dir: Path) -> None:
     status = main(
-        ["eval", str(data_dir / "en_ljspeech_LJ050-0131.wav"), "--backend", "stepaudio",
-         "--model-dir", str(tmp_path / "none"), "--no-plots", "--out", str(tmp_path / "r")]
+        [
+            "eval",
+            str(data_dir / "en_ljspeech_LJ050-0131.wav"),
+            "--backend",
+            "stepaudio",
+            "--model-dir",
+            str(tmp_path / "none"),
+            "--no-plots",
+            "--out",
+            str(tmp_path / "r"),
+        ]
     )
     assert status == 2

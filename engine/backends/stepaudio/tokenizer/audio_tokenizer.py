@@ -86,6 +86,9 @@ class AudioTokenizer:
         codes = DualCodes.from_codes(vq02, vq06)
         _LOG.debug(
             "tokenized %d samples at 16 kHz: %d vq02, %d vq06, %d groups",
-            audio16.shape[0], len(vq02), len(vq06), codes.groups,
+            audio16.shape[0],
+            len(vq02),
+            len(vq06),
+            codes.groups,
         )
         return codes

@@ -94,9 +94,7 @@ def _encoder_tensors(path: Path) -> dict[str, torch.Tensor]:
     }
 
 
-def _build_encoder(
-    path: Path, config: EncoderConfig, settings: StreamingSettings
-) -> SanmEncoder:
+def _build_encoder(path: Path, config: EncoderConfig, settings: StreamingSettings) -> SanmEncoder:
     encoder = SanmEncoder(config, settings)
     tensors = _encoder_tensors(path)
     expected = encoder.state_dict()
@@ -114,8 +112,9 @@ def _build_encoder(
             )
     unused = sorted(set(tensors) - set(expected))
     if unused:
-        _LOG.warning("%s: ignoring %d unknown encoder tensors, e.g. encoder.%s",
-                     path, len(unused), unused[0])
+        _LOG.warning(
+            "%s: ignoring %d unknown encoder tensors, e.g. encoder.%s", path, len(unused), unused[0]
+        )
     encoder.load_state_dict({k: tensors[k].to(torch.float32) for k in expected})
     return encoder.eval()
 
@@ -127,11 +126,7 @@ def _read_codebook(path: Path, width: int) -> torch.Tensor:
         raise _fail(path, "file is missing") from None
     except (OSError, ValueError) as e:
         raise _fail(path, f"not a readable .npy array ({e})") from e
-    if (
-        codebook.ndim != 2
-        or codebook.shape[1] != width
-        or not 0 < codebook.shape[0] <= VQ02_CODES
-    ):
+    if codebook.ndim != 2 or codebook.shape[1] != width or not 0 < codebook.shape[0] <= VQ02_CODES:
         raise _fail(
             path,
             f"codebook has shape {codebook.shape}; expected (up to {VQ02_CODES}, {width}) to "
@@ -210,7 +205,10 @@ class LinguisticTokenizer:
         codebook = _read_codebook(codebook_path, encoder_config.output_size)
         _LOG.info(
             "vq02 encoder: %d layers, width %d, dither %s, on %s",
-            encoder_config.num_blocks, encoder_config.output_size, frontend_config.dither, device,
+            encoder_config.num_blocks,
+            encoder_config.output_size,
+            frontend_config.dither,
+            device,
         )
         return cls(frontend_config, cmvn, encoder.to(device), codebook)
 

@@ -95,7 +95,9 @@ class SemanticTokenizer:
         if abs(len(codes) - expected) > 2:
             _LOG.warning(
                 "S3 tokenizer gave %d codes for %d samples (expected about %.0f)",
-                len(codes), piece.shape[0], expected,
+                len(codes),
+                piece.shape[0],
+                expected,
             )
         return [int(code) for code in codes]
 

@@ -35,8 +35,20 @@ def test_every_emotion_has_a_recipe_and_is_advertised() -> None:
 def test_styles_advertised_are_exactly_those_with_recipes() -> None:
     assert set(CpuBackend.edits["style"]) == set(STYLES) | {"remove"}
     assert set(STYLES) <= set(EDIT_TYPES["style"].options)
-    required = {"whisper", "child", "older", "deeply", "loudly", "shout", "murmur", "serious",
-                "gentle", "radio", "news", "ethereal"}
+    required = {
+        "whisper",
+        "child",
+        "older",
+        "deeply",
+        "loudly",
+        "shout",
+        "murmur",
+        "serious",
+        "gentle",
+        "radio",
+        "news",
+        "ethereal",
+    }
     assert required <= set(STYLES)
     for unsupported in ("story", "advertising", "arrogant", "act_coy"):
         assert unsupported not in CpuBackend.edits["style"]
@@ -59,14 +71,46 @@ def test_recipe_is_documented(kind: str, name: str) -> None:
     ("kind", "name", "expected"),
     [
         # Rule-table rows (spec §4.2/§4.3) as fields: the mapping must not drift.
-        ("emotion", "happy", {"f0_shift": 0.15, "f0_range": 1.4, "tempo": 0.10,
-                              "intensity_db": 3.0, "tilt_db_per_oct": 1.5, "formant_warp": 1.04}),
-        ("emotion", "sad", {"f0_shift": -0.08, "f0_range": 0.7, "tempo": -0.20,
-                            "pause_change": 0.30, "intensity_db": -4.0, "breathiness": 0.15}),
-        ("emotion", "fear", {"f0_shift": 0.25, "pause_change": 1.0, "tremor_hz": 7.0,
-                             "tremor_depth": 0.03, "final_st": 2.0}),
-        ("emotion", "coldness", {"f0_range": 0.75, "tempo": 0.0, "stress_contrast": 0.3,
-                                 "breathiness": -0.05}),
+        (
+            "emotion",
+            "happy",
+            {
+                "f0_shift": 0.15,
+                "f0_range": 1.4,
+                "tempo": 0.10,
+                "intensity_db": 3.0,
+                "tilt_db_per_oct": 1.5,
+                "formant_warp": 1.04,
+            },
+        ),
+        (
+            "emotion",
+            "sad",
+            {
+                "f0_shift": -0.08,
+                "f0_range": 0.7,
+                "tempo": -0.20,
+                "pause_change": 0.30,
+                "intensity_db": -4.0,
+                "breathiness": 0.15,
+            },
+        ),
+        (
+            "emotion",
+            "fear",
+            {
+                "f0_shift": 0.25,
+                "pause_change": 1.0,
+                "tremor_hz": 7.0,
+                "tremor_depth": 0.03,
+                "final_st": 2.0,
+            },
+        ),
+        (
+            "emotion",
+            "coldness",
+            {"f0_range": 0.75, "tempo": 0.0, "stress_contrast": 0.3, "breathiness": -0.05},
+        ),
         ("emotion", "confusion", {"final_st": 4.0, "final_lengthening": 0.4, "hesitations": 1}),
         ("style", "whisper", {"whisper": True, "intensity_db": -12.0, "tempo": -0.05}),
         ("style", "deeply", {"f0_shift": -0.15, "formant_warp": 0.92}),

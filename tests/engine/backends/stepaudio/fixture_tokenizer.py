@@ -207,7 +207,11 @@ def write_s3_tokenizer_onnx(path: Path, seed: int = 1) -> Path:
     graph = helper.make_graph(
         [
             helper.make_node(
-                "Conv", ["feats", "conv_w", "conv_b"], ["scores"], strides=[4], pads=[0, 3],
+                "Conv",
+                ["feats", "conv_w", "conv_b"],
+                ["scores"],
+                strides=[4],
+                pads=[0, 3],
                 kernel_shape=[4],
             ),
             helper.make_node("ArgMax", ["scores"], ["indices"], axis=1, keepdims=0),
@@ -284,8 +288,9 @@ def write_tokenizer_dir(root: Path) -> Path:
     shift = -(12.0 + rng.normal(0.0, 1.0, _FEATURES)).astype(np.float32)
     scale = (0.3 + rng.uniform(0.0, 0.1, _FEATURES)).astype(np.float32)
     (paraformer / "am.mvn").write_text(_am_mvn(shift, scale), encoding="utf-8")
-    (paraformer / "tokens.json").write_text(json.dumps(_TOKENS, ensure_ascii=False),
-                                            encoding="utf-8")
+    (paraformer / "tokens.json").write_text(
+        json.dumps(_TOKENS, ensure_ascii=False), encoding="utf-8"
+    )
     (paraformer / "tokens.txt").write_text("\n".join(_TOKENS) + "\n", encoding="utf-8")
     (paraformer / "seg_dict").write_text("hello h e l l o\nworld w o r l d\n", encoding="utf-8")
 

@@ -16,8 +16,16 @@ from engine.backends.stepaudio.tokenizer.interleave import (
 
 def test_groups_are_two_vq02_then_three_vq06() -> None:
     assert interleave([10, 11, 12, 13], [0, 1, 2, 3, 4, 5]) == [
-        10, 11, 1024, 1025, 1026,
-        12, 13, 1027, 1028, 1029,
+        10,
+        11,
+        1024,
+        1025,
+        1026,
+        12,
+        13,
+        1027,
+        1028,
+        1029,
     ]
 
 
@@ -43,9 +51,10 @@ def test_token_string_round_trip() -> None:
     assert text.startswith("<audio_5><audio_6><audio_1025><audio_1026><audio_1027><audio_7>")
     assert parse_token_string(text) == values
     assert parse_token_string(f"  {text}\n") == values
-    assert to_llm_ids(parse_token_string(text)) == DualCodes.from_codes(
-        [5, 6, 7, 8], [1, 2, 3, 4, 5, 6]
-    ).llm_ids
+    assert (
+        to_llm_ids(parse_token_string(text))
+        == DualCodes.from_codes([5, 6, 7, 8], [1, 2, 3, 4, 5, 6]).llm_ids
+    )
 
 
 def test_dual_codes_string_matches_ids() -> None:

@@ -161,7 +161,9 @@ def test_paralinguistic_needs_some_text(backend: StepAudioBackend) -> None:
         backend.generate(prompt, EditSpec("paralinguistic", "Laughter", positions=(0.5,)), noop)
 
 
-def test_render_file_returns_the_generation_facts(backend: StepAudioBackend, tmp_path: Path) -> None:
+def test_render_file_returns_the_generation_facts(
+    backend: StepAudioBackend, tmp_path: Path
+) -> None:
     source = tmp_path / "take.wav"
     soundfile.write(source, clip(1.2, channels=1).T, RATE, subtype="PCM_16")
     written = render_file(

@@ -64,8 +64,10 @@ def test_parse_cmvn_reads_shift_and_scale() -> None:
     ("text", "message"),
     [
         ("<AddShift> 2 2\n<LearnRateCoef> 0 [ 1 2 ]\n", "no <Rescale>"),
-        ("<AddShift> 2 2\n<LearnRateCoef> 0 [ 1 2 ]\n<Rescale> 1 1\n<LearnRateCoef> 0 [ 1 ]\n",
-         "2 values but <Rescale> has 1"),
+        (
+            "<AddShift> 2 2\n<LearnRateCoef> 0 [ 1 2 ]\n<Rescale> 1 1\n<LearnRateCoef> 0 [ 1 ]\n",
+            "2 values but <Rescale> has 1",
+        ),
         ("<AddShift> 1 1\n[ 1 ]\n", "<LearnRateCoef>"),
     ],
 )
@@ -83,8 +85,7 @@ def test_every_full_piece_gives_4_lfr_frames() -> None:
     frontend = _frontend()
     audio = torch.from_numpy(_speechlike(5 * 3840))
     counts = [
-        frontend.accept(audio[i * 3840 : (i + 1) * 3840], is_final=False).shape[0]
-        for i in range(5)
+        frontend.accept(audio[i * 3840 : (i + 1) * 3840], is_final=False).shape[0] for i in range(5)
     ]
     assert counts == [4, 4, 4, 4, 4]
 
@@ -121,7 +122,9 @@ def test_frontend_dither_defaults_to_funasr_one() -> None:
 def test_loaded_dither_is_official_unless_overridden(tokenizer_dir: Path) -> None:
     paraformer = tokenizer_dir / PARAFORMER_SUBDIR
     official = LinguisticTokenizer.load(paraformer, tokenizer_dir / CODEBOOK_FILE)
-    assert official.frontend_config.dither == 1.0  # the fixture config, like the real one, sets none
+    assert (
+        official.frontend_config.dither == 1.0
+    )  # the fixture config, like the real one, sets none
     audio = _speechlike(8000)
     assert not torch.equal(official.encode(audio), official.encode(audio))
 
