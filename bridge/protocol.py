@@ -24,14 +24,17 @@ __all__ = [
     "PROTOCOL_VERSION",
     "RESULT_KEYS",
     "EditRequest",
+    "JobRequest",
     "JobStatus",
     "Message",
     "ProtocolError",
+    "TranscribeRequest",
     "build_result",
     "decode_datagram",
     "decode_edit",
     "decode_job_query",
     "decode_reply_port",
+    "decode_transcribe",
     "encode",
     "encode_status",
     "encode_status_message",
@@ -46,6 +49,7 @@ ADDRESS = {
     "pong": "/stepedit/pong",  # protocol_version:i engine_version:s backend:s device:s
     "capabilities": "/stepedit/capabilities",  # [reply_port:i] -> capabilities json:s
     "edit": "/stepedit/edit",  # job_id:s request:s -> accepted, progress..., done | error
+    "transcribe": "/stepedit/transcribe",  # job_id:s request:s -> as edit; result = transcript
     "accepted": "/stepedit/accepted",  # job_id:s
     "progress": "/stepedit/progress",  # job_id:s fraction:f stage:s
     "done": "/stepedit/done",  # job_id:s output_path:s result:s (JSON)
@@ -98,7 +102,10 @@ RESULT_KEYS = (
     "timings",
 )
 
-_REQUEST_FIELDS = {"input", "start", "length", "edit", "output_dir", "reply_port", "status_file"}
+# Fields every job request may carry, and those of each kind.
+_JOB_FIELDS = {"input", "start", "length", "output_dir", "reply_port", "status_file"}
+_EDIT_FIELDS = _JOB_FIELDS | {"edit"}
+_TRANSCRIBE_FIELDS = _JOB_FIELDS | {"language", "text"}
 
 
 class ProtocolError(ValueError):
@@ -123,15 +130,14 @@ class Message:
     args: tuple[Any, ...]
 
 
-@dataclass(frozen=True)
-class EditRequest:
-    """The request JSON of ``/stepedit/edit``, checked for shape (not for meaning).
+@dataclass(frozen=True, kw_only=True)
+class JobRequest:
+    """What every job request says: which slice of which file, where results and replies go.
 
     Attributes:
         input: Absolute path of the source audio file.
         start: Seconds into the file where the slice starts.
         length: Seconds in the slice; ``None`` means to the end of the file.
-        edit: The raw ``edit`` object; the engine validates its vocabulary.
         output_dir: Folder for the result; ``None`` means the input's folder.
         reply_port: UDP port on the sender's host for replies; ``None`` means the
             datagram's source address.
@@ -139,12 +145,36 @@ class EditRequest:
     """
 
     input: str
-    edit: Mapping[str, Any]
     start: float = 0.0
     length: float | None = None
     output_dir: str | None = None
     reply_port: int | None = None
     status_file: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EditRequest(JobRequest):
+    """The request JSON of ``/stepedit/edit``, checked for shape (not for meaning).
+
+    Attributes:
+        edit: The raw ``edit`` object; the engine validates its vocabulary.
+    """
+
+    edit: Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TranscribeRequest(JobRequest):
+    """The request JSON of ``/stepedit/transcribe``.
+
+    Attributes:
+        language: ``"auto"``, ``"en"`` or ``"zh"`` (the engine checks which it has).
+        text: The slice's transcript when known: its words are aligned instead of
+            recognised.
+    """
+
+    language: str = "auto"
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -251,15 +281,13 @@ def _absolute_path(data: Mapping[str, Any], name: str, job_id: str) -> str | Non
     return value
 
 
-def decode_edit(args: Sequence[Any]) -> tuple[str, EditRequest]:
-    """Decodes ``/stepedit/edit job_id:s request:s``.
+def _decode_job(
+    args: Sequence[Any], fields: set[str]
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The part every job request shares: ``job_id:s request:s`` with the common fields.
 
     Returns:
-        The job id and the request.
-
-    Raises:
-        ProtocolError: ``bad_arguments``, ``invalid_json`` or ``bad_request``; its
-            ``job_id`` is set whenever the id could be read, so the client hears back.
+        The job id, the decoded JSON object, and the common fields for ``JobRequest``.
     """
     if len(args) != 2 or not all(isinstance(a, str) for a in args):
         job_id = args[0] if args and isinstance(args[0], str) else ""
@@ -273,7 +301,7 @@ def decode_edit(args: Sequence[Any]) -> tuple[str, EditRequest]:
         raise ProtocolError("invalid_json", f"request is not valid JSON: {e}", job_id) from e
     if not isinstance(data, dict):
         raise ProtocolError("bad_request", "request JSON must be an object", job_id)
-    unknown = set(data) - _REQUEST_FIELDS
+    unknown = set(data) - fields
     if unknown:
         raise ProtocolError(
             "bad_request", f"unknown request field(s): {', '.join(sorted(unknown))}", job_id
@@ -283,22 +311,54 @@ def decode_edit(args: Sequence[Any]) -> tuple[str, EditRequest]:
         raise ProtocolError(
             "bad_request", "'input' (absolute path of the audio file) is required", job_id
         )
-    if not isinstance(data.get("edit"), dict):
-        raise ProtocolError("bad_request", "'edit' must be an object with at least 'type'", job_id)
     start = _number(data, "start", job_id) or 0.0
     length = _number(data, "length", job_id)
     if start < 0:
         raise ProtocolError("bad_request", f"'start' must be >= 0, got {start}", job_id)
     if length is not None and length <= 0:
         raise ProtocolError("bad_request", f"'length' must be > 0, got {length}", job_id)
-    return job_id, EditRequest(
-        input=input_path,
-        edit=data["edit"],
-        start=start,
-        length=length,
-        output_dir=_absolute_path(data, "output_dir", job_id),
-        reply_port=_port(data.get("reply_port"), "'reply_port'", job_id),
-        status_file=_absolute_path(data, "status_file", job_id),
+    common = {
+        "input": input_path,
+        "start": start,
+        "length": length,
+        "output_dir": _absolute_path(data, "output_dir", job_id),
+        "reply_port": _port(data.get("reply_port"), "'reply_port'", job_id),
+        "status_file": _absolute_path(data, "status_file", job_id),
+    }
+    return job_id, data, common
+
+
+def decode_edit(args: Sequence[Any]) -> tuple[str, EditRequest]:
+    """Decodes ``/stepedit/edit job_id:s request:s``.
+
+    Returns:
+        The job id and the request.
+
+    Raises:
+        ProtocolError: ``bad_arguments``, ``invalid_json`` or ``bad_request``; its
+            ``job_id`` is set whenever the id could be read, so the client hears back.
+    """
+    job_id, data, common = _decode_job(args, _EDIT_FIELDS)
+    if not isinstance(data.get("edit"), dict):
+        raise ProtocolError("bad_request", "'edit' must be an object with at least 'type'", job_id)
+    return job_id, EditRequest(edit=data["edit"], **common)
+
+
+def decode_transcribe(args: Sequence[Any]) -> tuple[str, TranscribeRequest]:
+    """Decodes ``/stepedit/transcribe job_id:s request:s``.
+
+    Raises:
+        ProtocolError: as ``decode_edit``.
+    """
+    job_id, data, common = _decode_job(args, _TRANSCRIBE_FIELDS)
+    strings = {}
+    for name in ("language", "text"):
+        value = data.get(name, "")
+        if not isinstance(value, str):
+            raise ProtocolError("bad_request", f"'{name}' must be a string", job_id)
+        strings[name] = value.strip()
+    return job_id, TranscribeRequest(
+        language=strings["language"] or "auto", text=strings["text"], **common
     )
 
 

@@ -1,4 +1,4 @@
-"""The edit vocabulary (Step-Audio-EditX's types and options) and its validation."""
+"""The edit vocabulary (Step-Audio-EditX's types and options, and text edits); validation."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import EditError
+from engine.text.transcript import LANGUAGES, Transcript
 
 __all__ = [
     "EDIT_TYPES",
+    "MASK_SOUNDS",
     "MAX_ITERATIONS",
+    "MODEL_EDIT_TYPES",
     "PARALINGUISTIC_TAGS",
     "EditSpec",
     "EditType",
@@ -37,6 +40,10 @@ PARALINGUISTIC_TAGS = (
 )
 
 
+# What masked words become in a ``text`` edit (its option); the first is the default.
+MASK_SOUNDS = ("room_tone", "silence", "bleep")
+
+
 @dataclass(frozen=True)
 class EditType:
     """One edit type of the vocabulary.
@@ -47,6 +54,9 @@ class EditType:
         uses: Request fields the type reads besides ``option`` and ``iterations``.
         requires: Fields that must be present.
         summary: One line for capability listings and help texts.
+        default_option: The option an edit without one gets (``""``: none).
+        needs_words: The edit works on the slice's words with their times, so the engine
+            transcribes (or aligns ``text``) before the backend renders it.
     """
 
     name: str
@@ -54,6 +64,8 @@ class EditType:
     uses: frozenset[str] = frozenset()
     requires: frozenset[str] = frozenset()
     summary: str = ""
+    default_option: str = ""
+    needs_words: bool = False
 
 
 _TEXT = frozenset({"text"})
@@ -145,8 +157,29 @@ EDIT_TYPES: Mapping[str, EditType] = {
             frozenset({"target_text"}),
             summary="Say target_text in the voice of the clip (text = the clip's transcript).",
         ),
+        EditType(
+            "text",
+            MASK_SOUNDS,
+            frozenset({"text", "target_text", "language"}),
+            frozenset({"target_text"}),
+            summary="Edit the take as text: target_text is the transcript as it should be "
+            "(words deleted, moved, replaced, {masked}, [Tag]s between words); the option is "
+            "what masked words become.",
+            default_option=MASK_SOUNDS[0],
+            needs_words=True,
+        ),
+        EditType(
+            "fillers",
+            (),
+            frozenset({"text", "fillers", "language"}),
+            summary="Remove hesitation sounds (um, uh, 嗯, ...) and their pauses; every other "
+            "word stays.",
+            needs_words=True,
+        ),
     )
 }
+# The types Step-Audio-EditX itself was trained on; ``text`` and ``fillers`` are StepEdit's.
+MODEL_EDIT_TYPES = ("emotion", "style", "paralinguistic", "speed", "denoise", "vad", "clone")
 
 
 @dataclass(frozen=True)
@@ -159,8 +192,14 @@ class EditSpec:
             paralinguistic edits that carry their tags inline in ``target_text``).
         iterations: How many passes (1 to ``MAX_ITERATIONS``); each strengthens the edit.
         text: Transcript of the input slice, when the client knows it.
-        target_text: New text (clone) or text with inline tags (paralinguistic).
+        target_text: New text (clone), text with inline tags (paralinguistic), or the
+            transcript as it should be (text).
         positions: Insertion times in seconds from the start of the slice.
+        fillers: Words that count as fillers (``fillers``); empty means the language's
+            defaults.
+        language: ``auto``, ``en`` or ``zh``: the language of the slice's words.
+        transcript: The slice's words with times; set by the engine for edits that need
+            them, never by a client.
     """
 
     type: str
@@ -169,6 +208,9 @@ class EditSpec:
     text: str = ""
     target_text: str = ""
     positions: tuple[float, ...] = field(default_factory=tuple)
+    fillers: tuple[str, ...] = field(default_factory=tuple)
+    language: str = "auto"
+    transcript: Transcript | None = None
 
     def __post_init__(self) -> None:
         kind = EDIT_TYPES.get(self.type)
@@ -194,6 +236,8 @@ class EditSpec:
             )
         if any(not math.isfinite(p) or p < 0 for p in self.positions):
             raise EditError(f"positions must be finite seconds >= 0, got {list(self.positions)}")
+        if self.language not in LANGUAGES:
+            raise EditError(f"unknown language {self.language!r}; allowed: {', '.join(LANGUAGES)}")
 
 
 def paralinguistic_tag(name: str) -> str | None:
@@ -211,7 +255,8 @@ def _normalise_option(edit_type: str, option: str) -> str:
     lowered = text.lower()
     if edit_type == "speed":
         return lowered.replace("_", " ").replace("-", " ")
-    return lowered.replace("-", "_").replace(" ", "_") if edit_type == "style" else lowered
+    underscored = edit_type in ("style", "text")
+    return lowered.replace("-", "_").replace(" ", "_") if underscored else lowered
 
 
 def _number_list(value: Any, name: str) -> tuple[float, ...]:
@@ -235,26 +280,42 @@ def parse_edit(data: Mapping[str, Any]) -> EditSpec:
     """
     if not isinstance(data, Mapping):
         raise EditError(f"'edit' must be a JSON object, got {type(data).__name__}")
-    unknown = set(data) - {"type", "option", "iterations", "text", "target_text", "position"}
+    unknown = set(data) - {
+        "type",
+        "option",
+        "iterations",
+        "text",
+        "target_text",
+        "position",
+        "fillers",
+        "language",
+    }
     if unknown:
         raise EditError(f"unknown field(s) in 'edit': {', '.join(sorted(unknown))}")
     edit_type = data.get("type")
     if not isinstance(edit_type, str):
         raise EditError(f"'edit.type' must be a string, one of: {', '.join(EDIT_TYPES)}")
     edit_type = edit_type.strip().lower()
-    for name in ("option", "text", "target_text"):
+    for name in ("option", "text", "target_text", "language"):
         if not isinstance(data.get(name, ""), str):
             raise EditError(f"'edit.{name}' must be a string, got {data[name]!r}")
     iterations = data.get("iterations", 1)
     if not isinstance(iterations, int) or isinstance(iterations, bool):
         raise EditError(f"'edit.iterations' must be a whole number, got {iterations!r}")
+    fillers = data.get("fillers", [])
+    if not isinstance(fillers, list) or not all(isinstance(f, str) and f.strip() for f in fillers):
+        raise EditError(f"'edit.fillers' must be a list of words, got {fillers!r}")
+    kind = EDIT_TYPES.get(edit_type)
+    option = _normalise_option(edit_type, data.get("option", ""))
     return EditSpec(
         type=edit_type,
-        option=_normalise_option(edit_type, data.get("option", "")),
+        option=option or (kind.default_option if kind else ""),
         iterations=iterations,
         text=data.get("text", "").strip(),
         target_text=data.get("target_text", "").strip(),
         positions=_number_list(data.get("position"), "'edit.position'"),
+        fillers=tuple(f.strip().lower() for f in fillers),
+        language=data.get("language", "").strip().lower() or "auto",
     )
 
 

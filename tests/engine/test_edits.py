@@ -6,12 +6,20 @@ import re
 
 import pytest
 
-from engine.edits import EDIT_TYPES, PARALINGUISTIC_TAGS, EditSpec, edit_label, parse_edit
+from engine.edits import (
+    EDIT_TYPES,
+    MASK_SOUNDS,
+    MODEL_EDIT_TYPES,
+    PARALINGUISTIC_TAGS,
+    EditSpec,
+    edit_label,
+    parse_edit,
+)
 from engine.errors import EditError
 
 
-def test_vocabulary_is_the_step_audio_editx_set() -> None:
-    assert set(EDIT_TYPES) == {
+def test_vocabulary_is_the_step_audio_editx_set_plus_text_edits() -> None:
+    assert set(MODEL_EDIT_TYPES) == {
         "emotion",
         "style",
         "paralinguistic",
@@ -20,6 +28,8 @@ def test_vocabulary_is_the_step_audio_editx_set() -> None:
         "vad",
         "clone",
     }
+    assert set(EDIT_TYPES) == {*MODEL_EDIT_TYPES, "text", "fillers"}
+    assert EDIT_TYPES["text"].options == MASK_SOUNDS and EDIT_TYPES["text"].needs_words
     assert len(EDIT_TYPES["emotion"].options) == 15
     assert len(EDIT_TYPES["style"].options) == 33
     assert EDIT_TYPES["paralinguistic"].options == PARALINGUISTIC_TAGS
@@ -99,3 +109,38 @@ def test_paralinguistic_takes_a_tag_with_positions_or_tagged_text() -> None:
         parse_edit({"type": "paralinguistic", "option": "sigh"})
     with pytest.raises(EditError, match="unknown option ''"):
         parse_edit({"type": "paralinguistic"})
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {"type": "text", "text": "a b c", "target_text": "a c"},
+            EditSpec("text", "room_tone", text="a b c", target_text="a c"),
+        ),
+        (
+            {"type": "text", "option": "Room Tone", "target_text": "a {b}", "language": "EN"},
+            EditSpec("text", "room_tone", target_text="a {b}", language="en"),
+        ),
+        (
+            {"type": "fillers", "fillers": [" Um ", "like"], "language": "zh"},
+            EditSpec("fillers", fillers=("um", "like"), language="zh"),
+        ),
+    ],
+)
+def test_text_edits(data: dict[str, object], expected: EditSpec) -> None:
+    assert parse_edit(data) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"type": "text", "text": "a"}, "needs a non-empty 'target_text'"),
+        ({"type": "text", "target_text": "a", "option": "honk"}, "unknown option"),
+        ({"type": "fillers", "fillers": "um"}, "must be a list of words"),
+        ({"type": "fillers", "language": "fr"}, "unknown language"),
+    ],
+)
+def test_bad_text_edits(data: dict[str, object], message: str) -> None:
+    with pytest.raises(EditError, match=message):
+        parse_edit(data)

@@ -19,7 +19,7 @@ import numpy as np
 from engine.audio import integrated_loudness
 from engine.backends.base import Progress, Rendered
 from engine.backends.stepaudio.options import DTYPE_NAMES, SamplingConfig, StepAudioOptions
-from engine.edits import EDIT_TYPES, EditSpec
+from engine.edits import EDIT_TYPES, MODEL_EDIT_TYPES, EditSpec
 from engine.errors import BackendError, EditError, InputError
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class StepAudioBackend:
         "voice cloning. CPU, CUDA or MPS; downloads nothing."
     )
     edits: ClassVar[Mapping[str, tuple[str, ...]]] = {
-        name: kind.options for name, kind in EDIT_TYPES.items()
+        name: EDIT_TYPES[name].options for name in MODEL_EDIT_TYPES
     }
 
     def __init__(

@@ -18,7 +18,7 @@ from engine.backends.stepaudio.prompts import (
     insert_tag,
     speaker_name,
 )
-from engine.edits import EDIT_TYPES
+from engine.edits import EDIT_TYPES, MODEL_EDIT_TYPES
 from engine.errors import EditError
 from tests.engine.backends.stepaudio.fixture_editx import (
     CHAR_IDS,
@@ -124,7 +124,7 @@ def _edit_expected(instruction: str, bos: bool) -> list[int]:
 EDIT_CASES = [
     (name, option)
     for name, kind in EDIT_TYPES.items()
-    if name != "clone"
+    if name in MODEL_EDIT_TYPES and name != "clone"
     for option in (kind.options[:1] + (("remove",) if "remove" in kind.options else ()) or ("",))
 ]
 
