@@ -8,7 +8,6 @@ ids BOS (1), EOT (3) and BOT (4) rather than using a chat template.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -177,17 +176,15 @@ class PromptSwitches:
             official ``tokenizer.encode`` does when ``tokenizer_config.json`` has
             ``add_bos_token: true`` (the Llama default when the key is absent). Settled by
             running the official tokenizer once on ``"human\\n"``.
-        fast_tokenizer_space: Whether to add the extra ``"▁"`` id that transformers' fast
-            Llama tokenizer emits after the last ``<audio_N>`` of an edit's human turn. Off:
-            the spec (Appendix B) takes prompt ids from SentencePiece itself. Settled by
-            encoding one edit human turn with the official ``AutoTokenizer``.
+        fast_tokenizer_space: Whether to add the ``"▁"`` id (324) that the official code's
+            fast Llama tokenizer, in legacy mode, puts at the start of the text following
+            the last ``<audio_N>`` of a segment: the clone prompt's system text (before
+            ``"\n[speaker_end]"``) and every edit's human turn. On, as the official pipeline
+            (and so the trained model) sees it; off gives plain SentencePiece ids.
     """
 
     bos_per_segment: bool = True
-    fast_tokenizer_space: bool = False
-
-
-_AUDIO_PIECE = re.compile(r"<audio_\d+>")
+    fast_tokenizer_space: bool = True
 
 
 class PromptBuilder:
@@ -199,7 +196,17 @@ class PromptBuilder:
 
     def _encode(self, text: str) -> list[int]:
         ids = self._tokenizer.encode(text)
+        if self.switches.fast_tokenizer_space:
+            ids = self._space_after_audio(ids)
         return [BOS_ID, *ids] if self.switches.bos_per_segment else ids
+
+    def _space_after_audio(self, ids: list[int]) -> list[int]:
+        """Inserts ``"▁"`` before the text that follows the segment's last audio id."""
+        audio = [i for i, t in enumerate(ids) if t >= AUDIO_ID_OFFSET]
+        if not audio or audio[-1] == len(ids) - 1:
+            return ids
+        last = audio[-1]
+        return [*ids[: last + 1], self._tokenizer.piece_id("▁"), *ids[last + 1 :]]
 
     def _turn(self, role: str, body: list[int]) -> list[int]:
         return [BOT_ID, *self._encode(f"{role}\n"), *body, EOT_ID]
@@ -242,9 +249,6 @@ class PromptBuilder:
             audio_tokens: The input's ``<audio_N>`` string.
         """
         human = self._encode(f"{instruction}\n{audio_tokens.strip()}\n")
-        if self.switches.fast_tokenizer_space and _AUDIO_PIECE.search(audio_tokens):
-            last_audio = max(i for i, t in enumerate(human) if t >= AUDIO_ID_OFFSET)
-            human.insert(last_audio + 1, self._tokenizer.piece_id("▁"))
         return [
             BOS_ID,
             BOT_ID,

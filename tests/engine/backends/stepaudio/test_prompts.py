@@ -111,12 +111,15 @@ def test_denoise_vad_and_paralinguistic_instructions() -> None:
         edit_instruction("clone", "", "x")
 
 
-def _edit_expected(instruction: str, bos: bool) -> list[int]:
+def _edit_expected(instruction: str, bos: bool, space: bool = True) -> list[int]:
+    """The official rule: the text after the last ``<audio_N>`` is encoded as a new piece of
+    text, dummy prefix "▁" included (the fast tokenizer's legacy mode)."""
     b = [1] if bos else []
+    after_audio = E("\n") if space else [78]
     return [
         1,
         4, *b, *E("system\n" + SYS_EDIT), 3,
-        4, *b, *HUMAN, *b, *E(instruction + "\n"), *AUDIO_IDS, 78, 3,
+        4, *b, *HUMAN, *b, *E(instruction + "\n"), *AUDIO_IDS, *after_audio, 3,
         4, *b, *ASSISTANT,
     ]  # fmt: skip
 
@@ -131,8 +134,15 @@ EDIT_CASES = [
 
 @pytest.mark.parametrize(("edit_type", "option"), EDIT_CASES)
 @pytest.mark.parametrize("bos", [True, False])
-def test_edit_prompt_ids(tokenizer: TextTokenizer, edit_type: str, option: str, bos: bool) -> None:
-    instruction = edit_instruction(edit_type, option, "It was fine.", "It was [Laughter] fine.")
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [("It was fine.", "It was [Laughter] fine."), ("我觉得可行。", "我觉得[Laughter]可行。")],
+    ids=["en", "zh"],
+)
+def test_edit_prompt_ids(
+    tokenizer: TextTokenizer, edit_type: str, option: str, bos: bool, text: str, target: str
+) -> None:
+    instruction = edit_instruction(edit_type, option, text, target)
     builder = PromptBuilder(tokenizer, PromptSwitches(bos_per_segment=bos))
     # The audio string is stripped before it is placed after the blank line.
     assert builder.edit(instruction, f"  {AUDIO}\n") == _edit_expected(instruction, bos)
@@ -146,37 +156,54 @@ def test_edit_prompt_starts_as_the_spec_shows(tokenizer: TextTokenizer) -> None:
     # human turn: BOT, BOS, "human\n", BOS, the instruction ... audio ids, "\n", EOT
     start = ids.index(PIECE_IDS["▁human"]) - 2
     assert ids[start : start + 5] == [4, 1, PIECE_IDS["▁human"], 78, 1]
-    assert ids[ids.index(AUDIO_IDS[-1]) + 1 : ids.index(AUDIO_IDS[-1]) + 3] == [78, 3]
+    after = ids.index(AUDIO_IDS[-1]) + 1
+    assert ids[after : after + 3] == [PIECE_IDS["▁"], 78, 3]  # "▁" (id 324 in the real vocab)
 
 
 @pytest.mark.parametrize("bos", [True, False])
-def test_clone_prompt_ids(tokenizer: TextTokenizer, bos: bool) -> None:
+@pytest.mark.parametrize(
+    ("prompt_text", "target_text"),
+    [("Hello there.", "Good day"), ("我觉得这个计划可行。", "你好")],
+    ids=["en", "zh"],
+)
+def test_clone_prompt_ids(
+    tokenizer: TextTokenizer, bos: bool, prompt_text: str, target_text: str
+) -> None:
     builder = PromptBuilder(tokenizer, PromptSwitches(bos_per_segment=bos))
     b = [1] if bos else []
-    system = SYS_CLONE.format(
-        speaker="clone_0123456789abcdef", prompt_text="Hello there.", prompt_wav_tokens=AUDIO
-    )
+    head, tail = SYS_CLONE.split("{prompt_wav_tokens}")
+    head = head.format(speaker="clone_0123456789abcdef", prompt_text=prompt_text)
+    # The system text up to its audio tokens, then the text after them ("\n[speaker_end]\n")
+    # encoded anew with its dummy prefix "▁", as the official fast tokenizer does.
+    system = [*E("system\n" + head + AUDIO), *E(tail)]
     # TGT: E("\n" + target) without the ids of E("\n") (with BOS when encode adds it), so the
     # target text carries no dummy-prefix piece.
-    target = [CHAR_IDS[c] if c != " " else PIECE_IDS["▁"] for c in "Good day"]
+    target = E("\n" + target_text)[2:]
     expected = [
         1,
-        4, *b, *E("system\n" + system), 3,
+        4, *b, *system, 3,
         4, *b, *HUMAN, *target, 3,
         4, *b, *ASSISTANT,
     ]  # fmt: skip
-    assert builder.clone("Good day", "Hello there.", "clone_0123456789abcdef", AUDIO) == expected
+    ids = builder.clone(target_text, prompt_text, "clone_0123456789abcdef", AUDIO)
+    assert ids == expected
+    after = ids.index(AUDIO_IDS[-1]) + 1
+    assert ids[after : after + 2] == [PIECE_IDS["▁"], 78]
 
 
 def test_fast_tokenizer_space_switch(tokenizer: TextTokenizer) -> None:
-    plain = PromptBuilder(tokenizer, PromptSwitches(bos_per_segment=True))
-    quirk = PromptBuilder(
-        tokenizer, PromptSwitches(bos_per_segment=True, fast_tokenizer_space=True)
+    official = PromptBuilder(tokenizer, PromptSwitches(bos_per_segment=True))
+    plain = PromptBuilder(
+        tokenizer, PromptSwitches(bos_per_segment=True, fast_tokenizer_space=False)
     )
     instruction = edit_instruction("vad", "", "")
-    a, b = plain.edit(instruction, AUDIO), quirk.edit(instruction, AUDIO)
+    a, b = plain.edit(instruction, AUDIO), official.edit(instruction, AUDIO)
     last = a.index(AUDIO_IDS[-1])
     assert b == [*a[: last + 1], PIECE_IDS["▁"], *a[last + 1 :]]
+    assert plain.edit(instruction, AUDIO) == _edit_expected(instruction, True, space=False)
+    c, d = (builder.clone("Good day", "Hi.", "s", AUDIO) for builder in (plain, official))
+    last = c.index(AUDIO_IDS[-1])
+    assert d == [*c[: last + 1], PIECE_IDS["▁"], *c[last + 1 :]]
 
 
 def test_speaker_name_hashes_text_and_the_raw_ends() -> None:
