@@ -42,6 +42,13 @@ def _default_engine() -> str:
     return os.environ.get("STEPEDIT_ENGINE", f"127.0.0.1:{protocol.DEFAULT_PORT}")
 
 
+def _default_state_dir() -> Path:
+    if "STEPEDIT_STATE_DIR" in os.environ:
+        return Path(os.environ["STEPEDIT_STATE_DIR"])
+    state_home = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(state_home) / "stepedit"
+
+
 def _serve(args: argparse.Namespace) -> int:
     # Imported here so that client commands start fast and need no audio stack.
     from bridge.server import StepEditServer
@@ -51,9 +58,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         backend = create_backend(args.backend, **_backend_options(args))
+        args.state_dir.mkdir(parents=True, exist_ok=True)
         engine = Engine(
             backend,
-            EngineConfig(max_queue=args.max_queue, max_input_seconds=args.max_seconds),
+            EngineConfig(
+                max_queue=args.max_queue,
+                max_input_seconds=args.max_seconds,
+                state_dir=args.state_dir,
+            ),
         )
         engine.start()
         server = StepEditServer(engine, args.host, args.port)
@@ -94,14 +106,7 @@ def _edit_request(args: argparse.Namespace) -> dict[str, Any]:
         edit["target_text"] = args.clone
     if args.positions:
         edit["position"] = args.positions
-    request: dict[str, Any] = {"input": str(Path(args.input).resolve()), "edit": edit}
-    if args.start is not None:
-        request["start"] = args.start
-    if args.length is not None:
-        request["length"] = args.length
-    if args.output_dir is not None:
-        request["output_dir"] = str(Path(args.output_dir).resolve())
-    return request
+    return {**_slice_request(args), "edit": edit}
 
 
 class _ProgressBar:
@@ -137,7 +142,41 @@ def _edit(args: argparse.Namespace) -> int:
             outcome = client.edit(request, None if args.quiet else bar)
         finally:
             bar.close()
-    print(json.dumps(outcome.result, indent=2) if args.json else outcome.output_path)
+    if args.json:
+        print(json.dumps({"output_path": outcome.output_path, **outcome.result}, indent=2))
+    else:
+        print(outcome.output_path)
+    return 0
+
+
+def _slice_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The fields every job request shares, from ``input``, ``--start``, ``--length``, ``-o``."""
+    request: dict[str, Any] = {"input": str(Path(args.input).resolve())}
+    if args.start is not None:
+        request["start"] = args.start
+    if args.length is not None:
+        request["length"] = args.length
+    if args.output_dir is not None:
+        request["output_dir"] = str(Path(args.output_dir).resolve())
+    return request
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    request = {**_slice_request(args), "language": args.language}
+    if args.text:
+        request["text"] = args.text
+    bar = _ProgressBar()
+    with _client(args) as client:
+        try:
+            outcome = client.transcribe(request, None if args.quiet else bar)
+        finally:
+            bar.close()
+    if args.json:
+        document = {"output_path": outcome.output_path, **outcome.result}
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        print(outcome.result["transcript"]["text"])
+        print(outcome.output_path, file=sys.stderr)
     return 0
 
 
@@ -148,7 +187,7 @@ def _send(args: argparse.Namespace) -> int:
         print(f"stepedit send: cannot read {args.request_file}: {e}", file=sys.stderr)
         return 2
     with _client(args) as client:
-        reply = client.submit(args.job_id, request)
+        reply = client.submit(args.job_id, request, protocol.ADDRESS[args.kind])
     if reply.address == protocol.ADDRESS["error"]:
         raise ClientError(str(reply.args[1]), str(reply.args[2]))
     print(args.job_id)
@@ -265,12 +304,19 @@ def _add_serve_command(commands: Any) -> None:
         default=32,
         help="jobs that may wait behind the running one (default: %(default)s)",
     )
+    serve.add_argument(
+        "--state-dir",
+        "--state_dir",
+        type=Path,
+        default=_default_state_dir(),
+        help="folder for the engine's caches (env STEPEDIT_STATE_DIR; default: %(default)s)",
+    )
     serve.set_defaults(run=_serve)
 
 
 def _add_edit_command(commands: Any) -> None:
     edit = commands.add_parser("edit", help="edit an audio file with a running engine")
-    edit.add_argument("input")
+    _add_slice_arguments(edit)
     edit.add_argument("--emotion")
     edit.add_argument("--style")
     edit.add_argument("--speed", help='faster, slower, "more faster" or "more slower"')
@@ -287,19 +333,45 @@ def _add_edit_command(commands: Any) -> None:
         action="append",
         help="insertion time in seconds (repeatable)",
     )
-    edit.add_argument("--start", type=float)
-    edit.add_argument("--length", type=float)
-    edit.add_argument("-o", "--output-dir", "--output_dir")
     edit.add_argument("--json", action="store_true", help="print the result JSON")
-    edit.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_client_options(edit)
     edit.set_defaults(run=_edit)
+
+
+def _add_slice_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input")
+    parser.add_argument("--start", type=float, help="slice start in seconds")
+    parser.add_argument("--length", type=float, help="slice length in seconds")
+    parser.add_argument("-o", "--output-dir", "--output_dir", help="folder for the result")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _add_transcribe_command(commands: Any) -> None:
+    transcribe = commands.add_parser(
+        "transcribe", help="the words of an audio file, with times (a running engine)"
+    )
+    _add_slice_arguments(transcribe)
+    transcribe.add_argument(
+        "--language", choices=("auto", "en", "zh"), default="auto", help="(default: %(default)s)"
+    )
+    transcribe.add_argument("--text", help="the known transcript: align it instead")
+    transcribe.add_argument(
+        "--json", action="store_true", help="print the result JSON (words with times)"
+    )
+    _add_client_options(transcribe)
+    transcribe.set_defaults(run=_transcribe)
 
 
 def _add_query_commands(commands: Any) -> None:
     send = commands.add_parser("send", help="start a job from a request file and exit")
     send.add_argument("--job-id", "--job_id", default=new_job_id())
     send.add_argument("--request-file", "--request_file", required=True)
+    send.add_argument(
+        "--kind",
+        choices=("edit", "transcribe"),
+        default="edit",
+        help="what the request file asks for (default: %(default)s)",
+    )
     _add_client_options(send)
     send.set_defaults(run=_send)
     for name, helptext, run in (
@@ -334,6 +406,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_serve_command(commands)
     _add_edit_command(commands)
+    _add_transcribe_command(commands)
     _add_query_commands(commands)
     _add_eval_command(commands)
     return parser

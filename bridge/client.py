@@ -13,7 +13,7 @@ from typing import Any
 from bridge import protocol
 from bridge.protocol import ADDRESS, Message
 
-__all__ = ["ClientError", "EditOutcome", "Pong", "StepEditClient", "new_job_id"]
+__all__ = ["ClientError", "JobOutcome", "Pong", "StepEditClient", "new_job_id"]
 
 # Resend an unanswered edit request this often (UDP may drop it; the engine de-duplicates).
 _RESEND_INTERVAL_S = 0.5
@@ -40,7 +40,7 @@ class Pong:
 
 
 @dataclass(frozen=True)
-class EditOutcome:
+class JobOutcome:
     output_path: str
     result: dict[str, Any]
 
@@ -124,8 +124,11 @@ class StepEditClient:
         reply = self._request(ADDRESS["capabilities"], ADDRESS["capabilities"])
         return dict(json.loads(reply.args[0]))
 
-    def submit(self, job_id: str, request: Mapping[str, Any]) -> Message:
-        """Sends an edit and resends it until the engine answers about this job.
+    def submit(
+        self, job_id: str, request: Mapping[str, Any], address: str = ADDRESS["edit"]
+    ) -> Message:
+        """Sends a job request (an edit unless ``address`` says otherwise) and resends it
+        until the engine answers about this job.
 
         Returns:
             The first reply naming the job (``accepted``, ``progress``, ``done`` or ``error``).
@@ -133,7 +136,7 @@ class StepEditClient:
         text = json.dumps(dict(request), ensure_ascii=False)
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            self.send(ADDRESS["edit"], job_id, text)
+            self.send(address, job_id, text)
             resend_at = time.monotonic() + _RESEND_INTERVAL_S
             while (left := min(resend_at, deadline) - time.monotonic()) > 0:
                 message = self.receive(left)
@@ -166,18 +169,41 @@ class StepEditClient:
         request: Mapping[str, Any],
         on_progress: Callable[[float, str], None] | None = None,
         job_id: str | None = None,
-    ) -> EditOutcome:
+    ) -> JobOutcome:
         """Runs one edit to the end.
 
         Raises:
             ClientError: with the engine's error code and message.
         """
+        return self.run(ADDRESS["edit"], request, on_progress, job_id)
+
+    def transcribe(
+        self,
+        request: Mapping[str, Any],
+        on_progress: Callable[[float, str], None] | None = None,
+        job_id: str | None = None,
+    ) -> JobOutcome:
+        """Transcribes a slice; the outcome's path is the transcript sidecar.
+
+        Raises:
+            ClientError: with the engine's error code and message.
+        """
+        return self.run(ADDRESS["transcribe"], request, on_progress, job_id)
+
+    def run(
+        self,
+        address: str,
+        request: Mapping[str, Any],
+        on_progress: Callable[[float, str], None] | None = None,
+        job_id: str | None = None,
+    ) -> JobOutcome:
+        """Runs one job (``/stepedit/edit`` or ``/stepedit/transcribe``) to the end."""
         job_id = job_id or new_job_id()
-        for message in self.events(job_id, self.submit(job_id, request)):
+        for message in self.events(job_id, self.submit(job_id, request, address)):
             if message.address == ADDRESS["progress"] and on_progress is not None:
                 on_progress(float(message.args[1]), str(message.args[2]))
             elif message.address == ADDRESS["done"]:
-                return EditOutcome(str(message.args[1]), json.loads(message.args[2]))
+                return JobOutcome(str(message.args[1]), json.loads(message.args[2]))
             elif message.address == ADDRESS["error"]:
                 raise ClientError(str(message.args[1]), str(message.args[2]))
         raise ClientError("internal", f"job {job_id} ended without a result")

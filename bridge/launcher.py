@@ -41,7 +41,8 @@ def start_engine(log_dir: Path, *serve_args: str, timeout: float = 60.0) -> Engi
     """Starts ``stepedit serve`` on a free port and waits until it answers a ping.
 
     Args:
-        log_dir: Folder for the engine's log file (also its working directory).
+        log_dir: Folder for the engine's log file (also its working directory, and its state
+            folder unless ``serve_args`` name one).
         serve_args: Extra ``stepedit serve`` arguments, e.g. ``"--backend", "cpu"``.
         timeout: Seconds to wait for the first pong.
 
@@ -50,6 +51,8 @@ def start_engine(log_dir: Path, *serve_args: str, timeout: float = 60.0) -> Engi
     """
     port = free_udp_port()
     log = log_dir / f"engine-{port}.log"
+    if not any(a.startswith(("--state-dir", "--state_dir")) for a in serve_args):
+        serve_args = ("--state-dir", str(log_dir / "state"), *serve_args)
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "bridge", "serve", "--port", str(port), *serve_args],

@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_PORT",
     "ERROR_CODES",
     "JOB_STATES",
+    "MAX_RESULT_BYTES",
     "PROTOCOL_VERSION",
     "RESULT_KEYS",
     "EditRequest",
@@ -30,6 +31,7 @@ __all__ = [
     "ProtocolError",
     "TranscribeRequest",
     "build_result",
+    "build_transcript_result",
     "decode_datagram",
     "decode_edit",
     "decode_job_query",
@@ -87,6 +89,10 @@ ERROR_CODES: Mapping[str, str] = {
 # States of a job, as the status file and /stepedit/status report them.
 JOB_STATES = ("queued", "running", "done", "error", "cancelled")
 FINISHED_STATES = frozenset({"done", "error", "cancelled"})
+
+# Largest result JSON sent in a reply: a UDP datagram holds at most 65,507 bytes, and the
+# address, job id and output path share it.
+MAX_RESULT_BYTES = 60_000
 
 # Keys of the result JSON (``/stepedit/done``) that the protocol defines; a backend's own
 # fields (``generation``, ``insertions``, ...) are added beside them and never replace them.
@@ -392,6 +398,40 @@ def build_result(
         "timings": {k: round(v, 4) for k, v in timings.items()},
     }
     result.update((k, v) for k, v in (extra or {}).items() if k not in RESULT_KEYS)
+    return result
+
+
+def build_transcript_result(
+    *,
+    duration: float,
+    sample_rate: int,
+    channels: int,
+    input: str,
+    start: float,
+    length: float | None,
+    timings: Mapping[str, float],
+    transcript: Mapping[str, Any],
+    cache: str,
+) -> dict[str, Any]:
+    """The result JSON of a finished transcription.
+
+    A transcript too long for one reply datagram keeps its words in the sidecar only:
+    ``words`` is left out of the result and ``words_in_file`` is set.
+    """
+    result: dict[str, Any] = {
+        "duration": round(duration, 6),
+        "sample_rate": sample_rate,
+        "channels": channels,
+        "input": input,
+        "start": start,
+        "length": length,
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+        "cache": cache,
+        "transcript": dict(transcript),
+    }
+    if len(json.dumps(result, ensure_ascii=False).encode("utf-8")) > MAX_RESULT_BYTES:
+        result["transcript"] = {k: v for k, v in transcript.items() if k != "words"}
+        result["words_in_file"] = True
     return result
 
 

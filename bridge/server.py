@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bridge import protocol
-from bridge.protocol import ADDRESS, JobStatus, Message, ProtocolError
+from bridge.protocol import ADDRESS, JobRequest, JobStatus, Message, ProtocolError
 from engine.engine import Engine
 
 __all__ = ["StepEditServer"]
@@ -48,6 +48,7 @@ class StepEditServer(socketserver.ThreadingUDPServer):
             ADDRESS["ping"]: self._ping,
             ADDRESS["capabilities"]: self._capabilities,
             ADDRESS["edit"]: self._edit,
+            ADDRESS["transcribe"]: self._transcribe,
             ADDRESS["cancel"]: self._cancel,
             ADDRESS["status"]: self._status,
         }
@@ -113,7 +114,12 @@ class StepEditServer(socketserver.ThreadingUDPServer):
         self.send(protocol.encode(ADDRESS["capabilities"], json.dumps(listing)), target)
 
     def _edit(self, args: tuple[Any, ...], source: Address) -> None:
-        job_id, request = protocol.decode_edit(args)
+        self._submit(*protocol.decode_edit(args), source)
+
+    def _transcribe(self, args: tuple[Any, ...], source: Address) -> None:
+        self._submit(*protocol.decode_transcribe(args), source)
+
+    def _submit(self, job_id: str, request: JobRequest, source: Address) -> None:
         target = self._reply_to(source, request.reply_port)
 
         def reply(status: JobStatus) -> None:

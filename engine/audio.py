@@ -11,8 +11,10 @@ import logging
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile
@@ -36,6 +38,7 @@ __all__ = [
     "resample",
     "to_mono",
     "write_audio_atomic",
+    "write_new_file",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -316,6 +319,44 @@ def _publish_new(tmp: Path, path: Path) -> bool:
     return True
 
 
+def write_new_file(
+    directory: Path, stem: str, suffix: str, write: Callable[[BinaryIO], None]
+) -> Path:
+    """Writes a file under a new, unique name, atomically; never overwrites anything.
+
+    Args:
+        directory: Existing, writable folder.
+        stem: Name without suffix; ``-2``, ``-3``... is appended when it is taken.
+        suffix: e.g. ``".wav"``.
+        write: Writes the content into the open (temporary) file.
+
+    Returns:
+        The path of the new file.
+
+    Raises:
+        OutputError: when the folder is missing or not writable.
+    """
+    if not directory.is_dir():
+        raise OutputError(f"output folder does not exist: {directory}")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=f"{suffix}.tmp")
+    except OSError as e:
+        raise OutputError(f"cannot write into {directory}: {e.strerror}") from e
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        for n in range(1, 10_000):
+            path = directory / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
+            if _publish_new(tmp, path):
+                return path
+        raise OutputError(f"no free file name for {stem} in {directory}")
+    except OSError as e:
+        raise OutputError(f"cannot write {stem}{suffix} into {directory}: {e}") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_audio_atomic(
     directory: Path, stem: str, audio: np.ndarray, sample_rate: int, float_output: bool
 ) -> Path:
@@ -334,23 +375,9 @@ def write_audio_atomic(
     Raises:
         OutputError: when the folder is missing or not writable.
     """
-    if not directory.is_dir():
-        raise OutputError(f"output folder does not exist: {directory}")
     subtype = "FLOAT" if float_output else "PCM_24"
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".wav.tmp")
-    except OSError as e:
-        raise OutputError(f"cannot write into {directory}: {e.strerror}") from e
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            soundfile.write(f, audio.T, sample_rate, subtype=subtype, format="WAV")
-        for n in range(1, 10_000):
-            path = directory / (f"{stem}.wav" if n == 1 else f"{stem}-{n}.wav")
-            if _publish_new(tmp, path):
-                return path
-        raise OutputError(f"no free file name for {stem} in {directory}")
-    except OSError as e:
-        raise OutputError(f"cannot write {stem}.wav into {directory}: {e}") from e
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    def wav(f: BinaryIO) -> None:
+        soundfile.write(f, audio.T, sample_rate, subtype=subtype, format="WAV")
+
+    return write_new_file(directory, stem, ".wav", wav)

@@ -14,16 +14,26 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bridge.protocol import EditRequest, JobStatus, build_result, encode_status
+from bridge.protocol import (
+    JobRequest,
+    JobStatus,
+    build_result,
+    build_transcript_result,
+    encode_status,
+)
 from engine import __version__
 from engine.audio import atomic_write_bytes
 from engine.backends.base import Backend
 from engine.capabilities import describe
+from engine.edits import EDIT_TYPES, EditSpec
 from engine.errors import JobCancelled, JobError, StepEditError
-from engine.jobs import EditJob, Listener, job_from_request, output_stem
-from engine.render import WrittenEdit, render_file
+from engine.jobs import Job, Listener, Transcription, job_from_request, output_stem
+from engine.render import WrittenEdit, WrittenTranscript, render_file, transcribe_file
+
+if TYPE_CHECKING:
+    from engine.text.cache import TranscriptCache
 
 __all__ = ["Engine", "EngineConfig"]
 
@@ -31,6 +41,8 @@ _LOG = logging.getLogger(__name__)
 
 # Progress events closer together than this are dropped, except at stage changes.
 _PROGRESS_INTERVAL_S = 0.1
+# The transcript cache's file in the state folder.
+_TRANSCRIPTS_FILE = "transcripts.sqlite"
 
 
 @dataclass(frozen=True)
@@ -42,12 +54,15 @@ class EngineConfig:
         max_input_seconds: Longest slice accepted.
         retain_finished: Finished jobs remembered for status queries and resends.
         shutdown_grace_s: How long a running job may finish when the engine stops.
+        state_dir: Folder for what outlives the process (the transcript cache); ``None``
+            keeps nothing.
     """
 
     max_queue: int = 32
     max_input_seconds: float = 600.0
     retain_finished: int = 1000
     shutdown_grace_s: float = 10.0
+    state_dir: Path | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_queue", "max_input_seconds", "retain_finished"):
@@ -57,7 +72,7 @@ class EngineConfig:
 
 @dataclass
 class _Record:
-    job: EditJob
+    job: Job
     listener: Listener
     status: JobStatus
     submitted: float = field(default_factory=time.monotonic)
@@ -85,6 +100,7 @@ class Engine:
         )
         self._stopping = False
         self._events_closed = False
+        self._transcripts: TranscriptCache | None = None
 
     @property
     def version(self) -> str:
@@ -107,8 +123,8 @@ class Engine:
         """The capability listing of this engine's backend and every registered one."""
         return describe(self.backend)
 
-    def submit(self, job_id: str, request: EditRequest, listener: Listener) -> JobStatus:
-        """Checks a request and queues it; the one way in for edits.
+    def submit(self, job_id: str, request: JobRequest, listener: Listener) -> JobStatus:
+        """Checks a request (an edit or a transcription) and queues it; the one way in.
 
         Every outcome reaches ``listener`` (and the request's status file): ``queued`` then
         the job's progress and end for a new job; the latest status for a resend of a known
@@ -191,7 +207,7 @@ class Engine:
         self._emit((listener, known.job.status_file, known.status))
         return known.status
 
-    def _enqueue(self, job: EditJob, listener: Listener) -> JobStatus:
+    def _enqueue(self, job: Job, listener: Listener) -> JobStatus:
         """Queues a checked job; under the lock, so "queued" always precedes its progress."""
         if self._stopping:
             raise JobError("the engine is shutting down", "shutting_down")
@@ -250,28 +266,22 @@ class Engine:
             if record.status.state == "queued":  # else cancelled while waiting
                 self._render(record)
 
+    def _transcript_cache(self) -> TranscriptCache | None:
+        """The transcript cache in the state folder, opened by the first job (render thread)."""
+        if self._transcripts is None and self.config.state_dir is not None:
+            from engine.text.cache import TranscriptCache
+
+            self._transcripts = TranscriptCache(self.config.state_dir / _TRANSCRIPTS_FILE)
+        return self._transcripts
+
     def _render(self, record: _Record) -> None:
         job = record.job
         waited = time.monotonic() - record.submitted
         outcome: dict[str, Any]
         try:
-            written = render_file(
-                self.backend,
-                job.edit,
-                source=job.input,
-                start=job.start,
-                length=job.length,
-                output_dir=job.output_folder,
-                stem=output_stem(job),
-                max_input_seconds=self.config.max_input_seconds,
-                progress=lambda f, s: self._progress(record, f, s),
-            )
+            path, result = self._work(record, waited)
             outcome = dict(
-                state="done",
-                progress=1.0,
-                stage="done",
-                output_path=str(written.path),
-                result=_result_json(job, written, self.backend.name, waited),
+                state="done", progress=1.0, stage="done", output_path=str(path), result=result
             )
         except JobCancelled as e:
             outcome = dict(state="cancelled", error=(e.code, str(e)))
@@ -284,9 +294,30 @@ class Engine:
             status = self._update(record, **outcome)
         _log_outcome(job, status, waited)
 
+    def _work(self, record: _Record, waited: float) -> tuple[Path, dict[str, Any]]:
+        """Does a job's work; returns the file written and the result JSON."""
+        job, work = record.job, record.job.work
+        needs_words = isinstance(work, Transcription) or EDIT_TYPES[work.type].needs_words
+        where: dict[str, Any] = dict(
+            source=job.input,
+            start=job.start,
+            length=job.length,
+            output_dir=job.output_folder,
+            stem=output_stem(job),
+            max_input_seconds=self.config.max_input_seconds,
+            progress=lambda f, s: self._progress(record, f, s),
+            transcripts=self._transcript_cache() if needs_words else None,
+        )
+        if isinstance(work, Transcription):
+            heard = transcribe_file(language=work.language, text=work.text, **where)
+            return heard.path, _transcript_json(job, heard, waited)
+        written = render_file(self.backend, work, **where)
+        return written.path, _result_json(job, work, written, self.backend.name, waited)
 
-def _result_json(job: EditJob, written: WrittenEdit, backend: str, queued: float) -> dict[str, Any]:
-    edit = job.edit
+
+def _result_json(
+    job: Job, edit: EditSpec, written: WrittenEdit, backend: str, queued: float
+) -> dict[str, Any]:
     return build_result(
         duration=written.duration,
         sample_rate=written.sample_rate,
@@ -298,6 +329,20 @@ def _result_json(job: EditJob, written: WrittenEdit, backend: str, queued: float
         length=job.length,
         timings={**written.timings, "queued": queued},
         extra=written.info,
+    )
+
+
+def _transcript_json(job: Job, heard: WrittenTranscript, queued: float) -> dict[str, Any]:
+    return build_transcript_result(
+        duration=heard.duration,
+        sample_rate=heard.sample_rate,
+        channels=heard.channels,
+        input=str(job.input),
+        start=job.start,
+        length=job.length,
+        timings={**heard.timings, "queued": queued},
+        transcript=heard.transcript.to_json(job.start),
+        cache="hit" if heard.cache_hit else "miss",
     )
 
 
@@ -332,12 +377,12 @@ def _write_status_file(path: Path, status: JobStatus) -> None:
         _LOG.warning("cannot write status file %s: %s", path, e)
 
 
-def _log_outcome(job: EditJob, status: JobStatus, waited: float) -> None:
+def _log_outcome(job: Job, status: JobStatus, waited: float) -> None:
     if status.state == "done" and status.result is not None:
         _LOG.info(
             "job %s done: %s on %s (%.2f s audio) in %.2f s (waited %.2f s) -> %s",
             job.job_id,
-            job.edit.type,
+            job.work.type if isinstance(job.work, EditSpec) else "transcribe",
             job.input.name,
             status.result["duration"],
             status.result["timings"]["total"],

@@ -1,4 +1,4 @@
-"""Jobs: a request checked into an ``EditJob``, and the name of its output file."""
+"""Jobs: a request checked into a ``Job`` (an edit or a transcription), and its output name."""
 
 from __future__ import annotations
 
@@ -8,27 +8,45 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.protocol import EditRequest, JobStatus
+from bridge.protocol import EditRequest, JobRequest, JobStatus, TranscribeRequest
 from engine import audio
 from engine.backends.base import Backend
 from engine.capabilities import check_supported
 from engine.edits import EditSpec, edit_label, parse_edit
-from engine.errors import InputError, OutputError
+from engine.errors import EditError, InputError, OutputError
+from engine.text.transcript import LANGUAGES
 
-__all__ = ["EditJob", "Listener", "job_from_request", "output_stem"]
+__all__ = ["Job", "Listener", "Transcription", "job_from_request", "output_stem"]
 
 # Receives every status change of a job, in order, on the engine's event thread.
 Listener = Callable[[JobStatus], None]
 
 
 @dataclass(frozen=True)
-class EditJob:
-    """One accepted edit.
+class Transcription:
+    """What a transcription job asks for.
+
+    Attributes:
+        language: ``auto``, ``en`` or ``zh``.
+        text: The slice's transcript when known; its words are aligned, not recognised.
+    """
+
+    language: str = "auto"
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        if self.language not in LANGUAGES:
+            raise EditError(f"unknown language {self.language!r}; allowed: {', '.join(LANGUAGES)}")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One accepted job.
 
     Attributes:
         job_id: Client-chosen id, unique per engine.
         input: Absolute path of the source file.
-        edit: The validated edit.
+        work: The validated edit, or the transcription asked for.
         start: Slice start in seconds.
         length: Slice length in seconds, ``None`` for the rest of the file.
         output_dir: Folder for the result; ``None`` means the input's folder.
@@ -37,7 +55,7 @@ class EditJob:
 
     job_id: str
     input: Path
-    edit: EditSpec
+    work: EditSpec | Transcription
     start: float = 0.0
     length: float | None = None
     output_dir: Path | None = None
@@ -52,7 +70,7 @@ class EditJob:
         return self.output_dir or self.input.parent
 
 
-def job_from_request(job_id: str, request: EditRequest, backend: Backend) -> EditJob:
+def job_from_request(job_id: str, request: JobRequest, backend: Backend) -> Job:
     """Every check a request passes before it is queued: vocabulary, support, paths.
 
     Cheap checks only (no audio is decoded), so obvious mistakes fail at once; the render
@@ -61,10 +79,17 @@ def job_from_request(job_id: str, request: EditRequest, backend: Backend) -> Edi
     Raises:
         StepEditError: a subclass carrying the protocol error code.
     """
-    job = EditJob(
+    work: EditSpec | Transcription
+    if isinstance(request, EditRequest):
+        work = parse_edit(request.edit)
+    elif isinstance(request, TranscribeRequest):
+        work = Transcription(request.language.lower(), request.text)
+    else:
+        raise TypeError(f"not a job request: {request!r}")
+    job = Job(
         job_id=job_id,
         input=Path(request.input),
-        edit=parse_edit(request.edit),
+        work=work,
         start=request.start,
         length=request.length,
         output_dir=Path(request.output_dir) if request.output_dir else None,
@@ -77,12 +102,15 @@ def job_from_request(job_id: str, request: EditRequest, backend: Backend) -> Edi
         raise OutputError(f"output folder does not exist: {job.output_folder}")
     if not os.access(job.output_folder, os.W_OK):
         raise OutputError(f"output folder is not writable: {job.output_folder}")
-    check_supported(backend, job.edit)
+    if isinstance(work, EditSpec):
+        check_supported(backend, work)
     return job
 
 
-def output_stem(job: EditJob) -> str:
-    """``<source stem>.stepedit.<edit label>.<job id prefix>``, safe on every file system."""
-    label = edit_label(job.edit).replace(" ", "")
+def output_stem(job: Job) -> str:
+    """``<source stem>.stepedit.<label>.<job id prefix>``, safe on every file system; the
+    label is the edit's, or ``transcript``."""
+    work = job.work
+    label = edit_label(work).replace(" ", "") if isinstance(work, EditSpec) else "transcript"
     safe_id = re.sub(r"[^A-Za-z0-9_-]", "", job.job_id)[:8] or "job"
     return f"{job.input.stem}.stepedit.{re.sub(r'[^A-Za-z0-9_+-]', '-', label)}.{safe_id}"

@@ -6,15 +6,18 @@ and the in-process pedalboard effect (arrays). It knows nothing of files, jobs o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine import audio
 from engine.backends.base import Backend, Progress, RenderBackend, Rendered, TokenBackend
-from engine.edits import EditSpec
+from engine.edits import EDIT_TYPES, EditSpec
 from engine.errors import BackendError, EditError
+
+if TYPE_CHECKING:
+    from engine.text.cache import TranscriptCache
 
 __all__ = ["EditedAudio", "fit_to_source", "render_audio", "scaled_progress"]
 
@@ -44,8 +47,18 @@ def scaled_progress(progress: Progress, start: float, end: float) -> Progress:
     return lambda f, stage: progress(start + (end - start) * min(max(f, 0.0), 1.0), stage)
 
 
+# Share of the progress bar that finding the words takes, for edits that need them.
+_WORDS_END = 0.3
+
+
 def render_audio(
-    backend: Backend, samples: np.ndarray, sample_rate: int, edit: EditSpec, progress: Progress
+    backend: Backend,
+    samples: np.ndarray,
+    sample_rate: int,
+    edit: EditSpec,
+    progress: Progress,
+    *,
+    transcripts: TranscriptCache | None = None,
 ) -> EditedAudio:
     """Renders ``edit`` on ``(channels, samples)`` audio and fits the result to it.
 
@@ -55,12 +68,27 @@ def render_audio(
         sample_rate: Their rate in Hz.
         edit: The validated edit.
         progress: Receives (fraction 0..1, stage); raises ``JobCancelled`` to stop.
+        transcripts: Cache of slices' words, for edits that work on words (``text``,
+            ``fillers``); they are found here when the edit does not carry them.
 
     Raises:
         StepEditError: a subclass carrying the protocol error code.
     """
     _check_positions(edit, samples.shape[-1] / sample_rate)
     target_lufs = audio.integrated_loudness(samples, sample_rate)
+    if EDIT_TYPES[edit.type].needs_words and edit.transcript is None:
+        from engine.text.transcribe import transcribe  # the ASR stack loads on first use
+
+        transcript, _ = transcribe(
+            samples,
+            sample_rate,
+            language=edit.language,
+            text=edit.text,
+            cache=transcripts,
+            progress=scaled_progress(progress, 0.0, _WORDS_END),
+        )
+        edit = replace(edit, transcript=transcript)
+        progress = scaled_progress(progress, _WORDS_END, 1.0)
     rendered = _run_passes(backend, samples, sample_rate, edit, progress)
     out = fit_to_source(rendered, sample_rate, samples.shape[0], target_lufs)
     return EditedAudio(out, sample_rate, rendered.info)

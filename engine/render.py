@@ -1,4 +1,4 @@
-"""One edit of a file: read the slice -> ``render_audio`` -> atomic write.
+"""One job's work on a file: read the slice -> ``render_audio`` (or transcribe) -> atomic write.
 
 Works on plain values (what to read, which edit, where to write); jobs, ids and the result
 JSON live above it, in the engine.
@@ -6,18 +6,24 @@ JSON live above it, in the engine.
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from engine import audio
 from engine.backends.base import Backend, Progress
 from engine.edits import EditSpec
 from engine.errors import OutputError
 from engine.pipeline import render_audio, scaled_progress
+from engine.text.transcript import Transcript
 
-__all__ = ["WrittenEdit", "render_file"]
+if TYPE_CHECKING:
+    from engine.text.cache import TranscriptCache
+
+__all__ = ["WrittenEdit", "WrittenTranscript", "render_file", "transcribe_file"]
 
 # Share of the progress bar the read and the backend take; the write gets the rest.
 _READ_END, _BACKEND_END = 0.05, 0.95
@@ -44,6 +50,46 @@ class WrittenEdit:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class WrittenTranscript:
+    """A slice's transcript, published as a JSON sidecar at ``path``.
+
+    Attributes:
+        path: The new sidecar file.
+        duration: Length of the slice in seconds.
+        sample_rate: The source's rate.
+        channels: The source's channel count.
+        transcript: The words, in slice time.
+        cache_hit: The words came from the transcript cache.
+        timings: Seconds spent reading, transcribing, writing, and in all.
+    """
+
+    path: Path
+    duration: float
+    sample_rate: int
+    channels: int
+    transcript: Transcript
+    cache_hit: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Laps:
+    """Seconds per step, and in all."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._started = self._clock = time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        self.timings[name] = now - self._clock
+        self._clock = now
+
+    def total(self) -> dict[str, float]:
+        self.timings["total"] = time.monotonic() - self._started
+        return self.timings
+
+
 def render_file(
     backend: Backend,
     edit: EditSpec,
@@ -55,6 +101,7 @@ def render_file(
     stem: str,
     max_input_seconds: float,
     progress: Progress,
+    transcripts: TranscriptCache | None = None,
 ) -> WrittenEdit:
     """Renders ``edit`` on a slice of ``source`` and writes the result as a new file.
 
@@ -68,19 +115,12 @@ def render_file(
         stem: Its name without suffix; a free name is chosen if taken.
         max_input_seconds: Longest slice accepted.
         progress: Receives (fraction of the whole edit, stage); raises ``JobCancelled``.
+        transcripts: Cache of the slices' words, for edits that work on words.
 
     Raises:
         StepEditError: a subclass carrying the protocol error code.
     """
-    timings: dict[str, float] = {}
-    started = clock = time.monotonic()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.monotonic()
-        timings[name] = now - clock
-        clock = now
-
+    lap = _Laps()
     # Checked again here (the folder may have gone while the job waited): before the render,
     # so a missing folder does not cost one.
     if not output_dir.is_dir():
@@ -90,7 +130,12 @@ def render_file(
     lap("read")
 
     edited = render_audio(
-        backend, samples, info.sample_rate, edit, scaled_progress(progress, _READ_END, _BACKEND_END)
+        backend,
+        samples,
+        info.sample_rate,
+        edit,
+        scaled_progress(progress, _READ_END, _BACKEND_END),
+        transcripts=transcripts,
     )
     lap("render")
 
@@ -99,12 +144,80 @@ def render_file(
         output_dir, stem, edited.audio, info.sample_rate, float_output=info.is_float
     )
     lap("write")
-    timings["total"] = time.monotonic() - started
     return WrittenEdit(
         path=path,
         duration=edited.duration,
         sample_rate=info.sample_rate,
         channels=info.channels,
-        timings=timings,
+        timings=lap.total(),
         info=edited.info,
     )
+
+
+def transcribe_file(
+    *,
+    source: Path,
+    start: float,
+    length: float | None,
+    language: str,
+    text: str,
+    output_dir: Path,
+    stem: str,
+    max_input_seconds: float,
+    progress: Progress,
+    transcripts: TranscriptCache | None = None,
+) -> WrittenTranscript:
+    """Transcribes a slice of ``source`` and writes the transcript as a new JSON file.
+
+    Args:
+        source: The audio file to read; never modified.
+        start: Slice start in seconds.
+        length: Slice length in seconds, ``None`` for the rest of the file.
+        language: ``auto``, ``en`` or ``zh``.
+        text: The slice's transcript when known (aligned instead of recognised).
+        output_dir: Folder of the sidecar.
+        stem: Its name without suffix; a free name is chosen if taken.
+        max_input_seconds: Longest slice accepted.
+        progress: Receives (fraction, stage); raises ``JobCancelled``.
+        transcripts: Cache of earlier transcripts, keyed by the slice's content.
+
+    Raises:
+        StepEditError: a subclass carrying the protocol error code.
+    """
+    from engine.text.transcribe import transcribe
+
+    lap = _Laps()
+    if not output_dir.is_dir():
+        raise OutputError(f"output folder does not exist: {output_dir}")
+    progress(0.0, "reading")
+    samples, info = audio.read_slice(source, start, length, max_input_seconds)
+    lap("read")
+    transcript, hit = transcribe(
+        samples,
+        info.sample_rate,
+        language=language,
+        text=text,
+        cache=transcripts,
+        progress=scaled_progress(progress, _READ_END, _BACKEND_END),
+    )
+    lap("transcribe")
+    progress(_BACKEND_END, "writing")
+    sidecar = {"input": str(source), "start": start, **transcript.to_json(start)}
+    path = audio.write_new_file(output_dir, stem, ".json", _json_writer(sidecar))
+    lap("write")
+    return WrittenTranscript(
+        path=path,
+        duration=samples.shape[-1] / info.sample_rate,
+        sample_rate=info.sample_rate,
+        channels=info.channels,
+        transcript=transcript,
+        cache_hit=hit,
+        timings=lap.total(),
+    )
+
+
+def _json_writer(data: Any) -> Callable[[BinaryIO], None]:
+    def write(f: BinaryIO) -> None:
+        f.write(json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8"))
+
+    return write
