@@ -14,6 +14,7 @@
 --   [main] . > StepEdit_Slower.lua
 --   [main] . > StepEdit_Insert breath at edit cursor.lua
 --   [main] . > StepEdit_Insert laughter at edit cursor.lua
+--   [main] . > StepEdit_Remove fillers.lua
 -- @about
 --   # StepEdit quick edits
 --
@@ -27,6 +28,8 @@
 --   - Faster, Slower: speaking rate, pitch and timbre kept; the item follows the new length
 --   - Insert breath at edit cursor, Insert laughter at edit cursor: a nonverbal sound at the
 --     edit cursor, in each selected item the cursor is in
+--   - Remove fillers: removes um, uh, er (and the fillers set per language in
+--     "StepEdit_Settings") with their hesitation pauses; every other word stays
 --
 --   Each selected item gets a new active take named after the edit ("StepEdit faster") whose
 --   audio is the edited slice the item plays; the original take and file stay untouched.
@@ -44,6 +47,7 @@ local EDITS = {
   ["Slower"] = { type = "speed", option = "slower" },
   ["Insert breath at edit cursor"] = { type = "paralinguistic", option = "Breathing" },
   ["Insert laughter at edit cursor"] = { type = "paralinguistic", option = "Laughter" },
+  ["Remove fillers"] = { type = "fillers" }, -- language and filler list: from the settings
 }
 local AT_CURSOR = { at_cursor = true } -- position = edit cursor, in the item's source time
 

@@ -10,7 +10,8 @@
 --
 --   Shared code of the StepEdit actions: settings, the OSC and JSON codecs, the two
 --   transports to the StepEdit engine, turning selected items into edit requests, the
---   background job loop and putting results back as new takes. It is not an action itself.
+--   background job loop, putting results back as new takes, transcripts and the text
+--   editor. It is not an action itself.
 
 --[[
 Loads the modules in the StepEdit/ folder next to this file and returns their API as one
@@ -26,14 +27,20 @@ table (what the StepEdit_*.lua actions call). Each module is a file of one conce
                           interface; query(addresses, on_reply) for ping/capabilities
   StepEdit/ui.lua         messages, progress (ReaImGui window or console), dialogs
   StepEdit/batch.lua      one job per selected item, the defer loop, results -> new takes
-                          in one undo point
+                          (or transcripts) in one undo point
+  StepEdit/transcripts.lua  words with times kept with the take (P_EXT), item notes, take
+                          markers, filler lists
+  StepEdit/editor.lua     the "Edit as text" box: ReaImGui window or GetUserInputs
   StepEdit/actions.lua    what each action runs
 
 API (fields of the returned table)
   everything of codec.lua; settings(), set_setting(key, value), SECTION, VERSION;
   item_slice, edit_label, take_name; open_transport(settings), query, engine_down_message;
+  stored_transcript(take) -> {language, text, input, start, length, words = {{word, start,
+  stop, filler}, ...}} | nil (what "Transcribe selected items" keeps with a take);
   edit_selected_items(edit, opts), repeat_last_edit(), one_more_pass(), edit_dialog(),
-  cancel_jobs(), engine_status(), start_engine(), settings_dialog()
+  cancel_jobs(), engine_status(), start_engine(), settings_dialog(),
+  transcribe_selected_items(), edit_as_text()
 
 Each module is a chunk called with `import` as its argument: import(name) loads
 StepEdit/<name>.lua once per load of this file (no require: package.loaded would keep
@@ -60,6 +67,7 @@ local function import(name)
 end
 
 local settings, items, transport = import("settings"), import("items"), import("transport")
+local transcripts = import("transcripts")
 
 local M = {
   VERSION = "0.1.0",
@@ -72,6 +80,7 @@ local M = {
   open_transport = transport.open_transport,
   query = transport.query,
   engine_down_message = transport.engine_down_message,
+  stored_transcript = transcripts.stored,
 }
 for key, value in pairs(import("codec")) do M[key] = value end
 for key, value in pairs(import("actions")) do M[key] = value end

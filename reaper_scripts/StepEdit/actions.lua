@@ -4,14 +4,17 @@
 --   edit_selected_items(edit, opts)  edit = {type, option, iterations, text, target_text};
 --                                    opts.at_cursor inserts at the edit cursor
 --   repeat_last_edit(), one_more_pass(), edit_dialog(), cancel_jobs(),
---   engine_status(), start_engine(), settings_dialog()
+--   engine_status(), start_engine(), settings_dialog(),
+--   transcribe_selected_items(), edit_as_text()
 
 local import = ...
 local batch = import("batch")
 local codec = import("codec")
+local editor = import("editor")
 local files = import("files")
 local items = import("items")
 local settings = import("settings")
+local transcripts = import("transcripts")
 local transports = import("transport")
 local ui = import("ui")
 
@@ -26,16 +29,48 @@ local function copy_edit(edit)
   return copy
 end
 
+local ONE_PASS = { text = true, fillers = true } -- edits of words: iterations mean nothing
+local KNOWN_LANGUAGES = { en = true, zh = true }
+
+local function language_of(transcript, s)
+  if s.language == "auto" and transcript and KNOWN_LANGUAGES[transcript.language] then
+    return transcript.language
+  end
+  return s.language
+end
+
+-- A text or fillers edit's result says which words it kept, with times: they become the new
+-- take's transcript, so that "Edit as text" on it needs no transcription.
+local function keep_result_words(job, take)
+  local transcript = transcripts.from_edit_result(job.result, job.edit.language)
+  if not transcript then return end
+  local slice = items.item_slice(job.target_item)
+  if slice and slice.take == take and slice.start < 0.001
+      and math.abs(slice.length - (transcript.duration or slice.length)) < 0.01 then
+    transcripts.store(take, slice, transcript, settings.settings())
+  end
+end
+
 -------------------------------------------------------------------------------
 -- Edits of the selected items
 -------------------------------------------------------------------------------
+
+-- The language, filler list and known transcript a fillers edit of this slice sends.
+local function complete_fillers_edit(edit, slice, s)
+  local transcript = transcripts.for_slice(slice)
+  local language = language_of(transcript, s)
+  edit.language = language ~= "auto" and language or nil
+  edit.fillers = transcripts.fillers_for(language, s)
+  if transcript then edit.text = transcripts.text(transcript) end
+end
 
 -- edit: {type=, option=, iterations=, text=, target_text=}; opts.at_cursor inserts at the
 -- edit cursor (paralinguistic).
 function M.edit_selected_items(edit, opts)
   opts = opts or {}
+  local s = settings.settings()
   edit = copy_edit(edit)
-  edit.iterations = edit.iterations or settings.settings().iterations
+  if not ONE_PASS[edit.type] then edit.iterations = edit.iterations or s.iterations end
   reaper.SetExtState(settings.SECTION, "last_edit",
     codec.json_encode({ edit = edit, opts = opts }), true)
   return batch.start(function(item)
@@ -47,8 +82,9 @@ function M.edit_selected_items(edit, opts)
       if not at then return nil, "the edit cursor is not inside this item" end
       this_edit.position = codec.json_array({ at })
     end
+    if this_edit.type == "fillers" then complete_fillers_edit(this_edit, slice, s) end
     return slice, this_edit, edit.iterations
-  end)
+  end, { on_take = keep_result_words })
 end
 
 function M.repeat_last_edit()
@@ -73,13 +109,17 @@ function M.one_more_pass()
     local slice, reason = items.item_slice(item)
     if not slice then return nil, reason end
     local edit = copy_edit(info.edit)
-    edit.iterations = 1
+    edit.iterations = not ONE_PASS[edit.type] and 1 or nil
     edit.position = nil -- an insertion is not repeated at the same spot
     if edit.type == "paralinguistic" then
       return nil, "insertions are not repeated; run the insert action again"
     end
+    if edit.type == "text" then
+      return nil, "text edits are not repeated; run \"StepEdit_Edit as text\" on it"
+    end
+    if edit.type == "fillers" then complete_fillers_edit(edit, slice, settings.settings()) end
     return slice, edit, (tonumber(info.passes) or 1) + 1
-  end)
+  end, { on_take = keep_result_words })
 end
 
 function M.cancel_jobs()
@@ -94,6 +134,125 @@ function M.cancel_jobs()
   settings.request_cancel()
   console(string.format("StepEdit: cancelling %d job(s).", #ids))
   return no_undo()
+end
+
+-------------------------------------------------------------------------------
+-- Transcripts and editing as text
+-------------------------------------------------------------------------------
+
+local TRANSCRIBE_WORDING = { done = "item(s) transcribed", nothing = "nothing to transcribe",
+                             failed = "could not be transcribed; they are unchanged" }
+
+-- One transcription job per item; the transcripts are stored in one undo point.
+local function transcribe(item_list, after)
+  local s = settings.settings()
+  return batch.start(function(item)
+    local slice, reason = items.item_slice(item)
+    if not slice then return nil, reason end
+    return slice, { language = s.language }
+  end, {
+    items = item_list, address = "transcribe", undo_name = "StepEdit transcribe",
+    wording = TRANSCRIBE_WORDING, after = after,
+    prepare = function(job)
+      if not job.target_take then return nil, "the take was deleted while the engine worked" end
+      job.transcript, job.why = transcripts.from_result(job.result, job.output_path)
+      return job.transcript ~= nil, job.why
+    end,
+    apply = function(job)
+      transcripts.store(job.target_take, job.slice, job.transcript, s)
+      reaper.UpdateItemInProject(job.target_item)
+      return true
+    end,
+  })
+end
+
+function M.transcribe_selected_items()
+  return transcribe(nil)
+end
+
+local EDIT_HELP = "Delete words, type words, move them; write [Laughter], [Breathing], ... " ..
+  "between words to insert that sound, and {words} in braces to mask them. Apply makes a " ..
+  "new take."
+local KEPT_NOTE = "Your edited text is kept: run \"StepEdit_Edit as text\" again to change it."
+
+local function draft_key(slice)
+  return "draft:" .. slice.take_guid
+end
+
+-- One text edit of the item whose take the transcript belongs to: a new take, one undo point.
+local function send_text_edit(slice, transcript, edited)
+  local s = settings.settings()
+  local language = language_of(transcript, s)
+  local edit = { type = "text", option = s.mask_sound, text = transcripts.text(transcript),
+                 target_text = edited, language = language ~= "auto" and language or nil }
+  local item = items.find_item_by_guid(slice.item_guid)
+  if not item then
+    msg("The item was deleted while its text was edited; nothing was sent.")
+    return no_undo()
+  end
+  return batch.start(function(it)
+    local now, reason = items.item_slice(it)
+    if not now then return nil, reason end
+    if now.take_guid ~= slice.take_guid or not transcripts.for_slice(now) then
+      return nil, "the item changed while its text was edited; run \"StepEdit_Edit as " ..
+        "text\" again"
+    end
+    return now, edit, 1
+  end, {
+    items = { item }, on_take = keep_result_words, failure_note = KEPT_NOTE,
+    after = function(b)
+      if b.jobs[1] and b.jobs[1].applied then
+        reaper.DeleteExtState(settings.SECTION, draft_key(slice), false)
+      end
+    end,
+  })
+end
+
+local function open_text_editor(slice, transcript)
+  local original = transcripts.text(transcript)
+  local ok, draft = pcall(codec.json_decode,
+    reaper.GetExtState(settings.SECTION, draft_key(slice)))
+  local kept = ok and type(draft) == "table" and draft.original == original and draft.text
+  editor.edit({ title = "StepEdit: " .. items.describe_item(slice) .. " as text",
+                text = kept or original, original = original, help = EDIT_HELP },
+    function(edited)
+      if not edited then
+        reaper.DeleteExtState(settings.SECTION, draft_key(slice), false)
+        return no_undo()
+      end
+      if edited == editor.squash(original) then
+        msg("The text is unchanged; nothing was sent.")
+        return no_undo()
+      end
+      -- kept until the edit lands, so that a refused edit need not be typed again
+      reaper.SetExtState(settings.SECTION, draft_key(slice),
+        codec.json_encode({ original = original, text = edited }), false)
+      return send_text_edit(slice, transcript, edited)
+    end)
+end
+
+-- Opens the selected item's transcript in a text box (transcribing it first when the take
+-- has none for what the item plays); Apply sends one text edit.
+function M.edit_as_text()
+  local selected = items.selected_items()
+  if #selected ~= 1 then
+    msg("Select one speech item to edit as text.")
+    return no_undo()
+  end
+  local slice, reason = items.item_slice(selected[1])
+  if not slice then
+    msg("StepEdit cannot edit " .. items.describe_item(selected[1]) .. " as text: " .. reason)
+    return no_undo()
+  end
+  local transcript = transcripts.for_slice(slice)
+  if transcript then return open_text_editor(slice, transcript) end
+  return transcribe({ selected[1] }, function(b)
+    if not (b.jobs[1] and b.jobs[1].applied) then return end
+    local item = items.find_item_by_guid(slice.item_guid)
+    local now = item and items.item_slice(item)
+    local fresh = now and transcripts.for_slice(now)
+    if fresh then open_text_editor(now, fresh) end
+  end)
 end
 
 -------------------------------------------------------------------------------
@@ -211,9 +370,15 @@ function M.settings_dialog()
     { "Keep item length (0/1)", s.keep_length and 1 or 0 },
     { "Default iterations (1-5)", s.iterations },
     { "Transport (auto/osc/process)", s.transport },
+    { "Speech language (auto/en/zh)", s.language },
+    { "Masked words become (room_tone/silence/bleep)", s.mask_sound },
+    { "Take markers at words (0/1)", s.take_markers and 1 or 0 },
+    { "English fillers (blank: the engine's)", table.concat(s.fillers.en, " ") },
+    { "Mandarin fillers (blank: the engine's)", table.concat(s.fillers.zh, " ") },
   })
   if not values then return no_undo() end
-  local keys = { "host", "port", "engine_command", "keep_length", "iterations", "transport" }
+  local keys = { "host", "port", "engine_command", "keep_length", "iterations", "transport",
+                 "language", "mask_sound", "take_markers", "fillers_en", "fillers_zh" }
   for i, key in ipairs(keys) do settings.set_setting(key, values[i]) end
   return no_undo()
 end

@@ -1,9 +1,21 @@
 -- @noindex
 -- StepEdit batches: one job per selected item, the background loop that follows them, and
--- the results put back as new takes in one undo point.
+-- the results put back as new takes (or transcripts) in one undo point.
 --
---   start(plan)   plan(item) -> slice, edit, passes | nil, reason; starts one job per
---                 planned item and follows them from defer ticks until all have ended
+--   start(plan, opts)  plan(item) -> slice, spec, passes | nil, reason; starts one job per
+--                      planned item and follows them from defer ticks until all have ended.
+--                      spec is the edit, or for opts.address == "transcribe" the fields the
+--                      transcription request adds (language, text).
+--   opts: items       the items (default: the selected ones)
+--         address     "edit" (default) or "transcribe"
+--         undo_name   (default: the take name of the edit)
+--         prepare(job) -> true | nil, why   before the undo block, once the job is done
+--                      (default: the result file must exist)
+--         apply(job)  -> true | nil, why   inside the undo block (default: a new take)
+--         on_take(job, take)               after the default apply, inside the undo block
+--         after(batch)                     once the results are applied and failures shown;
+--                                          job.applied tells which were
+--         wording = {done=, failed=, nothing=}, failure_note  for the messages
 
 local import = ...
 local codec = import("codec")
@@ -35,7 +47,7 @@ end
 
 local COPIED_TAKE_VALUES = { "D_PLAYRATE", "B_PPITCH", "D_PITCH", "D_VOL", "D_PAN", "I_CHANMODE" }
 
--- Re-finds the item (by GUID: pointers may have changed) and checks the result file.
+-- Re-finds the item (by GUID: pointers may have changed).
 local function resolve_result(job)
   local old = reaper.GetMediaItemTakeByGUID(0, job.slice.take_guid)
   if old and not reaper.ValidatePtr2(0, old, "MediaItem_Take*") then old = nil end
@@ -44,11 +56,15 @@ local function resolve_result(job)
   if not item or not reaper.ValidatePtr2(0, item, "MediaItem*") then
     return nil, "the item was deleted while the engine worked"
   end
+  job.target_item, job.target_take = item, old
+  return true
+end
+
+local function check_output_file(job)
   local path = job.output_path
   if type(path) ~= "string" or not reaper.file_exists(path) then
     return nil, "the engine's result file is missing: " .. tostring(path)
   end
-  job.target_item, job.target_take = item, old
   return true
 end
 
@@ -82,11 +98,20 @@ local function apply_result(job, keep_length)
       -job.slice.lead_in * reaper.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE"))
   end
   reaper.UpdateItemInProject(item)
-  return true
+  return true, take
 end
 
 local function failure_line(job)
   return string.format("- %s: %s", items.describe_item(job.slice), job.failure)
+end
+
+local function apply_take(batch, job)
+  local added, take_or_err = apply_result(job, batch.keep_length)
+  if added and batch.on_take then
+    local ok, err = pcall(batch.on_take, job, take_or_err)
+    if not ok then console("StepEdit: " .. tostring(err)) end -- the take stays
+  end
+  return added, take_or_err
 end
 
 -- Applies every finished job of a batch in one undo point; one message for all failures.
@@ -97,6 +122,7 @@ local function finish_batch(batch)
   for _, job in ipairs(batch.jobs) do
     if job.output_path and not job.failure then
       local ok, err = resolve_result(job)
+      if ok then ok, err = (batch.prepare or check_output_file)(job) end
       if not ok then job.failure = err end
     end
     if job.output_path and not job.failure then done[#done + 1] = job
@@ -107,11 +133,13 @@ local function finish_batch(batch)
     reaper.Undo_BeginBlock2(0)
     reaper.PreventUIRefresh(1)
     for _, job in ipairs(done) do
-      local ok, added, err = pcall(apply_result, job, batch.keep_length)
+      local ok, added, err
+      if batch.apply then ok, added, err = pcall(batch.apply, job)
+      else ok, added, err = pcall(apply_take, batch, job) end
       if ok and added then
-        applied = applied + 1
+        applied, job.applied = applied + 1, true
       else
-        job.failure = ok and err or ("error while adding the take: " .. tostring(added))
+        job.failure = ok and err or ("error while applying the result: " .. tostring(added))
         failed[#failed + 1] = job
       end
     end
@@ -121,16 +149,17 @@ local function finish_batch(batch)
     reaper.Undo_EndBlock2(0, batch.undo_name, UNDO_STATE_ITEMS)
   end
   if not batch.quiet then
-    console(string.format("%s: %d take(s) added, %d failed%s.", batch.undo_name, applied,
-      #failed, batch.cancelled and ", the rest cancelled" or ""))
+    console(string.format("%s: %d %s, %d failed%s.", batch.undo_name, applied,
+      batch.wording.done, #failed, batch.cancelled and ", the rest cancelled" or ""))
   end
   if #failed > 0 then
     local lines = {}
     for _, job in ipairs(failed) do lines[#lines + 1] = failure_line(job) end
-    msg(string.format("%s: %d of %d item(s) could not be edited; their takes are " ..
-      "unchanged.\n\n%s", batch.undo_name, #failed, #batch.jobs + #batch.refused,
-      table.concat(lines, "\n")))
+    msg(string.format("%s: %d of %d item(s) %s.\n\n%s%s", batch.undo_name, #failed,
+      #batch.jobs + #batch.refused, batch.wording.failed, table.concat(lines, "\n"),
+      batch.failure_note and "\n\n" .. batch.failure_note or ""))
   end
+  if batch.after then batch.after(batch) end
 end
 
 -------------------------------------------------------------------------------
@@ -157,6 +186,12 @@ local function handle_event(job, event, now)
   elseif event.kind == "done" then
     job.accepted, job.final, job.fraction, job.outcome = true, true, 1, "done"
     job.output_path = event.output_path
+    local result = event.result -- JSON text (OSC), a table (status file) or nil (cut short)
+    if type(result) == "string" then
+      local ok, decoded = pcall(codec.json_decode, result)
+      result = ok and decoded or nil
+    end
+    job.result = type(result) == "table" and result or nil
   elseif event.kind == "error" then
     job.accepted, job.final, job.outcome = true, true, tostring(event.code)
     job.code = event.code
@@ -251,37 +286,50 @@ local function media_dir()
   return dir
 end
 
--- plan(item) -> slice, edit, passes  |  nil, reason.  Starts one job per planned item.
-function M.start(plan)
+local EDIT_WORDING = { done = "take(s) added", nothing = "nothing to edit",
+                       failed = "could not be edited; their takes are unchanged" }
+
+-- plan(item) -> slice, spec, passes  |  nil, reason.  Starts one job per planned item.
+function M.start(plan, opts)
+  opts = opts or {}
   local s = settings.settings()
-  local selected = items.selected_items()
+  local selected = opts.items or items.selected_items()
   if #selected == 0 then
     msg("Select one or more speech items first.")
     return no_undo()
   end
-  local batch = { jobs = {}, refused = {}, settings = s, keep_length = s.keep_length }
+  local batch = { jobs = {}, refused = {}, settings = s, keep_length = s.keep_length,
+                  address = opts.address or "edit", undo_name = opts.undo_name,
+                  prepare = opts.prepare, apply = opts.apply, on_take = opts.on_take,
+                  after = opts.after, wording = opts.wording or EDIT_WORDING,
+                  failure_note = opts.failure_note }
   local names = {}
   for _, item in ipairs(selected) do
-    local slice, edit, passes = plan(item)
+    local slice, spec, passes = plan(item)
     if slice then
-      local job = { id = new_job_id(), slice = slice, edit = edit, passes = passes,
+      local job = { id = new_job_id(), slice = slice, passes = passes, address = batch.address,
                     stage = "sending", fraction = 0 }
-      job.request = { input = slice.input, start = slice.start, length = slice.length,
-                      edit = edit }
+      job.request = { input = slice.input, start = slice.start, length = slice.length }
+      if batch.address == "transcribe" then
+        for key, value in pairs(spec) do job.request[key] = value end
+        job.label = "transcribe"
+      else
+        job.edit, job.request.edit, job.label = spec, spec, items.edit_label(spec)
+        local name = items.take_name(spec, passes)
+        batch.undo_name = opts.undo_name or
+          ((batch.undo_name == nil or batch.undo_name == name) and name or "StepEdit edits")
+      end
       job.owns_name = not names[slice.take_guid] -- one job shows progress in a take's name
       names[slice.take_guid] = true
       batch.jobs[#batch.jobs + 1] = job
-      local name = items.take_name(edit, passes)
-      batch.undo_name = (batch.undo_name == nil or batch.undo_name == name) and name
-        or "StepEdit edits"
     else
-      batch.refused[#batch.refused + 1] = { slice = { item = item }, failure = edit }
+      batch.refused[#batch.refused + 1] = { slice = { item = item }, failure = spec }
     end
   end
   if #batch.jobs == 0 then
     local lines = {}
     for _, refusal in ipairs(batch.refused) do lines[#lines + 1] = failure_line(refusal) end
-    msg("StepEdit: nothing to edit.\n\n" .. table.concat(lines, "\n"))
+    msg("StepEdit: " .. batch.wording.nothing .. ".\n\n" .. table.concat(lines, "\n"))
     return no_undo()
   end
 

@@ -8,6 +8,9 @@
 --                                         osc_float(x) forces f)
 --   osc_decode(bytes)         -> { {address=, args={...}}, ... }  (bundles unpacked;
 --                                         raises "malformed OSC: ..." on bad input)
+--   osc_decode_head(bytes)    -> {address=, args=, truncated=true} | nil: the complete
+--                                         leading arguments of a message cut short (a
+--                                         datagram larger than the receive buffer)
 
 local M = {}
 
@@ -19,6 +22,7 @@ M.DEFAULT_PORT = 9301
 M.ADDRESS = {
   ping = "/stepedit/ping", pong = "/stepedit/pong",
   capabilities = "/stepedit/capabilities", edit = "/stepedit/edit",
+  transcribe = "/stepedit/transcribe",
   accepted = "/stepedit/accepted", progress = "/stepedit/progress",
   done = "/stepedit/done", error = "/stepedit/error",
   cancel = "/stepedit/cancel", status = "/stepedit/status",
@@ -361,6 +365,36 @@ function M.osc_decode(data)
   local out = {}
   decode_packet(data, 1, #data, out)
   return out
+end
+
+-- A message whose end was cut off (LuaSocket builds that receive at most 8192 bytes truncate
+-- larger datagrams): its address and the arguments that arrived whole, or nil when not even
+-- the address and type tags did. Bundles are not read.
+function M.osc_decode_head(data)
+  local ok, head = pcall(function()
+    local last = #data
+    local address, pos = read_string(data, 1, last)
+    if address:sub(1, 1) ~= "/" then return nil end
+    local types
+    types, pos = read_string(data, pos, last)
+    local args = M.json_array()
+    for tag in types:sub(2):gmatch(".") do
+      local value, next_pos
+      if FIXED_ARGS[tag] then
+        if pos + string.packsize(FIXED_ARGS[tag]) - 1 > last then break end
+        value, next_pos = string.unpack(FIXED_ARGS[tag], data, pos)
+      elseif tag == "s" or tag == "S" then
+        local read
+        read, value, next_pos = pcall(read_string, data, pos, last)
+        if not read then break end
+      else
+        break
+      end
+      args[#args + 1], pos = value, next_pos
+    end
+    return { address = address, args = args, truncated = true }
+  end)
+  return ok and head or nil
 end
 
 return M

@@ -17,10 +17,12 @@ local TIMES = "\u{D7}" -- the multiplication sign in take names ("happy ×2")
 -- Edit labels and take names
 -------------------------------------------------------------------------------
 
-local TYPE_LABELS = { vad = "remove silences", denoise = "denoise", clone = "clone" }
+local TYPE_LABELS = { vad = "remove silences", denoise = "denoise", clone = "clone",
+                      fillers = "remove fillers", text = "text edit" }
 
 function M.edit_label(edit)
   local option = edit.option or ""
+  if edit.type == "text" then return TYPE_LABELS.text end -- its option is the mask sound
   if option == "" then return TYPE_LABELS[edit.type] or edit.type end
   if option == "remove" then return edit.type .. " remove" end
   return option
@@ -85,6 +87,8 @@ end
 -------------------------------------------------------------------------------
 
 -- Returns {input, start, length, playrate, ...} or nil and why the item cannot be edited.
+-- section_offset: where the take's source starts in the file (SECTION wrappers), so that a
+-- time t in the file is t - section_offset in the take's source time (take markers).
 function M.item_slice(item)
   local take = reaper.GetActiveTake(item)
   if not take then return nil, "the item is empty" end
@@ -119,6 +123,7 @@ function M.item_slice(item)
   return {
     item = item, take = take, input = file, start = start, length = stop - start,
     playrate = playrate, item_guid = M.item_guid(item), take_guid = M.take_guid(take),
+    section_offset = offset,
     name = M.name_of_take(take), position = reaper.GetMediaItemInfo_Value(item, "D_POSITION"),
     lead_in = (start - (reaper.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS") + offset))
       / playrate, -- item time before the first sample sent (item starts before its source)

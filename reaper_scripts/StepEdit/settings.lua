@@ -2,7 +2,8 @@
 -- StepEdit settings and the state the scripts share, all in REAPER's ExtState section
 -- "StepEdit".
 --
---   settings()               -> {host, port, engine_command, keep_length, iterations, transport}
+--   settings()               -> {host, port, engine_command, keep_length, iterations, transport,
+--                                language, mask_sound, take_markers, fillers = {en=, zh=}}
 --   set_setting(key, value)     persisted
 --   running_ids(), set_running(add, remove)   ids of the jobs running scripts wait for
 --   cancel_serial(), request_cancel()         "Cancel jobs" bumps the serial; batches watch it
@@ -17,7 +18,19 @@ M.SECTION = "StepEdit"
 M.DEFAULTS = {
   host = "127.0.0.1", port = tostring(codec.DEFAULT_PORT), engine_command = "stepedit",
   keep_length = "0", iterations = "1", transport = "auto",
+  language = "auto", mask_sound = "room_tone", take_markers = "0",
+  fillers_en = "", fillers_zh = "", -- "": the engine's own list for that language
 }
+
+M.LANGUAGES = { auto = true, en = true, zh = true }
+M.MASK_SOUNDS = { room_tone = true, silence = true, bleep = true }
+
+-- "um, uh  er" -> {"um", "uh", "er"}
+local function word_list(text)
+  local words = {}
+  for word in text:gmatch("[^%s,;]+") do words[#words + 1] = word end
+  return words
+end
 
 local function ext(key)
   local value = reaper.GetExtState(M.SECTION, key)
@@ -32,6 +45,8 @@ end
 function M.settings()
   local port = math.tointeger(tonumber(ext("port"))) or codec.DEFAULT_PORT
   local iterations = math.tointeger(tonumber(ext("iterations"))) or 1
+  local language = ext("language"):lower()
+  local mask = ext("mask_sound"):lower():gsub("[ -]", "_")
   return {
     host = ext("host"),
     port = port,
@@ -39,6 +54,10 @@ function M.settings()
     keep_length = ext("keep_length") == "1",
     iterations = math.max(1, math.min(5, iterations)),
     transport = ext("transport"),
+    language = M.LANGUAGES[language] and language or "auto",
+    mask_sound = M.MASK_SOUNDS[mask] and mask or "room_tone",
+    take_markers = ext("take_markers") == "1",
+    fillers = { en = word_list(ext("fillers_en")), zh = word_list(ext("fillers_zh")) },
   }
 end
 

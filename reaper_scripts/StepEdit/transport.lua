@@ -12,9 +12,11 @@
 -- A transport:
 --   .kind                     "osc" | "process"
 --   .engine_down_s            no word about any job this long after sending: engine down
---   :start(job)               -> true | nil, why   sends job.request under job.id
+--   :start(job)               -> true | nil, why   sends job.request under job.id, as an
+--                                edit, or as a transcription when job.address == "transcribe"
 --   :poll(jobs, now)          -> events {id, kind = accepted|progress|done|error, fraction,
---                                stage, output_path, result, code, message}
+--                                stage, output_path, result (JSON text or table; nil when
+--                                the reply was cut short), code, message}
 --   :is_silent(job, now)      -> true when the job is to be given up as lost
 --   :cancel(job)
 --   :query(addresses, on_reply)
@@ -34,6 +36,7 @@ local SILENT_JOB_S = 15       -- OSC: a job whose status queries go unanswered t
 local STALLED_JOB_S = 900     -- process transport: no status-file change this long -> failed
 local POLL_FILES_S = 0.2      -- status-file poll interval
 local QUERY_TIMEOUT_S = 1.5   -- ping/capabilities
+local MAX_DATAGRAM = 65535    -- transcripts make long replies; older LuaSocket reads 8192 at most
 
 local ADDRESS = codec.ADDRESS
 
@@ -79,21 +82,21 @@ function Osc:send(address, ...)
 end
 
 function Osc:start(job)
-  self:send(ADDRESS.edit, job.id, codec.json_encode(job.request))
+  self:send(ADDRESS[job.address or "edit"], job.id, codec.json_encode(job.request))
   job.asked_at = reaper.time_precise()
   return true
 end
 
--- Reads every waiting datagram; returns the decoded messages.
+-- Reads every waiting datagram; returns the decoded messages. A datagram cut short by the
+-- socket's buffer gives its leading arguments (a done reply keeps its output path).
 function Osc:receive()
   local messages = {}
   while true do
-    local data = self.udp:receive()
+    local data = self.udp:receive(MAX_DATAGRAM)
     if not data then break end
     local ok, decoded = pcall(codec.osc_decode, data)
-    if ok then
-      for _, m in ipairs(decoded) do messages[#messages + 1] = m end
-    end
+    if not ok then decoded = { codec.osc_decode_head(data) } end
+    for _, m in ipairs(decoded) do messages[#messages + 1] = m end
   end
   return messages
 end
@@ -190,7 +193,8 @@ function Process:start(job)
   job.request.status_file = job.status_file
   local ok, err = files.write_file(job.request_file, codec.json_encode(job.request))
   if not ok then return nil, "cannot write " .. job.request_file .. ": " .. tostring(err) end
-  if not self:run("send --job-id " .. job.id .. " --request-file " ..
+  local kind = job.address == "transcribe" and "--kind transcribe " or ""
+  if not self:run("send " .. kind .. "--job-id " .. job.id .. " --request-file " ..
       files.quote(job.request_file)) then
     return nil, "could not run the StepEdit client \"" .. self.command .. "\""
   end

@@ -3,6 +3,7 @@
 -- the take names) and the small dialogs.
 --
 --   msg(text, title), console(text), no_undo()
+--   imgui()                     -> the ReaImGui API (pinned to 0.9) | nil when not installed
 --   open_progress_window(title) -> window | nil (no ReaImGui)
 --   show_progress(window, jobs) -> true when the user pressed Cancel
 --   restore_take_names(jobs)       undoes the "[StepEdit 40%]" take names
@@ -30,11 +31,17 @@ end
 -- Progress: ReaImGui window when installed, else console + take names
 -------------------------------------------------------------------------------
 
-function M.open_progress_window(title)
+function M.imgui()
   if not reaper.ImGui_GetBuiltinPath then return nil end
-  package.path = reaper.ImGui_GetBuiltinPath() .. "/?.lua;" .. package.path
+  local dir = reaper.ImGui_GetBuiltinPath() .. "/?.lua;"
+  if not package.path:find(dir, 1, true) then package.path = dir .. package.path end
   local ok, ImGui = pcall(function() return require("imgui")("0.9") end)
-  if not ok then return nil end
+  return ok and ImGui or nil
+end
+
+function M.open_progress_window(title)
+  local ImGui = M.imgui()
+  if not ImGui then return nil end
   return { ImGui = ImGui, ctx = ImGui.CreateContext("StepEdit"), title = title, open = true }
 end
 
@@ -64,7 +71,7 @@ local function show_text_progress(job)
   local stamp = (job.stage or "") .. percent // 10
   if stamp == job.shown or job.final then return end
   job.shown = stamp
-  M.console(string.format("StepEdit %s: %s %s %d%%", items.edit_label(job.edit),
+  M.console(string.format("StepEdit %s: %s %s %d%%", job.label,
     items.describe_item(job.slice), job.stage or "", percent))
   local take = reaper.GetMediaItemTakeByGUID(0, job.slice.take_guid)
   if take and reaper.ValidatePtr2(0, take, "MediaItem_Take*") and job.owns_name then

@@ -272,11 +272,15 @@ describe("StepEdit actions", function()
   end)
 
   it("stores the settings dialog's values in ExtState", function()
-    emu.responses.GetUserInputs = { { "localhost", "9400", "/opt/stepedit", "1", "3", "process" } }
+    emu.responses.GetUserInputs = { { "localhost", "9400", "/opt/stepedit", "1", "3", "process",
+                                      "EN", "Room tone", "1", "um, uh like", "" } }
     run("Settings")
+    assert.are.equal(11, emu.inputs_asked[1].n)
     local s = lib.settings()
     assert.are.same({ host = "localhost", port = 9400, engine_command = "/opt/stepedit",
-                      keep_length = true, iterations = 3, transport = "process" }, s)
+                      keep_length = true, iterations = 3, transport = "process",
+                      language = "en", mask_sound = "room_tone", take_markers = true,
+                      fillers = { en = { "um", "uh", "like" }, zh = {} } }, s)
     assert.is_true(emu.extstate.StepEdit.port.persist)
   end)
 

@@ -92,6 +92,28 @@ describe("OSC decoder", function()
   end
 end)
 
+describe("OSC head of a datagram cut short", function()
+  local done = lib.osc_encode(lib.ADDRESS.done, "job-1", "/media/a.stepedit.transcript.job-1.json",
+    string.rep("x", 9000), 7)
+
+  it("keeps the address and every argument that arrived whole", function()
+    for _, cut in ipairs({ 8192, 100, 72 }) do -- the path's padding ends at byte 72
+      local head = lib.osc_decode_head(done:sub(1, cut))
+      assert.are.same({ address = lib.ADDRESS.done, truncated = true,
+                        args = { "job-1", "/media/a.stepedit.transcript.job-1.json" } }, head)
+    end
+    assert.are.same({ "job-1" }, lib.osc_decode_head(done:sub(1, 71)).args)
+    assert.are.same({}, lib.osc_decode_head(done:sub(1, 30)).args)
+    assert.are.same({ "job-1", 0.5 }, lib.osc_decode_head(lib.osc_encode("/p", "job-1", 0.5)).args)
+  end)
+
+  it("gives nil when not even the address and type tags arrived", function()
+    assert.is_nil(lib.osc_decode_head(done:sub(1, 10)))
+    assert.is_nil(lib.osc_decode_head("#bundle\0" .. string.rep("\0", 8)))
+    assert.is_nil(lib.osc_decode_head(""))
+  end)
+end)
+
 describe("JSON", function()
   it("encodes objects with sorted keys, arrays, numbers, literals", function()
     assert.are.equal('{"a":[1,2.5,"x"],"b":true,"c":null,"d":{}}',

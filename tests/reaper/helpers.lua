@@ -95,4 +95,19 @@ function H.console_text(emu)
   return table.concat(emu.console)
 end
 
+-- Installs a ReaImGui stand-in: reaper.ImGui_GetBuiltinPath points at a folder whose imgui.lua
+-- returns the table `api` for any version (the version asked is kept in api.version_asked).
+function H.fake_imgui(emu, api)
+  local dir = emu.dir .. "/imgui"
+  os.execute("mkdir -p '" .. dir .. "'")
+  local f = assert(io.open(dir .. "/imgui.lua", "w"))
+  f:write("return function(version) _G.IMGUI_FAKE.version_asked = version " ..
+    "return _G.IMGUI_FAKE end\n")
+  f:close()
+  package.loaded.imgui = nil -- a module of another test may be cached
+  _G.IMGUI_FAKE = api
+  rawset(reaper, "ImGui_GetBuiltinPath", function() return dir end)
+  return api
+end
+
 return H

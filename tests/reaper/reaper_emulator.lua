@@ -177,7 +177,7 @@ end
 
 function Emulator:_new_take(item)
   local take = { kind = "take", item = item, guid = self:_guid(), name = "", ext = {},
-                 stretch_markers = 0,
+                 stretch_markers = 0, markers = {},
                  values = { D_STARTOFFS = 0, D_PLAYRATE = 1, D_PITCH = 0, B_PPITCH = 1,
                             D_VOL = 1, D_PAN = 0, I_CHANMODE = 0 } }
   item.takes[#item.takes + 1] = take
@@ -280,10 +280,11 @@ function Emulator:dump()
         local ext = {}
         for k, v in pairs(take.ext) do ext[k] = v end
         takes[#takes + 1] = { guid = take.guid, name = take.name, source = dump_source(take.source),
-                              values = deep_copy(take.values), ext = ext }
+                              values = deep_copy(take.values), ext = ext,
+                              markers = deep_copy(take.markers) }
       end
       items[#items + 1] = { guid = item.guid, selected = item.selected, active_take = item.curtake,
-                            values = deep_copy(item.values), takes = takes }
+                            values = deep_copy(item.values), takes = takes, notes = item.notes }
     end
     tracks[#tracks + 1] = { items = items }
   end
@@ -339,7 +340,13 @@ function Emulator:_build_api()
 
   -- GetUserInputs: modal; captions are comma-separated, followed by options such as
   -- "separator=X" (the separator of the values, default ",") and "extrawidth=N"; there must be
-  -- n captions. Returns false on cancel, else true and the values joined by the separator.
+  -- n captions, and at most 16 ("Maximum fields is 16"). Returns false on cancel, else true and
+  -- the values joined by the separator. The defaults go in and the values come back in one
+  -- retvals_csv buffer, which ReaScript sizes 1,024 bytes (its default for string buffers not
+  -- marked NeedBig, per cfillion in reaper-oss/sws#1896): both are cut to 1,023 bytes.
+  -- A scripted answer is a string, a table of values, false (cancel), or a function
+  -- (asked) -> one of those, where asked holds the captions and default values.
+  local USER_INPUTS_BYTES = 1023
   function r.GetUserInputs(title, n, captions, defaults)
     local separator = captions:match("separator=(.)") or ","
     local names = {}
@@ -349,12 +356,20 @@ function Emulator:_build_api()
     if #names ~= n then
       error(string.format("reaper.GetUserInputs: %d captions for %d fields", #names, n), 2)
     end
-    emu.inputs_asked[#emu.inputs_asked + 1] = { title = title, n = n, captions = names,
-                                                defaults = defaults }
+    if n > 16 then error("reaper.GetUserInputs: at most 16 fields, got " .. n, 2) end
+    defaults = defaults:sub(1, USER_INPUTS_BYTES)
+    local values = {}
+    for value in (defaults .. separator):gmatch("(.-)" .. separator:gsub("%p", "%%%0")) do
+      values[#values + 1] = value
+    end
+    local asked = { title = title, n = n, captions = names, defaults = defaults,
+                    separator = separator, values = values }
+    emu.inputs_asked[#emu.inputs_asked + 1] = asked
     local answer = table.remove(emu.responses.GetUserInputs, 1)
+    if type(answer) == "function" then answer = answer(asked) end
     if answer == nil or answer == false then return false, defaults end
     if type(answer) == "table" then answer = table.concat(answer, separator) end
-    return true, answer
+    return true, answer:sub(1, USER_INPUTS_BYTES)
   end
 
   -- ExtState: shared by every script of the REAPER process. GetExtState gives "" when absent
@@ -565,6 +580,51 @@ function Emulator:_build_api()
     return check(take, "take", "GetTakeNumStretchMarkers").stretch_markers
   end
   function r.GetTakeName(take) return check(take, "take", "GetTakeName").name end
+
+  -- Take markers: positions in the take's source time. SetTakeMarker(take, idx, name,
+  -- srcpos, color) adds one when idx < 0 (srcpos needed here) or updates marker idx (nil
+  -- arguments keep the old value); markers stay sorted by position ("the index ... may change
+  -- if srcPos is updated") and the new index is returned, -1 for a bad idx. GetTakeMarker gives
+  -- srcpos, name, color, or -1 for a missing marker; DeleteTakeMarker shifts later indices.
+  local function sort_markers(take, marker)
+    table.sort(take.markers, function(a, b) return a.srcpos < b.srcpos end)
+    for i, m in ipairs(take.markers) do
+      if m == marker then return i - 1 end
+    end
+  end
+  function r.SetTakeMarker(take, idx, name, srcpos, color)
+    take = check(take, "take", "SetTakeMarker")
+    emu:_mutate("take marker")
+    local marker
+    if idx < 0 then
+      if type(srcpos) ~= "number" then error("reaper.SetTakeMarker: a new marker needs srcpos", 2) end
+      marker = { name = name or "", srcpos = srcpos, color = color or 0 }
+      take.markers[#take.markers + 1] = marker
+    else
+      marker = take.markers[idx + 1]
+      if not marker then return -1 end
+      marker.name = name or marker.name
+      marker.srcpos = srcpos or marker.srcpos
+      marker.color = color or marker.color
+    end
+    return sort_markers(take, marker)
+  end
+  function r.GetNumTakeMarkers(take) return #check(take, "take", "GetNumTakeMarkers").markers end
+  function r.GetTakeMarker(take, idx)
+    local marker = check(take, "take", "GetTakeMarker").markers[idx + 1]
+    if not marker then return -1, "", 0 end
+    return marker.srcpos, marker.name, marker.color
+  end
+  function r.DeleteTakeMarker(take, idx)
+    take = check(take, "take", "DeleteTakeMarker")
+    if not take.markers[idx + 1] then return false end
+    emu:_mutate("take marker")
+    table.remove(take.markers, idx + 1)
+    return true
+  end
+  -- ColorToNative: an OS-dependent integer; here Windows' COLORREF layout (r | g<<8 | b<<16).
+  -- Scripts treat it as opaque and add 0x1000000 to mark it as set.
+  function r.ColorToNative(red, green, blue) return red | (green << 8) | (blue << 16) end
 
   -- Take values: D_STARTOFFS (seconds into the take's source), D_PLAYRATE, D_PITCH,
   -- B_PPITCH, D_VOL, D_PAN, I_CHANMODE.

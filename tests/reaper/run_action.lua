@@ -12,6 +12,9 @@ scenario.json:
   cursor          edit cursor position (seconds)
   items           [{file, position, length, startoffs, playrate, selected, section_offset}]
   responses       {MB: [...], GetUserInputs: [[...]], showmenu: [...]}
+  edit_text       [[[pattern, replacement], ...], ...]: further GetUserInputs answers, each the
+                  text the dialog shows (its fields joined) rewritten by string.gsub, in one
+                  field (for "Edit as text", whose text comes from the engine)
   timeout         seconds to run the defer loop (default 60)
   undo            true: undo the last undo point afterwards and dump again
 
@@ -36,6 +39,14 @@ local emu = Emulator.new({
 os.execute("mkdir -p '" .. emu.resource_dir .. "'")
 for key, value in pairs(scenario.extstate or {}) do emu:set_extstate("StepEdit", key, value, true) end
 for kind, list in pairs(scenario.responses or {}) do emu.responses[kind] = list end
+for _, rewrites in ipairs(scenario.edit_text or {}) do
+  table.insert(emu.responses.GetUserInputs, function(asked)
+    local text = table.concat(asked.values, " "):gsub("%s+$", "")
+    asked.shown = text
+    for _, rewrite in ipairs(rewrites) do text = text:gsub(rewrite[1], rewrite[2]) end
+    return { text }
+  end)
+end
 emu.project.cursor = scenario.cursor or 0
 
 local track = emu:add_track()

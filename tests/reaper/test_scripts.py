@@ -29,7 +29,10 @@ REQUIRED_ACTIONS = (
     "Slower",
     "Insert breath at edit cursor",
     "Insert laughter at edit cursor",
+    "Remove fillers",
     "Edit selected items",
+    "Edit as text",
+    "Transcribe selected items",
     "Repeat last edit on selected items",
     "One more pass on the active take",
     "Cancel jobs",
@@ -41,7 +44,18 @@ LIBRARY = (
     "StepEdit_lib.lua",
     *(
         f"StepEdit/{module}.lua"
-        for module in ("actions", "batch", "codec", "files", "items", "settings", "transport", "ui")
+        for module in (
+            "actions",
+            "batch",
+            "codec",
+            "editor",
+            "files",
+            "items",
+            "settings",
+            "transcripts",
+            "transport",
+            "ui",
+        )
     ),
 )
 # What ReaPack installs: the Action List names users bind keys to (renaming one loses the
