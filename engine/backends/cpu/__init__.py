@@ -13,7 +13,7 @@ import numpy as np
 
 from engine.backends.base import Progress, Rendered
 from engine.backends.cpu.recipes import EMOTIONS, STYLES
-from engine.edits import EDIT_TYPES, PARALINGUISTIC_TAGS, EditSpec
+from engine.edits import EDIT_TYPES, MASK_SOUNDS, PARALINGUISTIC_TAGS, EditSpec
 
 if TYPE_CHECKING:
     from engine.backends.cpu.renderer import CpuRenderer
@@ -30,7 +30,8 @@ class CpuBackend:
         "Embedded CPU backend: DeepFilterNet3 denoise, Silero VAD silence removal, "
         "Rubber Band speed change; emotions and styles as measured prosody and voice-quality "
         "recipes (Praat PSOLA, WORLD); the ten nonverbal sounds synthesised in the speaker's "
-        "own voice. Runs anywhere, downloads nothing."
+        "own voice; text edits that cut, move and mask the take's own words. Runs anywhere, "
+        "downloads nothing."
     )
     edits: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "speed": EDIT_TYPES["speed"].options,  # each mapped to a tempo in speed.py
@@ -41,6 +42,10 @@ class CpuBackend:
         "emotion": (*EMOTIONS, "remove"),
         "style": (*STYLES, "remove"),
         "paralinguistic": PARALINGUISTIC_TAGS,
+        # Words the take holds: cut, moved, masked (the option), tags between them; new
+        # words are answered unsupported (text_edit.py).
+        "text": MASK_SOUNDS,
+        "fillers": (),
     }
 
     def __init__(self) -> None:

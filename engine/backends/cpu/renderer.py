@@ -9,6 +9,7 @@ from engine.backends.cpu.denoise import Denoiser
 from engine.backends.cpu.nonverbal import render_paralinguistic
 from engine.backends.cpu.prosody import render_expressive
 from engine.backends.cpu.speed import change_speed, speed_factor
+from engine.backends.cpu.text_edit import render_fillers, render_text
 from engine.backends.cpu.vad import SilenceRemover
 from engine.edits import EditSpec
 from engine.errors import UnsupportedEditError
@@ -39,6 +40,10 @@ class CpuRenderer:
             return render_expressive(audio, sample_rate, edit, progress)
         if edit.type == "paralinguistic":
             return render_paralinguistic(audio, sample_rate, edit, progress)
+        if edit.type == "text":
+            return render_text(audio, sample_rate, edit, progress)
+        if edit.type == "fillers":
+            return render_fillers(audio, sample_rate, edit, progress)
         if edit.type == "vad":
             return Rendered(self._silence_remover.remove(audio, sample_rate), sample_rate)
         raise UnsupportedEditError(f"the cpu backend cannot render {edit.type!r}")
