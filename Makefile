@@ -15,9 +15,10 @@ $(VENV)/.installed: pyproject.toml
 
 # The tests also exercise the stepaudio backend: the CPU build of torch goes in first, because
 # a bare `torch` requirement would pull a multi-GB CUDA build.
-$(VENV)/.installed-test: $(VENV)/.installed
+$(VENV)/.installed-test: $(VENV)/.installed requirements-multilingual.txt
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[stepaudio,eval,test]'
+	$(PIP) install -q --no-deps --require-hashes -r requirements-multilingual.txt
+	$(PIP) install -q -e '.[stepaudio,eval,test,multilingual]'
 	$(PIP) install -q --no-deps resemblyzer==0.1.4
 	touch $@
 

@@ -49,7 +49,9 @@ class Transcript:
         model: What produced the words, e.g. ``whisper-tiny.en`` or
             ``whisper-tiny.en+pocketsphinx``.
         duration: Length of the slice in seconds.
-        aligned: The word times come from forced alignment to a known text.
+        aligned: The words are a known text placed on the audio (forced alignment for
+            English, ``+pocketsphinx`` in ``model``; mapped onto the recognised characters
+            for Mandarin, ``+text``), rather than the recognised words.
     """
 
     words: tuple[Word, ...]
@@ -109,7 +111,14 @@ class Transcript:
 
 
 def _is_cjk(text: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
+    """CJK ideographs, and CJK or full-width punctuation (no space after a full stop)."""
+    return any(
+        "\u3400" <= ch <= "\u9fff"
+        or "\uf900" <= ch <= "\ufaff"
+        or "\u3000" <= ch <= "\u303f"
+        or "\uff00" <= ch <= "\uffef"
+        for ch in text
+    )
 
 
 def join_words(words: Iterable[str]) -> str:
