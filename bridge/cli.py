@@ -42,29 +42,24 @@ def _default_engine() -> str:
     return os.environ.get("STEPEDIT_ENGINE", f"127.0.0.1:{protocol.DEFAULT_PORT}")
 
 
-def _default_state_dir() -> Path:
-    if "STEPEDIT_STATE_DIR" in os.environ:
-        return Path(os.environ["STEPEDIT_STATE_DIR"])
-    state_home = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(state_home) / "stepedit"
-
-
 def _serve(args: argparse.Namespace) -> int:
     # Imported here so that client commands start fast and need no audio stack.
     from bridge.server import StepEditServer
     from engine.backends import create_backend
     from engine.engine import Engine, EngineConfig
     from engine.errors import StepEditError
+    from engine.state import state_dir
 
     try:
         backend = create_backend(args.backend, **_backend_options(args))
-        args.state_dir.mkdir(parents=True, exist_ok=True)
+        if args.state_dir is not None:
+            args.state_dir.mkdir(parents=True, exist_ok=True)
         engine = Engine(
             backend,
             EngineConfig(
                 max_queue=args.max_queue,
                 max_input_seconds=args.max_seconds,
-                state_dir=args.state_dir,
+                state_dir=args.state_dir or state_dir(),
             ),
         )
         engine.start()
@@ -308,8 +303,8 @@ def _add_serve_command(commands: Any) -> None:
         "--state-dir",
         "--state_dir",
         type=Path,
-        default=_default_state_dir(),
-        help="folder for the engine's caches (env STEPEDIT_STATE_DIR; default: %(default)s)",
+        help="folder for the engine's caches (default: $STEPEDIT_STATE_DIR, else the "
+        "platform's state folder, e.g. ~/.local/state/stepedit)",
     )
     serve.set_defaults(run=_serve)
 

@@ -321,7 +321,9 @@ def parse_edit(data: Mapping[str, Any]) -> EditSpec:
 
 def edit_label(edit: EditSpec) -> str:
     """Short human label, e.g. ``"happy x2"`` or ``"denoise"``; used in names and logs."""
-    base = edit.option.replace(" ", "-") if edit.option else edit.type
+    # A text edit's option says what masked words become, not what the edit is.
+    named_by_option = edit.option and edit.type != "text"
+    base = edit.option.replace(" ", "-") if named_by_option else edit.type
     if edit.option == "remove":  # emotion and style both have it: say which was removed
         base = f"{edit.type}-remove"
     return f"{base} x{edit.iterations}" if edit.iterations > 1 else base

@@ -41,8 +41,8 @@ _LOG = logging.getLogger(__name__)
 
 # Progress events closer together than this are dropped, except at stage changes.
 _PROGRESS_INTERVAL_S = 0.1
-# The transcript cache's file in the state folder.
-_TRANSCRIPTS_FILE = "transcripts.sqlite"
+# The transcript cache's folder inside the state folder.
+_CACHE_SUBDIR = "cache"
 
 
 @dataclass(frozen=True)
@@ -271,7 +271,7 @@ class Engine:
         if self._transcripts is None and self.config.state_dir is not None:
             from engine.text.cache import TranscriptCache
 
-            self._transcripts = TranscriptCache(self.config.state_dir / _TRANSCRIPTS_FILE)
+            self._transcripts = TranscriptCache(self.config.state_dir / _CACHE_SUBDIR)
         return self._transcripts
 
     def _render(self, record: _Record) -> None:
