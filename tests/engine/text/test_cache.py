@@ -102,3 +102,16 @@ def test_unreadable_entries_are_dropped(tmp_path: Path) -> None:
 def test_bound_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="max_bytes"):
         TranscriptCache(tmp_path, max_bytes=0)
+
+
+def test_the_recognised_words_sent_back_as_text_are_a_hit(data_dir: Path, tmp_path: Path) -> None:
+    clip = find_clips([data_dir / "en_ljspeech_LJ050-0131.wav"])[0]
+    audio, rate = clip.audio[:, : 3 * clip.sample_rate], clip.sample_rate
+    cache = TranscriptCache(tmp_path)
+    recognised, hit = transcribe(audio, rate, cache=cache)
+    assert not hit
+    # What a client shows and sends back: the same words, other case and punctuation.
+    echoed, hit = transcribe(audio, rate, text=recognised.text.upper() + ".", cache=cache)
+    assert hit and echoed == recognised
+    other, hit = transcribe(audio, rate, text="unless a system", cache=cache)
+    assert not hit and other.aligned
