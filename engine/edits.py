@@ -12,6 +12,7 @@ from engine.text.transcript import LANGUAGES, Transcript
 
 __all__ = [
     "EDIT_TYPES",
+    "LANGUAGE_TAGS",
     "MASK_SOUNDS",
     "MAX_ITERATIONS",
     "MODEL_EDIT_TYPES",
@@ -39,6 +40,10 @@ PARALINGUISTIC_TAGS = (
     "Dissatisfaction-hnn",
 )
 
+
+# Prefixes that choose the language or dialect a model speaks (Step-Audio-EditX clone and
+# target texts); passed on as written, never taken for paralinguistic tags.
+LANGUAGE_TAGS = ("Sichuanese", "Cantonese", "Japanese", "Korean")
 
 # What masked words become in a ``text`` edit (its option); the first is the default.
 MASK_SOUNDS = ("room_tone", "silence", "bleep")

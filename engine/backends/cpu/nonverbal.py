@@ -30,7 +30,7 @@ from engine.audio import crossfade_concat, integrated_loudness, match_loudness, 
 from engine.backends.base import Progress, Rendered
 from engine.backends.cpu.analysis import FRAME_PERIOD, Analysis, analyse
 from engine.dsp import broaden_envelope, low_energy_point, smooth, zero_crossing_near
-from engine.edits import PARALINGUISTIC_TAGS, EditSpec, paralinguistic_tag
+from engine.edits import LANGUAGE_TAGS, PARALINGUISTIC_TAGS, EditSpec, paralinguistic_tag
 from engine.errors import EditError
 
 __all__ = [
@@ -411,12 +411,17 @@ def positions_from_text(target_text: str, analysis: Analysis) -> list[tuple[str,
     removed) is spread over the speech time, pauses excluded; the quiet-point search then
     moves the insertion onto the nearest word boundary or pause.
 
+    Language and dialect prefixes (``[Cantonese]``, ...) are not sounds: they are skipped.
+
     Raises:
-        EditError: for a marker that is not one of the ten tags.
+        EditError: for a marker that is neither one of the ten tags nor a language tag.
     """
     clean, found, offset = [], [], 0
     for match in _TAG_PATTERN.finditer(target_text):
         clean.append(target_text[offset : match.start()])
+        offset = match.end()
+        if match.group(1).strip() in LANGUAGE_TAGS:
+            continue
         tag = paralinguistic_tag(match.group(1))
         if tag is None:
             raise EditError(
@@ -424,7 +429,6 @@ def positions_from_text(target_text: str, analysis: Analysis) -> list[tuple[str,
                 f"allowed: {', '.join(PARALINGUISTIC_TAGS)}"
             )
         found.append((tag, sum(len(c) for c in clean)))
-        offset = match.end()
     total = sum(len(c) for c in clean) + len(target_text[offset:])
     speech = np.flatnonzero(analysis.speech)
     if speech.size == 0:

@@ -205,6 +205,20 @@ def test_tags_from_target_text(clips: dict[str, Clip]) -> None:
     assert tags[1][1] > 0.85 * clip.duration
 
 
+def test_language_tags_are_not_sounds(clips: dict[str, Clip]) -> None:
+    """[Cantonese]-style prefixes choose a model's language: skipped, never an error."""
+    clip = clips[FEMALE]
+    plain = clip.transcript + " [Laughter]"
+    for text in (plain, "[Cantonese] " + plain, "[japanese]" + plain):
+        edit = EditSpec("paralinguistic", text=clip.transcript, target_text=text)
+        if text.startswith("[japanese]"):  # only the spellings the model knows
+            with pytest.raises(EditError, match=r"unknown tag \[japanese\]"):
+                render_paralinguistic(clip.audio, clip.sample_rate, edit, _nothing)
+            continue
+        result = render_paralinguistic(clip.audio, clip.sample_rate, edit, _nothing)
+        assert [i["tag"] for i in result.info["insertions"]] == ["Laughter"]
+
+
 def test_stereo_channels_are_kept_apart(data_dir: Path) -> None:
     jfk = find_clips([data_dir / "en_jfk_inaugural_1961.flac"])[0]
     audio = np.ascontiguousarray(jfk.audio[:, : 5 * jfk.sample_rate])

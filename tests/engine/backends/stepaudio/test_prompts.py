@@ -225,3 +225,17 @@ def test_insert_tag_places_tags_at_word_boundaries() -> None:
     assert insert_tag("one two three four", "Uhm", (2.1, 4.0), 4.0) == (
         "one two [Uhm] three four [Uhm]"
     )
+
+
+@pytest.mark.parametrize(
+    "text", ["[Sichuanese]我们去过4那里", "[Japanese] こんにちは", "[Korean]안녕"]
+)
+def test_language_tags_and_pinyin_reach_the_model_as_written(
+    tokenizer: TextTokenizer, text: str
+) -> None:
+    builder = PromptBuilder(tokenizer, PromptSwitches(bos_per_segment=False))
+    ids = builder.clone(text, "Hello there.", "s", AUDIO)
+    human = ids.index(PIECE_IDS["▁human"])
+    assert ids[human + 2 : -len(ASSISTANT) - 2] == E("\n" + text)[2:]  # then EOT, BOT
+    instruction = edit_instruction("paralinguistic", "", "我们去过那里", text + "[Laughter]")
+    assert f"the new text is : {text}[Laughter]" in instruction
