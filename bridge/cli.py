@@ -83,13 +83,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _edit_request(args: argparse.Namespace) -> dict[str, Any]:
     chosen = [(name, getattr(args, name)) for name in _EDIT_FLAGS if getattr(args, name)]
-    chosen += [(name, "") for name in ("denoise", "vad") if getattr(args, name)]
+    chosen += [(name, "") for name in ("denoise", "vad", "fillers") if getattr(args, name)]
     if args.clone is not None:
         chosen.append(("clone", ""))
+    if args.as_text is not None:
+        chosen.append(("text", args.mask or ""))
     if len(chosen) != 1:
         raise SystemExit(
             "stepedit edit: give exactly one of --emotion/--style/--speed/--paralinguistic/"
-            "--denoise/--vad/--clone"
+            "--denoise/--vad/--clone/--as-text/--fillers"
         )
     edit_type, option = chosen[0]
     edit: dict[str, Any] = {"type": edit_type, "iterations": args.iterations}
@@ -97,10 +99,12 @@ def _edit_request(args: argparse.Namespace) -> dict[str, Any]:
         edit["option"] = option
     if args.text:
         edit["text"] = args.text
-    if args.clone:
-        edit["target_text"] = args.clone
+    if args.clone or args.as_text:
+        edit["target_text"] = args.clone or args.as_text
     if args.positions:
         edit["position"] = args.positions
+    if args.language:
+        edit["language"] = args.language
     return {**_slice_request(args), "edit": edit}
 
 
@@ -319,6 +323,20 @@ def _add_edit_command(commands: Any) -> None:
     edit.add_argument("--denoise", action="store_true")
     edit.add_argument("--vad", action="store_true", help="remove silences")
     edit.add_argument("--clone", metavar="TARGET_TEXT", help="say this text in the clip's voice")
+    edit.add_argument(
+        "--as-text",
+        "--as_text",
+        metavar="TARGET_TEXT",
+        help="edit as text: the transcript as it should be (delete, move, {mask} words, "
+        "[Laughter] between words); --text is the transcript it was made from",
+    )
+    edit.add_argument(
+        "--fillers", action="store_true", help="remove um, uh, 嗯 ... and their pauses"
+    )
+    edit.add_argument(
+        "--mask", choices=("room_tone", "silence", "bleep"), help="what {masked} words become"
+    )
+    edit.add_argument("--language", choices=("auto", "en", "zh"), help="the slice's language")
     edit.add_argument("--iterations", type=int, default=1)
     edit.add_argument("--text", help="transcript of the input")
     edit.add_argument(

@@ -122,3 +122,22 @@ def test_rejected_request_is_written_to_the_status_file(
     )
     assert sent.returncode == 1 and "[input_not_found]" in sent.stderr
     assert json.loads(status.read_text())["error"]["code"] == "input_not_found"
+
+
+def test_edit_as_text_and_remove_fillers(
+    engine: EngineProcess, data_dir: Path, tmp_path: Path
+) -> None:
+    clip = tmp_path / "take.wav"
+    shutil.copy(data_dir / "en_ljspeech_LJ050-0131.wav", clip)
+    said = "unless a system is established for the frequent formal review of activities"
+    common = ["--length", "5", "--engine", engine.address, "--timeout", "10", "-q", "--json"]
+    done = stepedit("edit", str(clip), "--text", said, "--as-text", said.replace(" formal", ""),
+                    *common)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    actions = {w["word"]: w["action"] for w in result["words"]}
+    assert actions["formal"] == "deleted" and actions["frequent"] == "kept"
+    assert result["duration"] < 5.0 and Path(result["output_path"]).is_file()
+    fillers = stepedit("edit", str(clip), "--fillers", *common)
+    assert fillers.returncode == 0, fillers.stderr
+    assert Path(json.loads(fillers.stdout)["output_path"]).is_file()
