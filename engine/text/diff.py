@@ -24,6 +24,7 @@ from typing import Literal
 
 from engine.edits import paralinguistic_tag
 from engine.errors import EditError
+from engine.text.fillers import is_filler
 from engine.text.transcript import Transcript, join_words
 
 __all__ = [
@@ -430,14 +431,28 @@ def _attach_replaced(steps: list[Step], new_at: list[int], deleted: tuple[int, .
     return out
 
 
-def plan_fillers(transcript: Transcript, fillers: Collection[str] = ()) -> TextPlan:
-    """Deletes the fillers: words marked ``filler`` and words whose normalised form is in
-    ``fillers``; every other word is kept in place."""
+def plan_fillers(
+    transcript: Transcript, language: str = "", fillers: Collection[str] = ()
+) -> TextPlan:
+    """Deletes the fillers; every other word is kept in place.
+
+    A filler is a word the transcript marks as one, or a word of ``fillers`` (the client's
+    list), or, without that list, of the language's list (:data:`engine.text.fillers.FILLERS`),
+    compared as :func:`engine.text.fillers.is_filler` does ("Umm," is "um").
+
+    Args:
+        transcript: The slice's words.
+        language: ``en``, ``zh``, ...; empty or ``auto`` means the transcript's language.
+        fillers: Replaces the language's list when not empty.
+    """
+    if language in ("", "auto"):
+        language = transcript.language
     units = units_of(transcript)
-    listed = {normalise(f) for f in fillers}
+    listed = fillers or None
     steps, deleted = [], []
     for i, unit in enumerate(units):
-        if unit.filler or unit.key in listed:
+        word = transcript.words[unit.word]
+        if word.filler or is_filler(word.text, language, listed):
             deleted.append(i)
         else:
             steps.append(Step("kept", unit.text, i))

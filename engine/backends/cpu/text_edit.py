@@ -119,13 +119,13 @@ def render_text(
 def render_fillers(
     audio: np.ndarray, sample_rate: int, edit: EditSpec, progress: Progress
 ) -> Rendered:
-    """Renders a ``fillers`` edit: words marked as fillers, and words in ``edit.fillers``, go
-    with their hesitation pauses.
+    """Renders a ``fillers`` edit: words marked as fillers, and words of ``edit.fillers`` (by
+    default the language's list), go with their hesitation pauses.
 
     Raises:
         BackendError: when the engine did not supply the transcript.
     """
-    plan = plan_fillers(_transcript(edit), edit.fillers)
+    plan = plan_fillers(_transcript(edit), edit.language, edit.fillers)
     if not plan.deleted:
         return _unchanged(audio, sample_rate, plan)
     return _render_plan(audio, sample_rate, plan, progress, hesitation=True)

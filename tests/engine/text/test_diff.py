@@ -214,9 +214,26 @@ def test_words_only_the_engine_heard_stay_with_their_neighbours() -> None:
     assert plan.deleted == (6, 7)  # "then" deleted, and "uh" with it
 
 
-def test_fillers_plan_deletes_marked_and_listed_fillers_only() -> None:
-    take = _take("so um we went uh home like", fillers=("um",))
-    plan = plan_fillers(take, ["UH"])
+def test_fillers_are_marked_words_and_the_languages_list() -> None:
+    take = _take("so um we went Uhh, home like", fillers=("um",))
+    plan = plan_fillers(take)  # the transcript's language: en
     assert plan.deleted == (1, 4)
     assert _in_place(plan) == [0, 2, 3, 5, 6]
-    assert plan_fillers(take).deleted == (1,)
+    assert plan_fillers(take, "zh").deleted == (1,)  # marked only: "Uhh" is not Mandarin
+
+
+def test_a_client_list_replaces_the_languages_list() -> None:
+    take = _take("so um we went uh home like", fillers=("um",))
+    assert plan_fillers(take, fillers=["LIKE"]).deleted == (1, 6)
+
+
+def test_mandarin_fillers() -> None:
+    take = Transcript(
+        (Word("嗯，", 0.0, 0.3), Word("就是说", 0.3, 0.9), Word("呃", 0.9, 1.2)),  # noqa: RUF001
+        "zh",
+        "hand",
+        1.2,
+    )
+    plan = plan_fillers(take, "auto")
+    assert [plan.units[u].text for u in plan.deleted] == ["嗯", "呃"]
+    assert len(_in_place(plan)) == 3

