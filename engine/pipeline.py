@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import audio
-from engine.backends.base import Backend, Progress, RenderBackend, Rendered, TokenBackend
+from engine.backends.base import (
+    Backend,
+    Progress,
+    RenderBackend,
+    Rendered,
+    TokenBackend,
+    WordBackend,
+)
 from engine.edits import EDIT_TYPES, EditSpec
 from engine.errors import BackendError, EditError
 
@@ -101,8 +108,12 @@ def _run_passes(
 
     A token backend runs ``iterations`` passes, each re-tokenising the previous pass's audio
     as the official pipeline does. A render backend renders once at the strength of
-    ``iterations``: repeating DSP would only add artefacts.
+    ``iterations``: repeating DSP would only add artefacts. An edit on words goes to a word
+    backend's ``render_words`` once (a word is deleted or re-said once, not more strongly).
     """
+    if EDIT_TYPES[edit.type].needs_words and isinstance(backend, WordBackend):
+        progress(0.0, "render")
+        return backend.render_words(samples, sample_rate, edit, progress)
     if isinstance(backend, TokenBackend):
         rendered = Rendered(samples, sample_rate)
         loudness_change = 0.0  # each pass reports its change against its own input

@@ -10,7 +10,7 @@ import numpy as np
 
 from engine.edits import EditSpec
 
-__all__ = ["Backend", "Progress", "RenderBackend", "Rendered", "TokenBackend"]
+__all__ = ["Backend", "Progress", "RenderBackend", "Rendered", "TokenBackend", "WordBackend"]
 
 # Called by backends with (fraction of their own work in 0..1, stage name). It raises
 # engine.errors.JobCancelled when the job was cancelled, so long loops must call it often.
@@ -79,3 +79,14 @@ class TokenBackend(Backend, Protocol):
 
     def decode(self, generated: Any, prompt: Any, progress: Progress) -> Rendered:
         """Turns generated tokens back into audio in the prompt's voice."""
+
+
+@runtime_checkable
+class WordBackend(Backend, Protocol):
+    """A backend with its own rendering of the edits on words (``EditType.needs_words``:
+    ``text``, ``fillers``), whatever else it is; the engine sets ``edit.transcript`` first."""
+
+    def render_words(
+        self, audio: np.ndarray, sample_rate: int, edit: EditSpec, progress: Progress
+    ) -> Rendered:
+        """Renders a word edit in one pass (``iterations`` do not apply to words)."""

@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile
 
@@ -55,7 +56,10 @@ def test_ping_and_capabilities(stepaudio_engine: EngineProcess) -> None:
         caps = client.capabilities()
     edits = caps["backends"]["stepaudio"]["edits"]
     assert caps["backend"] == "stepaudio"
-    assert set(edits) == {"emotion", "style", "paralinguistic", "speed", "denoise", "vad", "clone"}
+    assert set(edits) == {
+        *("emotion", "style", "paralinguistic", "speed", "denoise", "vad", "clone"),
+        *("text", "fillers"),
+    }
     assert len(edits["style"]) == 33 and "remove" in edits["emotion"]
 
 
@@ -90,3 +94,49 @@ def test_every_edit_type_renders_over_osc(
     frames = 3 * -(-generation["audio_tokens"] // 5)
     assert info.frames == pytest.approx(frames * 960 * 22050 / 24000, abs=3)
     assert clip.stat().st_size > 0 and Path(outcome.output_path) != clip
+
+
+def test_a_replaced_word_is_said_over_osc_and_the_rest_of_the_take_kept(
+    stepaudio_engine: EngineProcess, clip: Path
+) -> None:
+    """Random weights say noise: the structure, the lengths and the kept audio are checked,
+    not what the new word sounds like."""
+    length = 1.9  # "unless a system is established"
+    edit = {
+        "type": "text",
+        "text": "unless a system is established",
+        "target_text": "unless a method is established",
+    }
+    with StepEditClient("127.0.0.1", stepaudio_engine.port, timeout=60) as client:
+        outcome = client.edit({"input": str(clip), "start": 0.0, "length": length, "edit": edit})
+    result = outcome.result
+    assert result["backend"] == "stepaudio"
+    assert [(w["word"], w["action"]) for w in result["words"]] == [
+        ("unless", "kept"),
+        ("a", "kept"),
+        ("method", "replaced"),
+        ("is", "kept"),
+        ("established", "kept"),
+    ]
+    (generation,) = result["generations"]
+    assert 0 < generation["audio_tokens"] <= generation["max_new_tokens"]
+
+    out, rate = soundfile.read(outcome.output_path, dtype="float32")
+    source, _ = soundfile.read(clip, frames=round(length * rate), dtype="float32")
+    assert rate == 22050 and out.ndim == source.ndim == 1
+    head = int(np.flatnonzero(out[: len(source)] != source[: len(out)])[0])
+    tail = int(np.flatnonzero(out[::-1][: len(source)] != source[::-1][: len(out)])[0])
+    words = {w["word"]: w for w in result["words"]}
+    near = 0.06  # cuts lie within 50 ms of the aligned boundary; joins fade over 10 ms
+    # Sample for sample the source up to the pause before "system", and from the pause after.
+    assert words["a"]["from_end"] - near <= head / rate <= words["method"]["from_start"] + near
+    assert (len(source) - tail) / rate <= words["is"]["from_start"] + near
+    # Lengths: the take without the replaced word, plus the said word (margins included),
+    # less the two 10 ms joins.
+    fade = round(0.010 * rate)
+    said = words["method"]["end"] - words["method"]["start"] + 2 * 0.020
+    removed = len(source) - head - tail - 2 * fade
+    assert len(out) - head - tail == pytest.approx(said * rate, abs=0.003 * rate)
+    assert len(out) == pytest.approx(len(source) - removed + said * rate - 2 * fade, abs=3)
+    assert 0.2 <= removed / rate <= words["is"]["from_start"] - words["a"]["from_end"] + near
+    assert words["a"]["end"] <= words["method"]["start"] < words["is"]["start"]

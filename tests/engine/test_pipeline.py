@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from engine.audio import integrated_loudness
-from engine.backends.base import Rendered
+from engine.backends.base import Progress, Rendered, WordBackend
 from engine.edits import EditSpec
 from engine.errors import BackendError, EditError
 from engine.pipeline import fit_to_source, render_audio, scaled_progress
+from engine.text.transcript import Transcript, Word
 from tests.engine.fake_backends import FakeRenderBackend, FakeTokenBackend
 
 RATE = 16000
@@ -96,3 +97,26 @@ def test_scaled_progress_maps_and_clamps() -> None:
     for fraction in (-1.0, 0.0, 0.5, 1.0, 2.0):
         step(fraction, "x")
     assert [round(f, 6) for f, _ in seen] == [0.2, 0.2, 0.4, 0.6, 0.6]
+
+
+class _FakeWordBackend(FakeTokenBackend):
+    """A token backend that renders edits on words itself (as stepaudio does)."""
+
+    def render_words(
+        self, audio: np.ndarray, sample_rate: int, edit: EditSpec, progress: Progress
+    ) -> Rendered:
+        self.calls.append(f"words:{edit.type}")
+        assert edit.transcript is not None  # the pipeline found the words first
+        return Rendered(audio, sample_rate)
+
+
+def test_word_edits_go_to_a_word_backend_once_and_other_edits_through_its_passes() -> None:
+    backend = _FakeWordBackend()
+    assert isinstance(backend, WordBackend) and not isinstance(FakeTokenBackend(), WordBackend)
+    take = Transcript((Word("so", 0.1, 0.4),), "en", "hand", 1.0)
+    for kind in ("text", "fillers"):
+        option = "silence" if kind == "text" else ""
+        edit = EditSpec(kind, option, 3, target_text="so" * (kind == "text"), transcript=take)
+        render_audio(backend, speechlike(), RATE, edit, _quiet)
+    render_audio(backend, speechlike(), RATE, EditSpec("emotion", "happy"), _quiet)
+    assert backend.calls == ["words:text", "words:fillers", "tokenize", "generate", "decode"]

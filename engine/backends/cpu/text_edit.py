@@ -20,6 +20,14 @@ past the middle) into either word.
   like any other stretch.
 - Tags are synthesised in the speaker's voice (``nonverbal``) and spliced at the cut point,
   faded against silence so the sound itself is untouched.
+- New words need a backend that can say them (a :class:`Say`). Each run of new words is
+  re-said with the smallest span of whole words around it (in Mandarin, the rest of a word
+  the change cuts into), in the voice of the take itself (at most 30 s around the span, the
+  official guidance for clone prompts, with its transcript); the result is trimmed of its
+  silence, moved to the median F0 of the neighbouring words (Praat PSOLA) and to their
+  loudness, and spliced where the replaced words were: from the end of the pause before them
+  to the start of the pause after them (for words only added, at the cut point between two
+  words), so the take's own pauses stay.
 """
 
 from __future__ import annotations
@@ -27,23 +35,27 @@ from __future__ import annotations
 import logging
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+import parselmouth
 
 from engine.audio import crossfade_concat, integrated_loudness, match_loudness, resample, to_mono
 from engine.backends.base import Progress, Rendered
 from engine.backends.cpu.analysis import analyse
 from engine.backends.cpu.nonverbal import SOUNDS, VoiceSample, synthesise
-from engine.dsp import frame_rms_db
+from engine.backends.cpu.synthesis import psola_render
+from engine.backends.cpu.targets import RenderPlan
+from engine.dsp import frame_rms_db, runs
 from engine.edits import MASK_SOUNDS, EditSpec
 from engine.errors import BackendError, EditError, UnsupportedEditError
-from engine.text.diff import Step, TextPlan, Unit, plan_fillers, plan_text
-from engine.text.transcript import Transcript
+from engine.text.diff import Step, TextPlan, Unit, normalise, plan_fillers, plan_text
+from engine.text.transcript import Transcript, join_words
 
-__all__ = ["render_fillers", "render_text"]
+__all__ = ["Say", "render_fillers", "render_text", "render_words"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -62,8 +74,49 @@ _ROOM_TONE_S = 0.25
 _BLEEP_HZ = 1000.0
 # Nonverbal sounds are analysed and synthesised at most at this rate.
 _VOICE_RATE_CAP = 32000
-# Seconds of the take on each side of a tag whose loudness the tag is matched against.
-_TAG_CONTEXT_S = 1.5
+# Seconds of the take on each side of a tag or a re-said span whose loudness (and, for
+# re-said words, median F0) it is matched to.
+_CONTEXT_S = 1.5
+# Longest clone prompt: the official README's advice (spec step-audio-editx.md §2.3).
+_PROMPT_MAX_S = 30.0
+# Said audio keeps this much of its own quiet around the speech when trimmed; it is silent
+# when its loud frames are under _SILENT_DB, and steady when they are within _STEADY_DB of
+# its floor.
+_SAID_MARGIN_S = 0.02
+_SILENT_DB, _STEADY_DB = -90.0, 6.0
+# Median F0 of said words is moved to the neighbours' when it is further off than this
+# (semitones), by at most _MAX_SHIFT_ST.
+_F0_TOLERANCE_ST, _MAX_SHIFT_ST = 0.5, 12.0
+# Praat PSOLA runs at most at this rate.
+_PSOLA_MAX_RATE = 48000
+# Share of the progress bar for the analysis, then saying new words, then splicing.
+_SAY_START, _SAY_END = 0.1, 0.85
+
+
+class Say(Protocol):
+    """A backend's voice: says words in the voice of a prompt (clone).
+
+    Args:
+        text: What to say: the words as the target text writes them (pinyin as written),
+            language tags such as ``[Cantonese]`` in front.
+        prompt: Mono ``float32`` samples of the speaker: the take itself, at most 30 s.
+        sample_rate: Rate of ``prompt`` in Hz; the result is at this rate too.
+        prompt_text: What ``prompt`` says.
+        progress: Receives (fraction 0..1 of this call, stage); raises ``JobCancelled``.
+
+    Returns:
+        Mono ``float32`` samples at ``sample_rate``. Silence around the words is fine (it is
+        trimmed); level and pitch are fitted to the take afterwards.
+    """
+
+    def __call__(
+        self,
+        text: str,
+        prompt: np.ndarray,
+        sample_rate: int,
+        prompt_text: str,
+        progress: Progress,
+    ) -> np.ndarray: ...
 
 
 def _transcript(edit: EditSpec) -> Transcript:
@@ -76,12 +129,19 @@ def _transcript(edit: EditSpec) -> Transcript:
 
 
 def _new_words_error(words: tuple[str, ...]) -> UnsupportedEditError:
-    """Names the registered backends that can say words in the speaker's voice (clone)."""
+    """Names the registered backends that can say new words in the speaker's voice: those
+    that declare both text edits and voice cloning."""
     from engine.backends import BACKEND_NAMES, backend_class
     from engine.capabilities import renders
 
-    saying = EditSpec("clone", target_text=" ".join(words))
-    able = [n for n in BACKEND_NAMES if n != "cpu" and renders(backend_class(n), saying)]
+    text = " ".join(words)
+    wanted = (
+        EditSpec("text", MASK_SOUNDS[0], target_text=text),
+        EditSpec("clone", target_text=text),
+    )
+    able = [
+        n for n in BACKEND_NAMES if n != "cpu" and all(renders(backend_class(n), e) for e in wanted)
+    ]
     where = (
         f"backends that can say them in the speaker's voice: {', '.join(able)}"
         if able
@@ -94,25 +154,53 @@ def _new_words_error(words: tuple[str, ...]) -> UnsupportedEditError:
     )
 
 
+def render_words(
+    audio: np.ndarray,
+    sample_rate: int,
+    edit: EditSpec,
+    progress: Progress,
+    say: Say | None = None,
+) -> Rendered:
+    """Renders an edit on words (``text`` or ``fillers``); ``say`` says new words."""
+    if edit.type == "text":
+        return render_text(audio, sample_rate, edit, progress, say=say)
+    if edit.type == "fillers":
+        return render_fillers(audio, sample_rate, edit, progress)
+    raise BackendError(f"{edit.type!r} is not an edit on words (text, fillers)")
+
+
 def render_text(
-    audio: np.ndarray, sample_rate: int, edit: EditSpec, progress: Progress
+    audio: np.ndarray,
+    sample_rate: int,
+    edit: EditSpec,
+    progress: Progress,
+    say: Say | None = None,
 ) -> Rendered:
     """Renders a ``text`` edit: ``edit.target_text`` against ``edit.transcript``.
 
+    Args:
+        audio: ``float32 (channels, samples)``.
+        sample_rate: Its rate in Hz.
+        edit: The edit, with the slice's words in ``edit.transcript``.
+        progress: Progress callback.
+        say: Says new words in the take's voice (a backend's clone); without it, new words
+            are unsupported.
+
     Raises:
-        BackendError: when the engine did not supply the transcript.
-        UnsupportedEditError: for words the take does not hold, naming the backends that
-            can say them.
+        BackendError: when the engine did not supply the transcript, or ``say`` returned
+            nothing usable.
+        UnsupportedEditError: for words the take does not hold and no ``say``, naming the
+            backends that can say them.
         EditError: for a target text that leaves nothing, or bad brackets.
     """
     transcript = _transcript(edit)
     if not transcript.words:
         raise EditError("no words were found in the slice, so there is nothing to edit as text")
     plan = plan_text(transcript, edit.target_text, edit.text)
-    if plan.new_words:
+    if plan.new_words and say is None:
         raise _new_words_error(plan.new_words)
     return _render_plan(
-        audio, sample_rate, plan, progress, mask_sound=edit.option or MASK_SOUNDS[0]
+        audio, sample_rate, plan, progress, mask_sound=edit.option or MASK_SOUNDS[0], say=say
     )
 
 
@@ -232,14 +320,59 @@ class _Piece:
 
 
 @dataclass
-class _Layout:
-    """The output in order: pieces of the input and tags (by name)."""
+class _Said:
+    """A run of new words, re-said with the smallest span of whole words around them.
 
-    items: list[_Piece | str] = field(default_factory=list)
+    Attributes:
+        steps: The new words' steps, in order.
+        before: In-place units re-said before them (the rest of a word the change cuts into).
+        after: In-place units re-said after them.
+        replaced: Units of the take the run stands for: the deleted units between its
+            in-place neighbours, then ``before`` and ``after``.
+        left: The take's boundary before the span (``_Take.gap`` index: the unit before it).
+        right: The boundary after the span (the last unit the span stands for).
+        left_edge: Where the take is left, in the input (s): the end of the pause before the
+            replaced words, or the cut point where words are only added.
+        right_edge: Where the take resumes (s).
+        lead: The take's leading silence goes before the said words (a span at the start).
+        trail: The take's trailing silence goes after them (a span at the end).
+        audio: The said words, fitted (mono, at the take's rate).
+    """
+
+    steps: list[Step]
+    before: list[int] = field(default_factory=list)
+    after: list[int] = field(default_factory=list)
+    replaced: list[int] = field(default_factory=list)
+    left: int = -1
+    right: int = -1
+    left_edge: float = 0.0
+    right_edge: float = 0.0
+    lead: bool = False
+    trail: bool = False
+    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+
+    def words(self, units: tuple[Unit, ...]) -> list[str]:
+        """The words to say, as written."""
+        return [
+            *(units[u].text for u in self.before),
+            *(s.written or s.text for s in self.steps),
+            *(units[u].text for u in self.after),
+        ]
+
+
+@dataclass
+class _Layout:
+    """The output in order: pieces of the input, tags (by name) and re-said words."""
+
+    items: list[_Piece | str | _Said] = field(default_factory=list)
 
     @property
     def pieces(self) -> list[_Piece]:
         return [item for item in self.items if isinstance(item, _Piece)]
+
+    @property
+    def said(self) -> list[_Said]:
+        return [item for item in self.items if isinstance(item, _Said)]
 
 
 def _pause(left: float, right: float, median: float, hesitation: bool) -> float:
@@ -255,28 +388,43 @@ def _pause(left: float, right: float, median: float, hesitation: bool) -> float:
 
 
 def _layout(plan: TextPlan, take: _Take, hesitation: bool) -> _Layout:
-    """Groups the plan's steps into pieces and places each piece's edges in a gap."""
+    """Groups the plan's steps into pieces (and runs of new words) and places each piece's
+    edges in a gap."""
     layout = _Layout()
     for step in plan.steps:
         last = layout.items[-1] if layout.items else None
         if step.action == "inserted":
             layout.items.append(step.text)
+        elif step.action == "new":
+            if isinstance(last, _Said):
+                last.steps.append(step)
+            else:
+                layout.items.append(_Said([step]))
         elif isinstance(last, _Piece) and step.unit == last.last + 1:
             last.steps.append(step)
         else:
             layout.items.append(_Piece([step]))
+    if layout.said:
+        _place_said(layout, plan, take)
     pieces = layout.pieces
-    if not pieces:
+    if not pieces and not layout.said:
         raise EditError("the edit removes every word of the take; nothing would remain")
     n = len(plan.units)
-    head, tail = pieces[0], pieces[-1]
+    solid = [item for item in layout.items if not isinstance(item, str)]
+    head, tail = solid[0], solid[-1]
     lead, trail = take.gap(-1).width, take.gap(n - 1).width
-    before = take.gap(head.first - 1)
-    head.left = 0.0 if head.first == 0 else before.end - min(before.width, lead)
-    after = take.gap(tail.last)
-    tail.right = take.duration if tail.last == n - 1 else after.start + min(after.width, trail)
+    if isinstance(head, _Piece):
+        before = take.gap(head.first - 1)
+        head.left = 0.0 if head.first == 0 else before.end - min(before.width, lead)
+    if isinstance(tail, _Piece):
+        after = take.gap(tail.last)
+        tail.right = take.duration if tail.last == n - 1 else after.start + min(after.width, trail)
     fade = _FADE_S
-    for p, q in pairwise(pieces):
+    for x, y in pairwise(solid):
+        if isinstance(x, _Said) or isinstance(y, _Said):
+            _edges_beside_said(x, y, take)
+            continue
+        p, q = x, y
         end, start = take.gap(p.last), take.gap(q.first - 1)
         if q.first == p.last + 1:  # split by a tag only
             p.right = q.left = end.cut
@@ -287,6 +435,83 @@ def _layout(plan: TextPlan, take: _Take, hesitation: bool) -> _Layout:
         right_part = min(start.width, budget - left_part)
         p.right, q.left = end.start + left_part, start.end - right_part
     return layout
+
+
+def _place_said(layout: _Layout, plan: TextPlan, take: _Take) -> None:
+    """Finds what each run of new words stands for and where it goes in the take.
+
+    A run stands for the deleted units between its in-place neighbours (each unit for the
+    first run that claims it), widened to whole words: kept units of a word the change cuts
+    into (a Mandarin word split per character) are re-said with it.
+    """
+    units, n = plan.units, len(plan.units)
+
+    def same_word(a: int, b: int) -> bool:
+        return 0 <= a < n and 0 <= b < n and units[a].word == units[b].word
+
+    claimed: set[int] = set()
+    items = layout.items
+    for k, said in enumerate(items):
+        if not isinstance(said, _Said):
+            continue
+        p = next((i for i in reversed(items[:k]) if isinstance(i, _Piece) and i.steps), None)
+        q = next((i for i in items[k + 1 :] if isinstance(i, _Piece) and i.steps), None)
+        gone = sorted({u for s in said.steps for u in s.replaces} - claimed)
+        claimed.update(gone)
+        if gone:
+            lo, hi = gone[0], gone[-1]
+        else:  # added only: at the boundary after the piece before, or before the next
+            hi = p.last if p is not None else (q.first - 1 if q is not None else -1)
+            lo = hi + 1
+        # Widened over kept units only: a masked or moved neighbour stays what it is.
+        while (
+            p is not None
+            and p.steps
+            and p.steps[-1].action == "kept"
+            and p.last == lo - 1
+            and same_word(lo - 1, lo)
+        ):
+            said.before.insert(0, p.last)
+            p.steps.pop()
+            lo -= 1
+        while (
+            q is not None
+            and q.steps
+            and q.steps[0].action == "kept"
+            and q.first == hi + 1
+            and same_word(hi, hi + 1)
+        ):
+            said.after.append(q.first)
+            q.steps.pop(0)
+            hi += 1
+        said.replaced = [*gone, *said.before, *said.after]
+        said.left, said.right = lo - 1, hi
+        if said.replaced:
+            said.left_edge, said.right_edge = take.gap(lo - 1).end, take.gap(hi).start
+        else:
+            gap = take.gap(hi)
+            # At the take's ends, the silence there stays at the end of the result.
+            at = gap.end if hi == -1 else gap.start if hi == n - 1 else gap.cut
+            said.left_edge = said.right_edge = at
+    layout.items = [i for i in items if not (isinstance(i, _Piece) and not i.steps)]
+    solid = [i for i in layout.items if not isinstance(i, str)]
+    for said in layout.said:
+        said.lead = said is solid[0] and said.left == -1
+        said.trail = said is solid[-1] and said.right == n - 1
+
+
+def _edges_beside_said(x: _Piece | _Said, y: _Piece | _Said, take: _Take) -> None:
+    """Places the edge of a piece next to re-said words: where the replaced words were when
+    the piece is their neighbour in the take (so the pauses around them stay), else in the
+    piece's own pause, at most the speaker's median pause."""
+    if isinstance(x, _Piece) and isinstance(y, _Said):
+        gap = take.gap(x.last)
+        x.right = y.left_edge if x.last == y.left else gap.start + min(gap.width, take.median_pause)
+    elif isinstance(x, _Said) and isinstance(y, _Piece):
+        gap = take.gap(y.first - 1)
+        y.left = (
+            x.right_edge if y.first - 1 == x.right else gap.end - min(gap.width, take.median_pause)
+        )
 
 
 def _room_tone(audio: np.ndarray, take: _Take, length: int) -> np.ndarray:
@@ -356,7 +581,7 @@ class _Voice:
         sound = resample(
             synthesise(tag, self._sample, seed=seed), self._sample.sample_rate, self._rate
         )
-        centre, reach = round(at * self._rate), round(_TAG_CONTEXT_S * self._rate)
+        centre, reach = round(at * self._rate), round(_CONTEXT_S * self._rate)
         context = self._mono[max(0, centre - reach) : centre + reach]
         target = integrated_loudness(context[np.newaxis, :], self._rate) + SOUNDS[tag][1]
         sound = match_loudness(sound[np.newaxis, :], self._rate, target)[0]
@@ -414,19 +639,24 @@ def _render_plan(
     progress: Progress,
     mask_sound: str = MASK_SOUNDS[0],
     hesitation: bool = False,
+    say: Say | None = None,
 ) -> Rendered:
     progress(0.0, "analysis")
     audio = np.asarray(audio, dtype=np.float32)
     mono = to_mono(audio)
     take = _Take(mono, sample_rate, plan.units)
     layout = _layout(plan, take, hesitation)
-    progress(0.3, "splice")
+    if layout.said:
+        assert say is not None
+        _say_runs(layout, plan, take, mono, say, progress)
+    progress(_SAY_END if layout.said else 0.3, "splice")
     rate, channels = sample_rate, audio.shape[0]
     fade, ramp = round(_FADE_S * rate), round(_RAMP_S * rate)
     speech_loudness = integrated_loudness(audio, rate)
     voice = _Voice(mono, rate)
     arrays: list[np.ndarray] = []
-    places: list[tuple[_Piece | str, int]] = []  # each item and its first sample in the input
+    # Each item and its first sample: in the input for pieces, in its array for said words.
+    places: list[tuple[_Piece | str | _Said, int]] = []
     for k, item in enumerate(layout.items):
         if isinstance(item, str):
             earlier = [i for i in layout.items[:k] if isinstance(i, _Piece)]
@@ -434,6 +664,11 @@ def _render_plan(
             sound = voice.sound(item, at, channels)
             arrays.append(np.pad(sound, ((0, 0), (fade, fade))))
             places.append((item, 0))
+            continue
+        if isinstance(item, _Said):
+            array, first = _said_audio(audio, item, rate, fade)
+            arrays.append(array)
+            places.append((item, first))
             continue
         a = round(item.left * rate)
         piece = _piece_audio(audio, item, take, mask_sound, speech_loudness)
@@ -465,20 +700,161 @@ def _render_plan(
     )
 
 
+def _said_audio(audio: np.ndarray, said: _Said, rate: int, fade: int) -> tuple[np.ndarray, int]:
+    """The said words on every channel, after the take's leading silence or before its
+    trailing silence where the span is at an end; and where the words start in it."""
+    words = np.tile(said.audio, (audio.shape[0], 1))
+    parts, first = [words], 0
+    if said.lead and said.left_edge > 0:
+        lead = audio[:, : round(said.left_edge * rate)]
+        parts.insert(0, lead)
+        first = lead.shape[-1] - min(fade, lead.shape[-1], words.shape[-1])
+    if said.trail and round(said.right_edge * rate) < audio.shape[-1]:
+        parts.append(audio[:, round(said.right_edge * rate) :])
+    return crossfade_concat(parts, fade), first
+
+
+def _say_runs(
+    layout: _Layout, plan: TextPlan, take: _Take, mono: np.ndarray, say: Say, progress: Progress
+) -> None:
+    """Has ``say`` say each run of new words in the take's voice and fits the result."""
+    rate = take.rate
+    languages = "".join(p for p in plan.passthrough if p.startswith("["))
+    said_runs = layout.said
+    for i, said in enumerate(said_runs):
+        lo = _SAY_START + (_SAY_END - _SAY_START) * i / len(said_runs)
+        hi = _SAY_START + (_SAY_END - _SAY_START) * (i + 1) / len(said_runs)
+
+        def step(fraction: float, stage: str, lo: float = lo, hi: float = hi) -> None:
+            progress(lo + (hi - lo) * min(max(fraction, 0.0), 1.0), stage)
+
+        text = languages + join_words(said.words(plan.units))
+        start, end, prompt_text = _prompt(take, said)
+        prompt = mono[round(start * rate) : round(end * rate)]
+        raw = say(text, prompt, rate, prompt_text, step)
+        said.audio = _fit(raw, mono, said, rate, text)
+        _LOG.debug(
+            "said %r (%.2f s) for %s, prompt %.1f-%.1f s",
+            text,
+            len(said.audio) / rate,
+            [plan.units[u].text for u in said.replaced],
+            start,
+            end,
+        )
+
+
+def _prompt(take: _Take, said: _Said) -> tuple[float, float, str]:
+    """The clone prompt for a span: the take between two word boundaries, at most 30 s,
+    centred on the span as far as the take allows; its start and end (s) and its text."""
+    units, n = take.units, len(take.units)
+    cuts = [take.gap(k).cut for k in range(-1, n)]  # cuts[i]: the boundary before unit i
+    centre = (said.left_edge + said.right_edge) / 2
+    a = min(max(centre - _PROMPT_MAX_S / 2, 0.0), max(take.duration - _PROMPT_MAX_S, 0.0))
+    b = a + _PROMPT_MAX_S
+    inside = [i for i, cut in enumerate(cuts) if a <= cut <= b]
+    if len(inside) >= 2:
+        first, last = inside[0], inside[-1]
+        start, end = cuts[first], cuts[last]
+        chosen = range(first, last)
+    else:  # words longer than the window: the window as it is
+        start, end = a, min(b, take.duration)
+        chosen = range(n)
+    text = join_words(units[i].text for i in chosen if start <= units[i].start <= end)
+    return start, end, text
+
+
+def _fit(raw: np.ndarray, mono: np.ndarray, said: _Said, rate: int, text: str) -> np.ndarray:
+    """Trims the said words' silence and moves their median F0 and loudness to those of the
+    take's words around the span."""
+    y = np.asarray(raw, dtype=np.float32)
+    if y.ndim == 2:
+        y = to_mono(y)
+    if y.ndim != 1 or y.size == 0 or not np.all(np.isfinite(y)):
+        raise BackendError(
+            f"saying {text!r} gave no usable audio (shape {y.shape}); expected mono samples"
+        )
+    y = _trim(y, rate, text)
+    reach = round(_CONTEXT_S * rate)
+    left, right = round(said.left_edge * rate), round(said.right_edge * rate)
+    context = np.concatenate([mono[max(0, left - reach) : left], mono[right : right + reach]])
+    if context.size:
+        y = _move_f0(y, rate, context)
+        target = integrated_loudness(context[np.newaxis, :], rate)
+        y = match_loudness(y[np.newaxis, :], rate, target)[0]
+    ramp = min(round(_RAMP_S * rate), y.size // 4)
+    if ramp:
+        y[:ramp] *= np.linspace(0.0, 1.0, ramp, dtype=np.float32)
+        y[y.size - ramp :] *= np.linspace(1.0, 0.0, ramp, dtype=np.float32)
+    return y
+
+
+def _trim(y: np.ndarray, rate: int, text: str) -> np.ndarray:
+    """``y`` from its first to its last sounding stretch, with ``_SAID_MARGIN_S`` around.
+
+    Sounding: above the higher of 30 dB below its loud frames and 10 dB above its floor (or
+    within 6 dB of the loud frames, for sound without quiet, such as steady noise), for at
+    least ``_MIN_PAUSE_S`` (shorter blips are clicks).
+    """
+    levels = frame_rms_db(y, rate, hop=_HOP_S, window=0.02)
+    floor, loud = np.percentile(levels, [5, 95])
+    threshold = max(loud - _QUIET_BELOW_LOUD_DB, floor + _QUIET_ABOVE_FLOOR_DB)
+    sounding = levels >= min(threshold, loud - _STEADY_DB)
+    stretches = [(a, b) for a, b in runs(sounding) if (b - a) * _HOP_S >= _MIN_PAUSE_S]
+    if loud < _SILENT_DB or not stretches:
+        raise BackendError(f"saying {text!r} gave silence; try again (another seed)")
+    margin = _SAID_MARGIN_S * rate
+    start = max(0, round(stretches[0][0] * _HOP_S * rate - margin))
+    end = min(y.size, round(stretches[-1][1] * _HOP_S * rate + margin))
+    return y[start:end].copy()
+
+
+def _move_f0(y: np.ndarray, rate: int, context: np.ndarray) -> np.ndarray:
+    """``y`` with its median F0 moved to the context's (Praat PSOLA), when both are voiced
+    and they differ by more than ``_F0_TOLERANCE_ST``."""
+    work = min(rate, _PSOLA_MAX_RATE)
+    target = analyse(resample(context, rate, work), work).median_f0
+    analysis = analyse(resample(y, rate, work), work)
+    own = analysis.median_f0
+    if target <= 0 or own <= 0:
+        return y
+    shift = 12 * math.log2(target / own)
+    if abs(shift) <= _F0_TOLERANCE_ST:
+        return y
+    shift = float(np.clip(shift, -_MAX_SHIFT_ST, _MAX_SHIFT_ST))
+    frames = len(analysis.f0)
+    pitch = RenderPlan(
+        analysis.f0 * 2 ** (shift / 12), np.ones(frames), np.zeros(frames), np.zeros(frames)
+    )
+    try:
+        moved = psola_render(analysis, pitch, seed=0)
+    except parselmouth.PraatError as e:  # too short or too irregular to manipulate
+        _LOG.warning("said words kept at their own pitch: %s", e)
+        return y
+    _LOG.debug("said words moved %.1f semitones (%.0f -> %.0f Hz)", shift, own, target)
+    return resample(moved, work, rate)
+
+
 def _word_report(
     plan: TextPlan,
-    places: list[tuple[_Piece | str, int]],
+    places: list[tuple[_Piece | str | _Said, int]],
     offsets: list[int],
     arrays: list[np.ndarray],
     fade: int,
     rate: int,
 ) -> list[dict[str, Any]]:
     """``info["words"]`` as docs/protocol.md describes it, in output order."""
+    pieces = [item for item, _ in places if isinstance(item, _Piece)]
+    resaid = {u for item, _ in places if isinstance(item, _Said) for u in item.replaced}
     in_place = sorted(
-        s.unit for s in plan.steps if s.action in ("kept", "masked") and s.unit is not None
+        s.unit
+        for piece in pieces
+        for s in piece.steps
+        if s.action in ("kept", "masked") and s.unit is not None
     )
     after: dict[int, list[int]] = {}  # deleted units by the in-place unit before them
     for d in plan.deleted:
+        if d in resaid:
+            continue
         anchor = max((u for u in in_place if u < d), default=-1)
         after.setdefault(anchor, []).append(d)
     total = offsets[-1] + arrays[-1].shape[-1]
@@ -498,6 +874,9 @@ def _word_report(
             start, stop = seconds(offset + fade), seconds(offset + array.shape[-1] - fade)
             words.append(_entry(f"[{item}]", "inserted", start, stop))
             continue
+        if isinstance(item, _Said):
+            words += _said_report(plan, item, seconds(offset + first), rate, seconds)
+            continue
         end = offset + array.shape[-1]
         for step in item.steps:
             assert step.unit is not None
@@ -508,3 +887,35 @@ def _word_report(
         if item.steps[-1].action in ("kept", "masked"):
             words += removed(after.get(item.last, []), end - fade / 2)
     return words
+
+
+def _said_report(
+    plan: TextPlan, said: _Said, start: float, rate: int, seconds: Callable[[float], float]
+) -> list[dict[str, Any]]:
+    """The re-said words: ``replaced`` where each stands for a word of the take (in order),
+    ``new`` beyond them; words the run replaced beyond its own count are ``deleted`` at its
+    end. Times inside the span are shared out by letters (the words are not aligned)."""
+    units = plan.units
+    gone = said.replaced[: len(said.replaced) - len(said.before) - len(said.after)]
+    stands_for: list[int | None] = [
+        *said.before,
+        *(gone[j] if j < len(gone) else None for j in range(len(said.steps))),
+        *said.after,
+    ]
+    texts = said.words(units)
+    margin = _SAID_MARGIN_S
+    span = max(len(said.audio) / rate - 2 * margin, 0.0)
+    weights = np.array([max(len(normalise(t)), 1) for t in texts], dtype=float)
+    edges = start + margin + span * np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
+    entries = []
+    for text, unit, a, b in zip(texts, stands_for, edges[:-1], edges[1:], strict=True):
+        if unit is None:
+            entries.append(_entry(text, "new", seconds(a * rate), seconds(b * rate)))
+        else:
+            entries.append(
+                _entry(text, "replaced", seconds(a * rate), seconds(b * rate), units[unit])
+            )
+    at = seconds(edges[-1] * rate + margin * rate)
+    for d in gone[len(said.steps) :]:
+        entries.append(_entry(units[d].text, "deleted", at, at, units[d]))
+    return entries

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from engine.audio import integrated_loudness
+from engine.audio import integrated_loudness, resample, to_mono
 from engine.backends.base import Progress, Rendered
 from engine.backends.stepaudio.options import DTYPE_NAMES, SamplingConfig, StepAudioOptions
-from engine.edits import EDIT_TYPES, MODEL_EDIT_TYPES, EditSpec
+from engine.edits import EDIT_TYPES, MASK_SOUNDS, MODEL_EDIT_TYPES, EditSpec
 from engine.errors import BackendError, EditError, InputError
 
 if TYPE_CHECKING:
@@ -79,10 +79,14 @@ class StepAudioBackend:
     description: ClassVar[str] = (
         "Step-Audio-EditX from the official checkpoints (--model-dir), run by StepEdit's own "
         "PyTorch code: every emotion, style, speed, paralinguistic, denoise and vad edit, and "
-        "voice cloning. CPU, CUDA or MPS; downloads nothing."
+        "voice cloning; text edits that also say new words in the speaker's voice. CPU, "
+        "CUDA or MPS; downloads nothing."
     )
     edits: ClassVar[Mapping[str, tuple[str, ...]]] = {
-        name: EDIT_TYPES[name].options for name in MODEL_EDIT_TYPES
+        **{name: EDIT_TYPES[name].options for name in MODEL_EDIT_TYPES},
+        # Cuts, moves, masks and tags as on the cpu backend; new words are cloned.
+        "text": MASK_SOUNDS,
+        "fillers": (),
     }
 
     def __init__(
@@ -337,3 +341,39 @@ class StepAudioBackend:
             else 0.0
         )
         return Rendered(out, self._decoder.sample_rate, loudness_offset_db=offset, info=info)
+
+    def render_words(
+        self, audio: np.ndarray, sample_rate: int, edit: EditSpec, progress: Progress
+    ) -> Rendered:
+        """Renders a ``text`` or ``fillers`` edit: the take's words cut, moved, masked and
+        tagged as on the cpu backend, new words said by the model in the take's voice.
+
+        The result's ``info`` carries ``words`` and, when words were said, ``generations``
+        (one ``generation`` object per re-said span).
+        """
+        # The DSP half of word edits is shared with the cpu backend (imported here: it loads
+        # Praat and WORLD); the model only adds the new words.
+        from engine.backends.cpu.text_edit import render_words
+
+        generations: list[dict[str, Any]] = []
+
+        def say(
+            text: str, prompt: np.ndarray, sample_rate: int, prompt_text: str, progress: Progress
+        ) -> np.ndarray:
+            rendered = self._say(text, prompt, sample_rate, prompt_text, progress)
+            generations.append(rendered.info["generation"])
+            return resample(to_mono(rendered.audio), rendered.sample_rate, sample_rate)
+
+        rendered = render_words(audio, sample_rate, edit, progress, say=say)
+        if generations:
+            rendered.info["generations"] = generations
+        return rendered
+
+    def _say(
+        self, text: str, prompt: np.ndarray, rate: int, prompt_text: str, progress: Progress
+    ) -> Rendered:
+        """Clones: ``text`` in the voice of the mono ``prompt`` that says ``prompt_text``."""
+        tokens = self.tokenize(prompt[np.newaxis, :], rate, progress)
+        clone = EditSpec("clone", text=prompt_text, target_text=text)
+        generated = self.generate(tokens, clone, progress)
+        return self.decode(generated, tokens, progress)

@@ -17,7 +17,7 @@ from engine.backends.base import TokenBackend
 from engine.backends.stepaudio import StepAudioBackend, StepAudioOptions
 from engine.backends.stepaudio.options import DecoderOptions, GenerationLimits, SamplingConfig
 from engine.backends.stepaudio.prompts import PromptSwitches
-from engine.edits import EDIT_TYPES, MODEL_EDIT_TYPES, EditSpec
+from engine.edits import EDIT_TYPES, MASK_SOUNDS, MODEL_EDIT_TYPES, EditSpec
 from engine.errors import BackendError, CheckpointError, EditError
 from engine.render import render_file
 from tests.engine.backends.stepaudio.fixture_editx import write_editx_dir
@@ -69,7 +69,8 @@ def test_registered_without_importing_torch() -> None:
 
 
 def test_declares_every_official_edit() -> None:
-    assert dict(StepAudioBackend.edits) == {n: EDIT_TYPES[n].options for n in MODEL_EDIT_TYPES}
+    official = {n: EDIT_TYPES[n].options for n in MODEL_EDIT_TYPES}
+    assert dict(StepAudioBackend.edits) == {**official, "text": MASK_SOUNDS, "fillers": ()}
     assert StepAudioBackend.edits["speed"] == ("faster", "slower", "more faster", "more slower")
     assert "clone" in StepAudioBackend.edits and len(StepAudioBackend.edits["style"]) == 33
 
