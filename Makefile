@@ -57,6 +57,8 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_stepaudio.py
+	$(PY) bench/bench_transcribe.py
+	$(PY) bench/bench_text_edit.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache .mypy_cache

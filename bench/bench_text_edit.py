@@ -16,36 +16,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import soundfile
+from bench_transcribe import ENGLISH_60, RATE, joined
 
 from bridge.client import StepEditClient
 from bridge.launcher import start_engine, stop_engine
-from engine.audio import read_slice, resample, to_mono
-
-REPO = Path(__file__).resolve().parent.parent
-DATA = REPO / "tests" / "data"
-RATE = 16_000
-PARTS = (
-    "en_jfk_inaugural_1961.flac",
-    "en_ljspeech_LJ001-0001.wav",
-    "en_ljspeech_LJ050-0131.wav",
-    "en_librispeech_1995-1837-0001.wav",
-    "en_stepaudio_happy.wav",
-    "en_jfk_inaugural_1961.flac",
-)
 
 
 def sixty_second_take(folder: Path) -> Path:
-    """The read clips end to end, 0.6 s of silence between them, cut or padded to 60 s."""
-    pieces = []
-    for name in PARTS:
-        samples, info = read_slice(DATA / name)
-        pieces += [resample(to_mono(samples), info.sample_rate, RATE), np.zeros(RATE * 6 // 10)]
-    audio = np.concatenate(pieces)[: 60 * RATE]
-    audio = np.pad(audio, (0, 60 * RATE - audio.size))
+    """The transcription benchmark's 60 s English take (read clips end to end), as a WAV."""
     path = folder / "take60.wav"
-    soundfile.write(path, audio.astype(np.float32), RATE)
+    soundfile.write(path, joined(ENGLISH_60, 60.0), RATE)
     return path
 
 
