@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+import numpy as np
+
 from engine import audio
 from engine.backends.base import Backend, Progress
 from engine.edits import EditSpec
@@ -90,6 +92,22 @@ class _Laps:
         return self.timings
 
 
+def _read(
+    source: Path,
+    start: float,
+    length: float | None,
+    max_input_seconds: float,
+    output_dir: Path,
+    progress: Progress,
+) -> tuple[np.ndarray, audio.SourceInfo]:
+    """Reads the slice, after checking the output folder again: it may have gone while the
+    job waited, and a missing folder must not cost a render."""
+    if not output_dir.is_dir():
+        raise OutputError(f"output folder does not exist: {output_dir}")
+    progress(0.0, "reading")
+    return audio.read_slice(source, start, length, max_input_seconds)
+
+
 def render_file(
     backend: Backend,
     edit: EditSpec,
@@ -121,12 +139,7 @@ def render_file(
         StepEditError: a subclass carrying the protocol error code.
     """
     lap = _Laps()
-    # Checked again here (the folder may have gone while the job waited): before the render,
-    # so a missing folder does not cost one.
-    if not output_dir.is_dir():
-        raise OutputError(f"output folder does not exist: {output_dir}")
-    progress(0.0, "reading")
-    samples, info = audio.read_slice(source, start, length, max_input_seconds)
+    samples, info = _read(source, start, length, max_input_seconds, output_dir, progress)
     lap("read")
 
     edited = render_audio(
@@ -187,10 +200,7 @@ def transcribe_file(
     from engine.text.transcribe import transcribe
 
     lap = _Laps()
-    if not output_dir.is_dir():
-        raise OutputError(f"output folder does not exist: {output_dir}")
-    progress(0.0, "reading")
-    samples, info = audio.read_slice(source, start, length, max_input_seconds)
+    samples, info = _read(source, start, length, max_input_seconds, output_dir, progress)
     lap("read")
     transcript, hit = transcribe(
         samples,
