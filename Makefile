@@ -41,7 +41,12 @@ demo: $(VENV)/.installed
 	for edit in "--denoise" "--speed faster" "--emotion happy" "--style whisper --iterations 2"; do \
 	  echo "stepedit edit tests/data/en_ljspeech_LJ050-0131.wav $$edit  (over OSC)"; \
 	  $(VENV)/bin/stepedit edit tests/data/en_ljspeech_LJ050-0131.wav $$edit -o out --engine 127.0.0.1:$(PORT) || exit 1; \
-	done
+	done && \
+	echo "stepedit transcribe tests/data/en_ljspeech_LJ050-0131.wav  (the words, over OSC)" && \
+	said=$$($(VENV)/bin/stepedit transcribe tests/data/en_ljspeech_LJ050-0131.wav -o out -q --engine 127.0.0.1:$(PORT) --timeout 10 2>/dev/null) && \
+	echo "  $$said" && \
+	echo "stepedit edit ... --as-text  (the same words without \"formal\")" && \
+	$(VENV)/bin/stepedit edit tests/data/en_ljspeech_LJ050-0131.wav --text "$$said" --as-text "$$(echo "$$said" | sed 's/ formal / /')" -o out --engine 127.0.0.1:$(PORT) --timeout 10
 
 test: $(VENV)/.installed-test debs
 	$(VENV)/bin/ruff check engine bridge tests bench
