@@ -43,7 +43,7 @@ class CpuBackend:
         "style": (*STYLES, "remove"),
         "paralinguistic": PARALINGUISTIC_TAGS,
         # Words the take holds: cut, moved, masked (the option), tags between them; new
-        # words are answered unsupported (text_edit.py).
+        # words are answered unsupported (the text_edit package).
         "text": MASK_SOUNDS,
         "fillers": (),
     }
