@@ -10,7 +10,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
+import stat
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +39,7 @@ __all__ = [
     "integrated_loudness",
     "match_loudness",
     "read_slice",
+    "remove_stale_temp_files",
     "resample",
     "to_mono",
     "write_audio_atomic",
@@ -47,6 +52,15 @@ _LOG = logging.getLogger(__name__)
 SILENCE_PEAK_DBFS = -70.0
 # Output peaks are kept under this (dBFS) after loudness matching.
 PEAK_CEILING_DBFS = -1.0
+# More channels than this is an absurd header, not a recording anyone edits.
+MAX_CHANNELS = 64
+# Rates above this are an absurd header.
+MAX_SAMPLE_RATE = 768_000
+# The default cost bound: ``max_seconds`` of 7.1 audio at 48 kHz, in samples (frames x channels).
+_CEILING_RATE = 48_000
+_CEILING_CHANNELS = 8
+# libsndfile's SF_ERR_MALFORMED_FILE: the format is known but the file is damaged.
+_SF_ERR_MALFORMED_FILE = 3
 
 
 @dataclass(frozen=True)
@@ -97,13 +111,83 @@ def _wav_missing_bytes(path: Path) -> int:
     return 0
 
 
+def _aiff_missing_bytes(path: Path) -> int:
+    """How many bytes an AIFF/AIFC file's ``SSND`` chunk claims beyond the end of the file.
+
+    libsndfile shortens truncated AIFF files to what is there, as it does for WAV.
+    """
+    with path.open("rb") as f:
+        header = f.read(12)
+        if len(header) < 12 or header[:4] != b"FORM" or header[8:12] not in (b"AIFF", b"AIFC"):
+            return 0
+        size = path.stat().st_size
+        while len(chunk := f.read(8)) == 8:
+            declared = int.from_bytes(chunk[4:], "big")
+            if chunk[:4] == b"SSND":
+                return max(0, f.tell() + declared - size)
+            f.seek(declared + (declared & 1), 1)
+    return 0
+
+
+def _ogg_is_truncated(path: Path) -> bool:
+    """True when an Ogg file does not end with a complete end-of-stream page.
+
+    Ogg headers declare no length, and libsndfile counts the frames it finds, so a cut file
+    looks whole to it; a complete stream always ends with a page flagged end-of-stream.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        if f.read(4) != b"OggS":
+            return False
+        f.seek(max(0, size - 65_536))  # an Ogg page is at most 65,307 bytes
+        tail = f.read()
+    base = size - len(tail)
+    at = tail.rfind(b"OggS")
+    while at >= 0:
+        page = tail[at:]
+        if len(page) >= 27 and page[4] == 0:
+            segments = page[26]
+            if len(page) < 27 + segments:
+                return True
+            body = sum(page[27 : 27 + segments])
+            if base + at + 27 + segments + body > size:
+                return True
+            return not page[5] & 0x04
+        at = tail.rfind(b"OggS", 0, at)
+    return True
+
+
 def check_input_file(path: Path) -> None:
     """Raises ``InputError`` (``input_not_found`` or ``input_not_audio``) unless ``path``
-    exists and is not a directory; cheap enough to check when a job is submitted."""
-    if not path.exists():
-        raise InputError(f"input file does not exist: {path}", "input_not_found")
-    if path.is_dir():
-        raise InputError(f"input is a directory, not an audio file: {path}", "input_not_audio")
+    is an existing regular file (symlinks are followed).
+
+    Directories, FIFOs, devices and sockets are refused from ``os.stat`` alone, without
+    opening them: reading a FIFO would block the render worker forever. Cheap enough to
+    check when a job is submitted.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"input file does not exist: {path}", "input_not_found") from None
+    except OSError as e:
+        raise InputError(f"cannot inspect input {path}: {e.strerror}", "input_not_audio") from e
+    if stat.S_ISREG(mode):
+        return
+    kind = (
+        "a directory"
+        if stat.S_ISDIR(mode)
+        else "a FIFO (named pipe)"
+        if stat.S_ISFIFO(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    raise InputError(
+        f"input is {kind}, not an audio file: {path}; inputs must be regular files",
+        "input_not_audio",
+    )
 
 
 def _open(path: Path) -> soundfile.SoundFile:
@@ -112,31 +196,58 @@ def _open(path: Path) -> soundfile.SoundFile:
     check_input_file(path)
     try:
         opened = soundfile.SoundFile(path)
-    except (soundfile.LibsndfileError, RuntimeError) as e:
+    except soundfile.LibsndfileError as e:
+        if e.code == _SF_ERR_MALFORMED_FILE:  # a known container, cut or damaged
+            raise InputError(f"{path} is corrupt or truncated: {e}", "input_corrupt") from e
         raise InputError(
             f"cannot read {path} as audio ({e}); use WAV, FLAC, MP3, OGG or AIFF",
             "input_not_audio",
         ) from e
-    missing = _wav_missing_bytes(path)
-    if missing:
-        opened.close()
+    except RuntimeError as e:
         raise InputError(
-            f"{path} is truncated: its header promises {missing} more bytes of audio",
-            "input_corrupt",
-        )
+            f"cannot read {path} as audio ({e}); use WAV, FLAC, MP3, OGG or AIFF",
+            "input_not_audio",
+        ) from e
+    try:
+        missing = _wav_missing_bytes(path) or _aiff_missing_bytes(path)
+        if missing:
+            raise InputError(
+                f"{path} is truncated: its header promises {missing} more bytes of audio",
+                "input_corrupt",
+            )
+        if opened.format == "OGG" and _ogg_is_truncated(path):
+            raise InputError(
+                f"{path} is truncated: its Ogg stream stops before its last page",
+                "input_corrupt",
+            )
+    except BaseException:
+        opened.close()
+        raise
     return opened
 
 
 def read_slice(
-    path: Path, start: float = 0.0, length: float | None = None, max_seconds: float = 600.0
+    path: Path,
+    start: float = 0.0,
+    length: float | None = None,
+    max_seconds: float = 600.0,
+    max_samples: int | None = None,
 ) -> tuple[np.ndarray, SourceInfo]:
     """Reads ``[start, start + length)`` seconds of a file.
+
+    The cost is bounded from the header, before anything is decoded: a file with more than
+    ``MAX_CHANNELS`` channels, a rate above ``MAX_SAMPLE_RATE`` or no frames is
+    ``input_corrupt``; a slice longer than ``max_seconds`` or holding more than
+    ``max_samples`` samples (frames x channels) is ``too_long``.
 
     Args:
         path: Absolute path of a WAV/FLAC/MP3/OGG/AIFF file.
         start: Offset into the file in seconds.
         length: Seconds to read; ``None`` reads to the end of the file.
         max_seconds: Longest slice accepted.
+        max_samples: Most samples (frames x channels) a slice may hold; ``None`` means
+            ``max_seconds`` of 8 channels at 48 kHz (600 s: 230.4 M samples, 922 MB as
+            ``float32``), so a 384 kHz or 64-channel file is refused long before that.
 
     Returns:
         The slice as ``float32 (channels, samples)`` and the source's facts.
@@ -149,6 +260,17 @@ def read_slice(
         info = SourceInfo(path, f.samplerate, f.channels, f.frames, f.subtype)
         if info.frames <= 0:
             raise InputError(f"{path} holds no audio samples", "input_corrupt")
+        if not 0 < info.channels <= MAX_CHANNELS:
+            raise InputError(
+                f"{path} declares {info.channels} channels; at most {MAX_CHANNELS} are accepted",
+                "input_corrupt",
+            )
+        if not 0 < info.sample_rate <= MAX_SAMPLE_RATE:
+            raise InputError(
+                f"{path} declares a rate of {info.sample_rate} Hz; at most "
+                f"{MAX_SAMPLE_RATE} Hz is accepted",
+                "input_corrupt",
+            )
         if not math.isfinite(start) or start < 0:
             raise InputError(f"start must be >= 0 seconds, got {start}", "bad_slice")
         if length is not None and (not math.isfinite(length) or length <= 0):
@@ -175,6 +297,18 @@ def read_slice(
             )
         if count <= 0:
             raise InputError("the slice holds no samples", "bad_slice")
+        budget = (
+            round(max_seconds * _CEILING_RATE * _CEILING_CHANNELS)
+            if max_samples is None
+            else max_samples
+        )
+        if count * info.channels > budget:
+            raise InputError(
+                f"slice holds {count * info.channels} samples ({count} frames x "
+                f"{info.channels} channels at {info.sample_rate} Hz); the engine accepts at "
+                f"most {budget} (send a shorter slice, fewer channels or a lower rate)",
+                "too_long",
+            )
         try:
             f.seek(first)
             data = f.read(count, dtype="float32", always_2d=True)
@@ -238,11 +372,26 @@ def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
     return np.pad(audio, pad)
 
 
+def _bs1770_channels(audio: np.ndarray) -> np.ndarray:
+    """The channels BS.1770 weighs, as ``(channels, samples)``.
+
+    Up to 5 channels are measured as they are (L, R, C, Ls, Rs). With 6 or more, the file is
+    taken to be in WAV/SMPTE order (L, R, C, LFE, Ls, Rs, ...): the LFE (4th channel) is
+    left out, as BS.1770 does, and L, R, C, Ls, Rs are measured; the side/height channels of
+    7.1 and wider layouts are not, so their loudness follows the 5.1 bed.
+    """
+    if audio.ndim == 2 and audio.shape[0] > 5:
+        return audio[[0, 1, 2, 4, 5]]
+    return audio
+
+
 def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
     """BS.1770 integrated loudness in LUFS; RMS-based for clips under 0.4 s.
 
-    Returns ``-inf`` for digital silence.
+    Any channel count is accepted: see ``_bs1770_channels`` for which channels of a 5.1,
+    7.1 or wider file are measured. Returns ``-inf`` for digital silence.
     """
+    audio = _bs1770_channels(audio)
     if audio.shape[-1] >= int(0.4 * sample_rate):
         # Imported here: pyloudnorm loads scipy.signal (about 1 s), which client commands
         # that only need atomic_write_bytes (stepedit ping/capabilities --output) must not pay.
@@ -304,6 +453,59 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _current_umask() -> int:
+    """The process umask: from ``/proc`` on Linux, else by setting it and putting it back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_LOCK = threading.Lock()
+# What write_new_file's temporary files look like: mkstemp's 8 random characters between
+# ".<stem>." and "<suffix>.tmp".
+_TEMP_NAME = re.compile(r"\A\..+\.[a-z0-9_]{8}\.[A-Za-z0-9]+\.tmp\Z")
+
+
+def remove_stale_temp_files(folder: Path, older_than: float = 60.0) -> list[Path]:
+    """Removes the temporary files ``write_new_file`` leaves when the engine is killed mid-write.
+
+    Only files named like its temporaries (``.<stem>.<8 random characters><suffix>.tmp``,
+    e.g. ``.take.k2j4_x9q.wav.tmp``) and last modified more than ``older_than`` seconds ago
+    are removed, so a write in progress (by this engine or another) is left alone. Meant to
+    be called on each output folder at start and before each write.
+
+    Args:
+        folder: An output folder; a missing or unreadable folder is skipped.
+        older_than: Minimum age in seconds of a file to remove.
+
+    Returns:
+        The files removed.
+    """
+    removed: list[Path] = []
+    cutoff = time.time() - older_than
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not _TEMP_NAME.match(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError as e:
+            _LOG.warning("cannot remove stale temp file %r: %s", entry.path, e.strerror)
+    return removed
+
+
 def _publish_new(tmp: Path, path: Path) -> bool:
     """Moves ``tmp`` to ``path`` only if ``path`` does not exist; True on success."""
     try:
@@ -323,6 +525,12 @@ def write_new_file(
     directory: Path, stem: str, suffix: str, write: Callable[[BinaryIO], None]
 ) -> Path:
     """Writes a file under a new, unique name, atomically; never overwrites anything.
+
+    Published files get the permissions of any new file, ``0666 & ~umask``, so a colleague
+    or a DAW running as another user can read them when the umask allows it. (The engine's
+    own files written by ``atomic_write_bytes`` stay private, ``0600``.) The temporary file
+    is named ``.<stem>.<random><suffix>.tmp``; ``remove_stale_temp_files`` removes those a
+    killed engine left behind.
 
     Args:
         directory: Existing, writable folder.
@@ -344,6 +552,7 @@ def write_new_file(
         raise OutputError(f"cannot write into {directory}: {e.strerror}") from e
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
         for n in range(1, 10_000):

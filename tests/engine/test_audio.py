@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import math
 import os
+import socket
+import stat
+import time
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pytest
@@ -111,13 +115,13 @@ def test_silent_nan_and_too_long(tmp_path: Path) -> None:
     nan[0, 100] = np.nan
     nan_path = write(tmp_path / "nan.wav", nan, 16000, "FLOAT")
     long_path = write(tmp_path / "long.wav", tone(8000, 5.0), 8000)
-    for path, code, kwargs in [
-        (silent, "silent_input", {}),
-        (nan_path, "non_finite", {}),
-        (long_path, "too_long", {"max_seconds": 4.0}),
+    for path, code, max_seconds in [
+        (silent, "silent_input", 600.0),
+        (nan_path, "non_finite", 600.0),
+        (long_path, "too_long", 4.0),
     ]:
         with pytest.raises(InputError) as e:
-            audio.read_slice(path, **kwargs)
+            audio.read_slice(path, max_seconds=max_seconds)
         assert e.value.code == code
 
 
@@ -183,3 +187,124 @@ def test_atomic_write_bytes_replaces(tmp_path: Path) -> None:
     audio.atomic_write_bytes(path, b"two")
     assert path.read_bytes() == b"two"
     assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
+
+
+def test_fifo_socket_and_device_inputs_are_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)  # opening it for reading would block forever
+    sock_path = tmp_path / "s.wav"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(sock_path))
+        for path, kind in [(fifo, "FIFO"), (sock_path, "socket"), (Path("/dev/zero"), "device")]:
+            for check in (audio.check_input_file, audio.read_slice):
+                with pytest.raises(InputError, match=kind) as e:
+                    check(path)
+                assert e.value.code == "input_not_audio"
+
+
+def test_absurd_channel_counts_and_rates_are_corrupt(tmp_path: Path) -> None:
+    wide = write(tmp_path / "wide.wav", np.full((65, 100), 0.1, np.float32), 8000)
+    with pytest.raises(InputError, match="65 channels") as e:
+        audio.read_slice(wide)
+    assert e.value.code == "input_corrupt"
+
+
+def test_cost_counts_samples_channels_and_rate(tmp_path: Path) -> None:
+    # 2 s at 384 kHz x 5 channels: 3.84 M samples, like the 88 KB FLAC but shorter.
+    fast = write(tmp_path / "fast.flac", tone(384000, 2.0, 5), 384000, fmt="FLAC")
+    with pytest.raises(InputError, match="samples") as e:
+        audio.read_slice(fast, max_seconds=9.0)  # under 9 s, but over 9 s x 48 kHz x 8
+    assert e.value.code == "too_long"
+    with pytest.raises(InputError) as e:
+        audio.read_slice(fast, max_samples=1_000_000)
+    assert e.value.code == "too_long"
+    samples, _ = audio.read_slice(fast, start=1.0, length=0.1, max_seconds=9.0)
+    assert samples.shape == (5, 38400)
+
+
+@pytest.mark.parametrize("channels", [6, 8])
+def test_surround_loudness_from_a_real_clip(tmp_path: Path, data_dir: Path, channels: int) -> None:
+    speech, rate = soundfile.read(data_dir / "en_ljspeech_LJ001-0001.wav", dtype="float32")
+    layout = np.stack([speech * (0.9 - 0.1 * c) for c in range(channels)])
+    layout[3] = 0.0  # LFE
+    path = write(tmp_path / f"surround{channels}.wav", layout, rate, "FLOAT")
+    samples, info = audio.read_slice(path)
+    assert info.channels == channels
+    loudness = audio.integrated_loudness(samples, rate)
+    assert math.isfinite(loudness)
+    bed = audio.integrated_loudness(samples[[0, 1, 2, 4, 5]], rate)
+    assert loudness == pytest.approx(bed)
+    matched = audio.match_loudness(samples, rate, loudness - 6)
+    assert matched.shape == samples.shape
+    assert audio.integrated_loudness(matched, rate) == pytest.approx(loudness - 6, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "suffix"),
+    [
+        ("AIFF", "PCM_16", ".aiff"),
+        ("OGG", "VORBIS", ".ogg"),
+        ("FLAC", "PCM_16", ".flac"),
+        ("MP3", "MPEG_LAYER_III", ".mp3"),
+        ("WAV", "PCM_16", ".wav"),
+    ],
+)
+@pytest.mark.parametrize("kept", [0.25, 0.5, 0.9])
+def test_truncated_files_are_corrupt(
+    tmp_path: Path, fmt: str, subtype: str, suffix: str, kept: float
+) -> None:
+    full = write(tmp_path / f"full{suffix}", tone(44100, 3.0, 2), 44100, subtype, fmt)
+    audio.read_slice(full)  # whole: fine
+    data = full.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: int(len(data) * kept)])
+    with pytest.raises(InputError) as e:
+        audio.read_slice(cut)
+    assert e.value.code == "input_corrupt"
+
+
+def _write_x(f: BinaryIO) -> None:
+    f.write(b"x")
+
+
+def test_published_files_follow_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = audio.write_audio_atomic(tmp_path, "take", tone(8000, 0.1), 8000, False)
+        os.umask(0o002)
+        other = audio.write_new_file(tmp_path, "notes", ".txt", _write_x)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(other.stat().st_mode) == 0o664
+
+
+def test_remove_stale_temp_files(tmp_path: Path) -> None:
+    stale = tmp_path / ".take.k2j4_x9q.wav.tmp"
+    fresh = tmp_path / ".take.abcdefgh.wav.tmp"
+    others = [tmp_path / n for n in ("take.wav", ".take.wav.tmp", "x.k2j4_x9q.wav.tmp")]
+    for path in [stale, fresh, *others]:
+        path.write_bytes(b"x")
+    an_hour_ago = time.time() - 3600
+    for path in [stale, *others]:
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    assert audio.remove_stale_temp_files(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in [fresh, *others])
+    assert audio.remove_stale_temp_files(tmp_path / "missing") == []
+
+
+def test_remove_stale_temp_files_matches_what_the_writer_leaves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def killed(src: Path, dst: Path) -> None:
+        raise KeyboardInterrupt  # as if killed between writing and publishing
+
+    monkeypatch.setattr(os, "link", killed)
+    monkeypatch.setattr(Path, "unlink", lambda self, missing_ok=False: None)
+    with pytest.raises(KeyboardInterrupt):
+        audio.write_audio_atomic(tmp_path, "take", tone(8000, 0.1), 8000, False)
+    monkeypatch.undo()
+    (left,) = tmp_path.iterdir()
+    assert left.name.startswith(".take.") and left.name.endswith(".wav.tmp")
+    os.utime(left, (0, 0))
+    assert audio.remove_stale_temp_files(tmp_path) == [left]
