@@ -21,16 +21,15 @@ from bridge.protocol import (
     JobStatus,
     build_result,
     build_transcript_result,
-    encode_status,
 )
 from engine import __version__
-from engine.audio import atomic_write_bytes
 from engine.backends.base import Backend
 from engine.capabilities import describe
 from engine.edits import EDIT_TYPES, EditSpec
-from engine.errors import JobCancelled, JobError, StepEditError
+from engine.errors import InputError, JobCancelled, JobError, StepEditError
 from engine.jobs import Job, Listener, Transcription, job_from_request, output_stem
 from engine.render import WrittenEdit, WrittenTranscript, render_file, transcribe_file
+from engine.status_files import StatusFiles
 
 if TYPE_CHECKING:
     from engine.text.cache import TranscriptCache
@@ -101,6 +100,7 @@ class Engine:
         self._stopping = False
         self._events_closed = False
         self._transcripts: TranscriptCache | None = None
+        self._status_files = StatusFiles()
 
     @property
     def version(self) -> str:
@@ -140,6 +140,11 @@ class Engine:
         status_file = Path(request.status_file) if request.status_file else None
         try:
             job = job_from_request(job_id, request, self.backend)
+            if job.status_file is not None and self._status_files.foreign(job.status_file):
+                raise InputError(
+                    f"status_file {str(job.status_file)!r} already exists; the engine "
+                    "writes only status files it creates: name a new path"
+                )
             with self._lock:
                 # Checked again: the same id may have arrived while this one was checked.
                 return self._resent(job_id, listener) or self._enqueue(job, listener)
@@ -154,6 +159,7 @@ class Engine:
     def status(self, job_id: str) -> JobStatus:
         """The latest status of a job; an ``unknown_job`` error for an id never seen."""
         with self._lock:
+            self._supervise_worker()
             record = self._jobs.get(job_id)
         return record.status if record else _unknown(job_id)
 
@@ -191,7 +197,9 @@ class Engine:
                 _LOG.warning("cancelling the running job to shut down")
                 for record in records:
                     record.cancel.set()
-                self._worker.join()
+                self._worker.join(self.config.shutdown_grace_s)
+            if self._worker.is_alive():  # a backend that never checks for cancellation
+                _LOG.error("the running job did not stop; shutting down without it")
         if self._notifier.is_alive():
             self._events_closed = True  # later events (rejections) are delivered directly
             self._events.put(None)
@@ -211,6 +219,7 @@ class Engine:
         """Queues a checked job; under the lock, so "queued" always precedes its progress."""
         if self._stopping:
             raise JobError("the engine is shutting down", "shutting_down")
+        self._supervise_worker()
         record = _Record(job, listener, JobStatus(job.job_id, "queued"))
         try:
             self._queue.put_nowait(record)
@@ -222,6 +231,18 @@ class Engine:
         self._forget_old_jobs()
         self._emit((listener, job.status_file, record.status))
         return record.status
+
+    def _supervise_worker(self) -> None:
+        """Restarts a render worker that died (a backend raised past ``Exception``), so
+        accepted jobs never wait forever; the job it was rendering is reported failed."""
+        if not self._worker.ident or self._worker.is_alive():
+            return  # not started yet, or fine
+        _LOG.error("the render worker died; starting a new one")
+        for record in self._jobs.values():
+            if record.status.state == "running":
+                self._update(record, "error", error=("internal", "the render worker died"))
+        self._worker = threading.Thread(target=self._run, name="stepedit-render", daemon=True)
+        self._worker.start()
 
     def _forget_old_jobs(self) -> None:
         finished = [k for k, r in self._jobs.items() if r.status.finished]
@@ -236,13 +257,23 @@ class Engine:
 
     def _emit(self, event: _Event) -> None:
         if self._events_closed:
-            _deliver(event)
+            self._deliver(event)
         else:
             self._events.put(event)
 
     def _deliver_events(self) -> None:
         while (event := self._events.get()) is not None:
-            _deliver(event)
+            self._deliver(event)
+
+    def _deliver(self, event: _Event) -> None:
+        listener, status_file, status = event
+        # The file first: a client that hears "done" may read it at once.
+        if status_file is not None:
+            self._status_files.write(status_file, status)
+        try:
+            listener(status)
+        except Exception:  # a broken client must not stop the engine
+            _LOG.exception("listener of job %r failed", status.job_id)
 
     def _progress(self, record: _Record, fraction: float, stage: str) -> None:
         if record.cancel.is_set():
@@ -263,8 +294,12 @@ class Engine:
                 if self._stopping:
                     return
                 continue
-            if record.status.state == "queued":  # else cancelled while waiting
+            if record.status.state != "queued":  # cancelled while waiting
+                continue
+            try:
                 self._render(record)
+            except Exception:  # a bug after the render (reporting, logging): keep working
+                _LOG.exception("render worker: job %r", record.job.job_id)
 
     def _transcript_cache(self) -> TranscriptCache | None:
         """The transcript cache in the state folder, opened by the first job (render thread)."""
@@ -348,33 +383,6 @@ def _transcript_json(job: Job, heard: WrittenTranscript, queued: float) -> dict[
 
 def _unknown(job_id: str) -> JobStatus:
     return JobStatus(job_id, "error", error=("unknown_job", f"no job with id {job_id!r}"))
-
-
-def _deliver(event: _Event) -> None:
-    listener, status_file, status = event
-    # The file first: a client that hears "done" may read it at once.
-    if status_file is not None:
-        _write_status_file(status_file, status)
-    try:
-        listener(status)
-    except Exception:  # a broken client must not stop the engine
-        _LOG.exception("listener of job %s failed", status.job_id)
-
-
-def _write_status_file(path: Path, status: JobStatus) -> None:
-    text = encode_status(
-        status.job_id,
-        status.state,
-        status.progress,
-        status.stage,
-        status.output_path,
-        status.result,
-        status.error,
-    )
-    try:
-        atomic_write_bytes(path, text.encode("utf-8"))
-    except OSError as e:
-        _LOG.warning("cannot write status file %s: %s", path, e)
 
 
 def _log_outcome(job: Job, status: JobStatus, waited: float) -> None:

@@ -16,8 +16,8 @@ from engine.errors import BackendError
 class FakeRenderBackend:
     """Returns its input half as loud (so the loudness fit shows), recording every call.
 
-    Knobs: ``gate`` (a render waits for it, calling progress meanwhile), ``fail`` (an
-    exception to raise), ``info`` (fields to report).
+    Knobs: ``gate`` (a render waits for it, calling progress meanwhile unless ``deaf``),
+    ``fail`` (an exception to raise), ``info`` (fields to report).
     """
 
     name: ClassVar[str] = "cpu"  # registered name, so "unsupported" can name the others
@@ -30,7 +30,8 @@ class FakeRenderBackend:
         self.threads: list[str] = []
         self.gate: threading.Event | None = None
         self.started = threading.Event()
-        self.fail: Exception | None = None
+        self.fail: BaseException | None = None
+        self.deaf = False  # waits at the gate without checking for cancellation
         self.info: dict[str, Any] = {}
         self.loaded = False
 
@@ -48,7 +49,8 @@ class FakeRenderBackend:
         self.threads.append(threading.current_thread().name)
         self.started.set()
         while self.gate is not None and not self.gate.wait(0.01):
-            progress(0.5, "render")
+            if not self.deaf:
+                progress(0.5, "render")
         if self.fail is not None:
             raise self.fail
         return Rendered(0.5 * audio, sample_rate, info=dict(self.info))

@@ -303,3 +303,71 @@ def test_stop_cancels_waiting_jobs_and_refuses_new_ones(
     late = engine.submit("late", request(source), events)
     assert late.error is not None and late.error[0] == "shutting_down"
     assert events.statuses[-1] == late  # still answered, though the event thread is gone
+
+
+def test_an_existing_status_file_is_never_written(
+    engine: Engine, source: Path, tmp_path: Path
+) -> None:
+    someone_elses = tmp_path / "notes.txt"
+    someone_elses.write_text("my notes", encoding="utf-8")
+    someone_elses.chmod(0o644)
+    events = Events()
+    status = engine.submit("j1", request(source, status_file=str(someone_elses)), events)
+    assert status.error is not None and status.error[0] == "bad_request"
+    assert "already exists" in status.error[1]
+    events.wait_for(lambda ss: len(ss) == 1)
+    assert someone_elses.read_text(encoding="utf-8") == "my notes"
+    assert someone_elses.stat().st_mode & 0o777 == 0o644
+    # A rejected request never writes over a file either.
+    engine.submit("j2", request(source, {"type": "bogus"}, status_file=str(someone_elses)), events)
+    events.wait_for(lambda ss: len(ss) == 2)
+    assert someone_elses.read_text(encoding="utf-8") == "my notes"
+
+
+def test_the_engine_rewrites_only_the_status_files_it_created(
+    engine: Engine, source: Path, tmp_path: Path
+) -> None:
+    status_file = tmp_path / "job.json"
+    events = Events()
+    engine.submit("j1", request(source, status_file=str(status_file)), events)
+    events.wait_finished("j1")
+    assert json.loads(status_file.read_text(encoding="utf-8"))["state"] == "done"
+    # A resend names the same file: it is the engine's own, so it is answered and rewritten.
+    again = Events()
+    engine.submit("j1", request(source, status_file=str(status_file)), again)
+    again.wait_for(lambda ss: len(ss) == 1)
+    assert again.statuses[0].state == "done"
+
+
+class _Fatal(BaseException):
+    """What a misbehaving native backend might raise past ``Exception``."""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_render_worker_is_restarted_and_its_job_reported(
+    engine: Engine, backend: FakeRenderBackend, source: Path
+) -> None:
+    events = Events()
+    backend.fail = _Fatal("native crash")
+    engine.submit("j1", request(source), events)
+    deadline = time.monotonic() + 5
+    while engine.status("j1").state != "error" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert engine.status("j1").error == ("internal", "the render worker died")
+    backend.fail = None
+    engine.submit("j2", request(source), events)
+    assert events.wait_finished("j2").state == "done"
+
+
+def test_stop_gives_up_on_a_render_that_never_checks_for_cancellation(
+    backend: FakeRenderBackend, source: Path
+) -> None:
+    engine = Engine(backend, EngineConfig(shutdown_grace_s=0.2))
+    engine.start()
+    backend.gate, backend.deaf = threading.Event(), True
+    engine.submit("j1", request(source), Events())
+    assert backend.started.wait(5)
+    started = time.monotonic()
+    engine.stop()
+    assert time.monotonic() - started < 2.0
+    backend.gate.set()

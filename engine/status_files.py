@@ -1,0 +1,84 @@
+"""Status files: one JSON object per job, rewritten at every state change, never over a file
+the engine did not create."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+from bridge.protocol import JobStatus, encode_status
+from engine.audio import atomic_write_bytes
+
+__all__ = ["StatusFiles"]
+
+_LOG = logging.getLogger(__name__)
+
+
+class StatusFiles:
+    """Writes the status files of this engine's jobs.
+
+    A path is claimed by creating it (it must not exist yet); only claimed paths are
+    rewritten afterwards, atomically. A file that was there before is left untouched.
+    """
+
+    def __init__(self) -> None:
+        self._claimed: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def foreign(self, path: Path) -> bool:
+        """Whether ``path`` exists but was not created by the engine (so is never written)."""
+        with self._lock:
+            return path not in self._claimed and path.exists()
+
+    def write(self, path: Path, status: JobStatus) -> None:
+        """Creates or rewrites ``path`` with ``status``; logs instead of raising."""
+        data = _status_text(status).encode("utf-8")
+        with self._lock:
+            claimed = path in self._claimed
+        try:
+            if claimed:
+                atomic_write_bytes(path, data)
+            elif _create(path, data):
+                with self._lock:
+                    self._claimed.add(path)
+            else:
+                _LOG.warning("status file %r exists and is not the engine's: left as it is", path)
+        except OSError as e:
+            _LOG.warning("cannot write status file %r: %s", str(path), e)
+
+
+def _status_text(status: JobStatus) -> str:
+    return encode_status(
+        status.job_id,
+        status.state,
+        status.progress,
+        status.stage,
+        status.output_path,
+        status.result,
+        status.error,
+    )
+
+
+def _create(path: Path, data: bytes) -> bool:
+    """Writes a new file whole, atomically; False when ``path`` already exists."""
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        try:
+            os.link(tmp, path)  # atomic, and never replaces an existing file
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here: claim the name, then replace it
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
