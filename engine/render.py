@@ -7,6 +7,7 @@ JSON live above it, in the engine.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from engine.text.cache import TranscriptCache
 
 __all__ = ["WrittenEdit", "WrittenTranscript", "render_file", "transcribe_file"]
+
+_LOG = logging.getLogger(__name__)
 
 # Share of the progress bar the read and the backend take; the write gets the rest.
 _READ_END, _BACKEND_END = 0.05, 0.95
@@ -100,10 +103,13 @@ def _read(
     output_dir: Path,
     progress: Progress,
 ) -> tuple[np.ndarray, audio.SourceInfo]:
-    """Reads the slice, after checking the output folder again: it may have gone while the
-    job waited, and a missing folder must not cost a render."""
+    """Reads the slice, after checking the output folder again (it may have gone while the
+    job waited, and a missing folder must not cost a render) and clearing it of temporary
+    files an earlier, killed engine left there."""
     if not output_dir.is_dir():
         raise OutputError(f"output folder does not exist: {output_dir}")
+    for leftover in audio.remove_stale_temp_files(output_dir):  # from a write cut short
+        _LOG.info("removed the stale temporary file %r", str(leftover))
     progress(0.0, "reading")
     return audio.read_slice(source, start, length, max_input_seconds)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +85,13 @@ def test_a_cancelled_render_writes_nothing(source: Path) -> None:
     with pytest.raises(JobCancelled):
         _render(source, FakeRenderBackend(), progress=cancel_when_rendering)
     assert sorted(p.name for p in source.parent.iterdir()) == ["take.flac"]
+
+
+def test_temporary_files_a_killed_engine_left_are_cleared(source: Path) -> None:
+    stale = source.parent / ".take.edit.k2j4_x9q.wav.tmp"
+    stale.write_bytes(b"half a file")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    fresh = source.parent / ".other.a1b2c3d4.wav.tmp"  # a write in progress elsewhere
+    fresh.write_bytes(b"being written")
+    _render(source, FakeRenderBackend())
+    assert not stale.exists() and fresh.exists()
