@@ -8,20 +8,24 @@ See docs/protocol.md for the client author's view.
 from __future__ import annotations
 
 import json
-import math
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket, ParseError
 
 __all__ = [
     "ADDRESS",
     "DEFAULT_PORT",
     "ERROR_CODES",
     "JOB_STATES",
+    "MAX_BUNDLE_DEPTH",
+    "MAX_DATAGRAM_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_MESSAGES",
     "MAX_RESULT_BYTES",
+    "MAX_SECONDS",
     "PROTOCOL_VERSION",
     "RESULT_KEYS",
     "EditRequest",
@@ -94,6 +98,18 @@ FINISHED_STATES = frozenset({"done", "error", "cancelled"})
 # address, job id and output path share it.
 MAX_RESULT_BYTES = 60_000
 
+# Largest request datagram the engine reads whole (the UDP payload limit over IPv4).
+MAX_DATAGRAM_BYTES = 65_507
+
+# Bounds on what one datagram may ask of the decoder: bundles nested at most this deep,
+# at most this many messages in all, request JSON nested at most this deep.
+MAX_BUNDLE_DEPTH = 8
+MAX_MESSAGES = 16
+MAX_JSON_DEPTH = 32
+
+# Largest ``start`` or ``length`` a request may name, in seconds (about 115 days).
+MAX_SECONDS = 1e7
+
 # Keys of the result JSON (``/stepedit/done``) that the protocol defines; a backend's own
 # fields (``generation``, ``insertions``, ...) are added beside them and never replace them.
 RESULT_KEYS = (
@@ -120,12 +136,14 @@ class ProtocolError(ValueError):
     Attributes:
         code: One of ``ERROR_CODES``.
         job_id: The job the bad message named, or ``""``.
+        reply_port: The request's ``reply_port`` when its JSON could be read, else ``None``.
     """
 
     def __init__(self, code: str, message: str, job_id: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.job_id = job_id
+        self.reply_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -214,17 +232,96 @@ class JobStatus:
         return self.state in FINISHED_STATES
 
 
+def _malformed(message: str) -> ProtocolError:
+    return ProtocolError("malformed", f"not a valid OSC packet: {message}")
+
+
+def _osc_string(data: bytes, index: int) -> tuple[str, int]:
+    """An OSC string at ``index``; bytes that are not UTF-8 become surrogate escapes."""
+    end = data.find(b"\0", index)
+    if end < 0:
+        raise _malformed("unterminated string")
+    following = index + (end - index) // 4 * 4 + 4
+    if following > len(data):
+        raise _malformed("string padding runs past the end")
+    return data[index:end].decode("utf-8", "surrogateescape"), following
+
+
+def _fixed(data: bytes, index: int, fmt: str) -> tuple[Any, int]:
+    size = struct.calcsize(fmt)
+    if index + size > len(data):
+        raise _malformed("argument runs past the end")
+    return struct.unpack_from(fmt, data, index)[0], index + size
+
+
+def _decode_message(data: bytes) -> Message:
+    address, index = _osc_string(data, 0)
+    if index == len(data):
+        return Message(address, ())
+    tags, index = _osc_string(data, index)
+    if not tags.startswith(","):
+        raise _malformed("type tags must start with a comma")
+    args: list[Any] = []
+    for tag in tags[1:]:
+        if tag in _FIXED:
+            value, index = _fixed(data, index, _FIXED[tag])
+        elif tag == "s":
+            value, index = _osc_string(data, index)
+        elif tag == "b":
+            size, index = _fixed(data, index, ">i")
+            if size < 0 or index + size > len(data):
+                raise _malformed(f"blob size {size} does not fit the datagram")
+            value, index = data[index : index + size], index + (size + 3) // 4 * 4
+        elif tag in _CONSTANTS:
+            value = _CONSTANTS[tag]
+        else:
+            raise _malformed(f"unsupported type tag {tag!r}")
+        args.append(value)
+    return Message(address, tuple(args))
+
+
+_FIXED = {"i": ">i", "h": ">q", "f": ">f", "d": ">d"}
+_CONSTANTS = {"T": True, "F": False, "N": None}
+_BUNDLE = b"#bundle\0"
+
+
+def _decode_packet(data: bytes, depth: int, out: list[Message]) -> None:
+    if data.startswith(_BUNDLE):
+        if depth >= MAX_BUNDLE_DEPTH:
+            raise _malformed(f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
+        index = len(_BUNDLE) + 8  # the time tag: the engine acts at once
+        if index > len(data):
+            raise _malformed("bundle too short")
+        while index < len(data):
+            size, index = _fixed(data, index, ">i")
+            if size <= 0 or size % 4 or index + size > len(data):
+                raise _malformed(f"bundle element size {size} does not fit the datagram")
+            _decode_packet(data[index : index + size], depth + 1, out)
+            index += size
+    elif data.startswith(b"/"):
+        if len(out) >= MAX_MESSAGES:
+            raise _malformed(f"more than {MAX_MESSAGES} messages in one datagram")
+        out.append(_decode_message(data))
+    else:
+        raise _malformed("neither a message nor a bundle")
+
+
 def decode_datagram(data: bytes) -> list[Message]:
     """Decodes one UDP datagram (an OSC message or bundle) into messages.
+
+    The parser is bounded: element sizes must be positive and lie within the datagram,
+    bundles nest at most ``MAX_BUNDLE_DEPTH`` deep and hold at most ``MAX_MESSAGES``
+    messages in all. Strings that are not UTF-8 keep their bad bytes as surrogate escapes,
+    which the request decoders refuse with ``bad_request``.
 
     Raises:
         ProtocolError: code ``malformed``.
     """
-    try:
-        packet = OscPacket(data)
-    except (ParseError, ValueError, IndexError, TypeError) as e:  # python-osc leaks a few
-        raise ProtocolError("malformed", f"not a valid OSC packet: {e}") from e
-    return [Message(m.message.address, tuple(m.message.params)) for m in packet.messages]
+    if len(data) > MAX_DATAGRAM_BYTES:
+        raise _malformed(f"datagram of {len(data)} bytes exceeds {MAX_DATAGRAM_BYTES}")
+    messages: list[Message] = []
+    _decode_packet(bytes(data), 0, messages)
+    return messages
 
 
 def encode(address: str, *args: Any) -> bytes:
@@ -255,10 +352,18 @@ def decode_reply_port(args: Sequence[Any]) -> int | None:
     return _port(args[0], "reply_port") if args else None
 
 
+def _check_job_id(job_id: str) -> None:
+    if not job_id or len(job_id) > 128 or not job_id.isprintable():
+        raise ProtocolError(
+            "bad_arguments", f"job_id must be 1-128 printable characters, got {job_id!r}"
+        )
+
+
 def decode_job_query(args: Sequence[Any]) -> tuple[str, int | None]:
     """Arguments of cancel/status: ``job_id:s [reply_port:i]``."""
     if not 1 <= len(args) <= 2 or not isinstance(args[0], str) or not args[0]:
         raise ProtocolError("bad_arguments", "expected job_id:s [reply_port:i]")
+    _check_job_id(args[0])
     return args[0], _port(args[1], "reply_port", args[0]) if len(args) == 2 else None
 
 
@@ -266,9 +371,16 @@ def _number(data: Mapping[str, Any], name: str, job_id: str) -> float | None:
     value = data.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not -MAX_SECONDS <= value <= MAX_SECONDS  # NaN fails too; huge ints never convert
+    ):
+        shown = f"{value!r}"[:40]
         raise ProtocolError(
-            "bad_request", f"'{name}' must be a number of seconds, got {value!r}", job_id
+            "bad_request",
+            f"'{name}' must be a finite number of seconds up to {MAX_SECONDS:g}, got {shown}",
+            job_id,
         )
     return float(value)
 
@@ -279,6 +391,8 @@ def _absolute_path(data: Mapping[str, Any], name: str, job_id: str) -> str | Non
         return None
     if not isinstance(value, str) or not value:
         raise ProtocolError("bad_request", f"'{name}' must be a non-empty string path", job_id)
+    if not _is_utf8(value):
+        raise ProtocolError("bad_request", f"'{name}' is not valid UTF-8: {value!r}", job_id)
     # Absolute on POSIX or Windows ("C:\\..." / "\\\\server\\share"), whatever the engine runs on.
     if not (value.startswith(("/", "\\\\")) or (len(value) > 2 and value[1:3] in (":\\", ":/"))):
         raise ProtocolError(
@@ -299,19 +413,36 @@ def _decode_job(
         job_id = args[0] if args and isinstance(args[0], str) else ""
         raise ProtocolError("bad_arguments", "expected job_id:s request:s (JSON)", job_id)
     job_id, text = args
-    if not job_id or len(job_id) > 128:
-        raise ProtocolError("bad_arguments", "job_id must be 1-128 characters")
+    _check_job_id(job_id)
+    if len(text) > MAX_DATAGRAM_BYTES:
+        raise ProtocolError("bad_request", "request JSON is too long", job_id)
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise ProtocolError(
+            "invalid_json", f"request JSON is nested deeper than {MAX_JSON_DEPTH}", job_id
+        )
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as e:
+    except (ValueError, RecursionError) as e:  # ValueError: also ints of > 4300 digits
         raise ProtocolError("invalid_json", f"request is not valid JSON: {e}", job_id) from e
     if not isinstance(data, dict):
         raise ProtocolError("bad_request", "request JSON must be an object", job_id)
+    reply_port = _port(data.get("reply_port"), "'reply_port'", job_id)
+    try:
+        common = _common_fields(data, fields, job_id)
+        common["reply_port"] = reply_port
+        return job_id, data, common
+    except ProtocolError as e:
+        e.reply_port = reply_port  # the client named where it listens: answer there
+        raise
+
+
+def _common_fields(data: dict[str, Any], fields: set[str], job_id: str) -> dict[str, Any]:
     unknown = set(data) - fields
     if unknown:
-        raise ProtocolError(
-            "bad_request", f"unknown request field(s): {', '.join(sorted(unknown))}", job_id
-        )
+        shown = ", ".join(repr(name) for name in sorted(unknown))
+        raise ProtocolError("bad_request", f"unknown request field(s): {shown}", job_id)
+    if not _is_utf8(data):
+        raise ProtocolError("bad_request", "request holds a string that is not valid UTF-8", job_id)
     input_path = _absolute_path(data, "input", job_id)
     if input_path is None:
         raise ProtocolError(
@@ -323,15 +454,56 @@ def _decode_job(
         raise ProtocolError("bad_request", f"'start' must be >= 0, got {start}", job_id)
     if length is not None and length <= 0:
         raise ProtocolError("bad_request", f"'length' must be > 0, got {length}", job_id)
-    common = {
+    return {
         "input": input_path,
         "start": start,
         "length": length,
         "output_dir": _absolute_path(data, "output_dir", job_id),
-        "reply_port": _port(data.get("reply_port"), "'reply_port'", job_id),
         "status_file": _absolute_path(data, "status_file", job_id),
     }
-    return job_id, data, common
+
+
+def _json_depth(text: str) -> int:
+    """How deeply ``[`` and ``{`` nest in JSON text (strings skipped); stops past the bound."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                break
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _is_utf8(value: Any) -> bool:
+    """Whether every string in a decoded JSON value (keys included) encodes as UTF-8.
+
+    Lone surrogates come from bytes that were not UTF-8 or from ``\\udcXX`` escapes; no
+    file system call or reply could carry them.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_is_utf8(k) and _is_utf8(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_utf8(v) for v in value)
+    return True
 
 
 def decode_edit(args: Sequence[Any]) -> tuple[str, EditRequest]:
@@ -346,7 +518,11 @@ def decode_edit(args: Sequence[Any]) -> tuple[str, EditRequest]:
     """
     job_id, data, common = _decode_job(args, _EDIT_FIELDS)
     if not isinstance(data.get("edit"), dict):
-        raise ProtocolError("bad_request", "'edit' must be an object with at least 'type'", job_id)
+        error = ProtocolError(
+            "bad_request", "'edit' must be an object with at least 'type'", job_id
+        )
+        error.reply_port = common["reply_port"]
+        raise error
     return job_id, EditRequest(edit=data["edit"], **common)
 
 
@@ -361,7 +537,9 @@ def decode_transcribe(args: Sequence[Any]) -> tuple[str, TranscribeRequest]:
     for name in ("language", "text"):
         value = data.get(name, "")
         if not isinstance(value, str):
-            raise ProtocolError("bad_request", f"'{name}' must be a string", job_id)
+            error = ProtocolError("bad_request", f"'{name}' must be a string", job_id)
+            error.reply_port = common["reply_port"]
+            raise error
         strings[name] = value.strip()
     return job_id, TranscribeRequest(
         language=strings["language"] or "auto", text=strings["text"], **common

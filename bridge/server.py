@@ -7,6 +7,7 @@ import logging
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,13 @@ __all__ = ["StepEditServer"]
 _LOG = logging.getLogger(__name__)
 
 Address = tuple[str, int]
+
+# Datagrams handled at once; those beyond are dropped (UDP may drop them anyway).
+MAX_HANDLERS = 32
+# At most one "dropped" log line per this many seconds.
+_DROP_LOG_INTERVAL = 5.0
+# Addresses answered at most once per datagram, so a bundle cannot multiply replies.
+_ONCE_PER_DATAGRAM = frozenset({ADDRESS["ping"], ADDRESS["capabilities"]})
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -38,12 +46,16 @@ class StepEditServer(socketserver.ThreadingUDPServer):
 
     daemon_threads = True
     allow_reuse_address = False
+    max_packet_size = protocol.MAX_DATAGRAM_BYTES
 
     def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = protocol.DEFAULT_PORT):
         self.engine = engine
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), _Handler)
         self._send_lock = threading.Lock()
+        self._handlers = threading.BoundedSemaphore(MAX_HANDLERS)
+        self._dropped = 0
+        self._drop_logged = 0.0
         self._routes: dict[str, Callable[[tuple[Any, ...], Address], None]] = {
             ADDRESS["ping"]: self._ping,
             ADDRESS["capabilities"]: self._capabilities,
@@ -52,6 +64,31 @@ class StepEditServer(socketserver.ThreadingUDPServer):
             ADDRESS["cancel"]: self._cancel,
             ADDRESS["status"]: self._status,
         }
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Starts a handler thread unless ``MAX_HANDLERS`` are busy; then drops the datagram."""
+        if not self._handlers.acquire(blocking=False):
+            self._note_dropped()
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._handlers.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._handlers.release()
+
+    def _note_dropped(self) -> None:
+        self._dropped += 1
+        now = time.monotonic()
+        if now - self._drop_logged >= _DROP_LOG_INTERVAL:
+            _LOG.warning("%d datagram(s) dropped: %d handlers busy", self._dropped, MAX_HANDLERS)
+            self._dropped = 0
+            self._drop_logged = now
 
     @property
     def port(self) -> int:
@@ -62,10 +99,11 @@ class StepEditServer(socketserver.ThreadingUDPServer):
             with self._send_lock:
                 self.socket.sendto(data, address)
         except OSError as e:  # an unreachable client must not hurt the engine
-            _LOG.debug("reply to %s failed: %s", address, e)
+            _LOG.debug("reply to %r failed: %s", address, e)
 
     def send_error(self, address: Address, job_id: str, code: str, message: str) -> None:
-        _LOG.info("error to %s:%s [%s] %s: %s", *address, code, job_id or "-", message)
+        # Client strings are quoted (%r) so that none can forge a log line.
+        _LOG.info("error to %r [%r] %s: %r", address, job_id, code, message)
         self.send(protocol.encode(ADDRESS["error"], job_id, code, message), address)
 
     def handle_datagram(self, data: bytes, source: Address) -> None:
@@ -75,7 +113,12 @@ class StepEditServer(socketserver.ThreadingUDPServer):
         except ProtocolError as e:
             self.send_error(source, "", e.code, str(e))
             return
+        answered: set[str] = set()
         for message in messages:
+            if message.address in _ONCE_PER_DATAGRAM:
+                if message.address in answered:
+                    continue
+                answered.add(message.address)
             self._dispatch(message, source)
 
     def _dispatch(self, message: Message, source: Address) -> None:
@@ -85,9 +128,9 @@ class StepEditServer(socketserver.ThreadingUDPServer):
                 raise ProtocolError("unknown_address", f"unknown address {message.address!r}")
             route(message.args, source)
         except ProtocolError as e:
-            self.send_error(source, e.job_id, e.code, str(e))
+            self.send_error(self._reply_to(source, e.reply_port), e.job_id, e.code, str(e))
         except Exception as e:  # the engine survives every request
-            _LOG.exception("request %s failed", message.address)
+            _LOG.exception("request %r failed", message.address)
             self.send_error(source, "", "internal", f"{type(e).__name__}: {e}")
 
     @staticmethod
