@@ -8,12 +8,11 @@ See docs/protocol.md for the client author's view.
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pythonosc.osc_message_builder import OscMessageBuilder
+from bridge.osc import Message, OscError, decode_packet, encode
 
 __all__ = [
     "ADDRESS",
@@ -146,14 +145,6 @@ class ProtocolError(ValueError):
         self.reply_port: int | None = None
 
 
-@dataclass(frozen=True)
-class Message:
-    """One decoded OSC message."""
-
-    address: str
-    args: tuple[Any, ...]
-
-
 @dataclass(frozen=True, kw_only=True)
 class JobRequest:
     """What every job request says: which slice of which file, where results and replies go.
@@ -232,80 +223,6 @@ class JobStatus:
         return self.state in FINISHED_STATES
 
 
-def _malformed(message: str) -> ProtocolError:
-    return ProtocolError("malformed", f"not a valid OSC packet: {message}")
-
-
-def _osc_string(data: bytes, index: int) -> tuple[str, int]:
-    """An OSC string at ``index``; bytes that are not UTF-8 become surrogate escapes."""
-    end = data.find(b"\0", index)
-    if end < 0:
-        raise _malformed("unterminated string")
-    following = index + (end - index) // 4 * 4 + 4
-    if following > len(data):
-        raise _malformed("string padding runs past the end")
-    return data[index:end].decode("utf-8", "surrogateescape"), following
-
-
-def _fixed(data: bytes, index: int, fmt: str) -> tuple[Any, int]:
-    size = struct.calcsize(fmt)
-    if index + size > len(data):
-        raise _malformed("argument runs past the end")
-    return struct.unpack_from(fmt, data, index)[0], index + size
-
-
-def _decode_message(data: bytes) -> Message:
-    address, index = _osc_string(data, 0)
-    if index == len(data):
-        return Message(address, ())
-    tags, index = _osc_string(data, index)
-    if not tags.startswith(","):
-        raise _malformed("type tags must start with a comma")
-    args: list[Any] = []
-    for tag in tags[1:]:
-        if tag in _FIXED:
-            value, index = _fixed(data, index, _FIXED[tag])
-        elif tag == "s":
-            value, index = _osc_string(data, index)
-        elif tag == "b":
-            size, index = _fixed(data, index, ">i")
-            if size < 0 or index + size > len(data):
-                raise _malformed(f"blob size {size} does not fit the datagram")
-            value, index = data[index : index + size], index + (size + 3) // 4 * 4
-        elif tag in _CONSTANTS:
-            value = _CONSTANTS[tag]
-        else:
-            raise _malformed(f"unsupported type tag {tag!r}")
-        args.append(value)
-    return Message(address, tuple(args))
-
-
-_FIXED = {"i": ">i", "h": ">q", "f": ">f", "d": ">d"}
-_CONSTANTS = {"T": True, "F": False, "N": None}
-_BUNDLE = b"#bundle\0"
-
-
-def _decode_packet(data: bytes, depth: int, out: list[Message]) -> None:
-    if data.startswith(_BUNDLE):
-        if depth >= MAX_BUNDLE_DEPTH:
-            raise _malformed(f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
-        index = len(_BUNDLE) + 8  # the time tag: the engine acts at once
-        if index > len(data):
-            raise _malformed("bundle too short")
-        while index < len(data):
-            size, index = _fixed(data, index, ">i")
-            if size <= 0 or size % 4 or index + size > len(data):
-                raise _malformed(f"bundle element size {size} does not fit the datagram")
-            _decode_packet(data[index : index + size], depth + 1, out)
-            index += size
-    elif data.startswith(b"/"):
-        if len(out) >= MAX_MESSAGES:
-            raise _malformed(f"more than {MAX_MESSAGES} messages in one datagram")
-        out.append(_decode_message(data))
-    else:
-        raise _malformed("neither a message nor a bundle")
-
-
 def decode_datagram(data: bytes) -> list[Message]:
     """Decodes one UDP datagram (an OSC message or bundle) into messages.
 
@@ -319,20 +236,14 @@ def decode_datagram(data: bytes) -> list[Message]:
     """
     if len(data) > MAX_DATAGRAM_BYTES:
         raise _malformed(f"datagram of {len(data)} bytes exceeds {MAX_DATAGRAM_BYTES}")
-    messages: list[Message] = []
-    _decode_packet(bytes(data), 0, messages)
-    return messages
+    try:
+        return decode_packet(data, MAX_BUNDLE_DEPTH, MAX_MESSAGES)
+    except OscError as e:
+        raise _malformed(str(e)) from e
 
 
-def encode(address: str, *args: Any) -> bytes:
-    """Builds an OSC message; ``int`` -> i, ``float`` -> f, ``str`` -> s."""
-    builder = OscMessageBuilder(address=address)
-    for arg in args:
-        if isinstance(arg, bool) or not isinstance(arg, int | float | str):
-            raise TypeError(f"protocol arguments are int, float or str, got {arg!r}")
-        kind = "i" if isinstance(arg, int) else "f" if isinstance(arg, float) else "s"
-        builder.add_arg(arg, kind)
-    return builder.build().dgram
+def _malformed(message: str) -> ProtocolError:
+    return ProtocolError("malformed", f"not a valid OSC packet: {message}")
 
 
 def _port(value: Any, where: str, job_id: str = "") -> int | None:
