@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import socket
 import time
 import uuid
@@ -17,6 +18,8 @@ __all__ = ["ClientError", "JobOutcome", "Pong", "StepEditClient", "new_job_id"]
 
 # Resend an unanswered edit request this often (UDP may drop it; the engine de-duplicates).
 _RESEND_INTERVAL_S = 0.5
+# Pauses before sending a job again after ``queue_full``: doubling from the first, capped.
+_RETRY_FIRST_S, _RETRY_MAX_S = 0.2, 5.0
 
 
 class ClientError(Exception):
@@ -59,15 +62,26 @@ def _no_engine(host: str, port: int) -> ClientError:
 class StepEditClient:
     """Talks to one engine from one UDP socket; replies come back to that socket.
 
+    Args:
+        host: The engine's address.
+        port: Its UDP port.
+        timeout: Seconds to wait for the engine to answer a request.
+        queue_retries: How often a job refused with ``queue_full`` is sent again.
+
     Example:
         >>> with StepEditClient("127.0.0.1", 9301) as client:
         ...     outcome = client.edit({"input": "/abs/take.wav", "edit": {"type": "denoise"}})
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = protocol.DEFAULT_PORT, timeout: float = 2.0
+        self,
+        host: str = "127.0.0.1",
+        port: int = protocol.DEFAULT_PORT,
+        timeout: float = 2.0,
+        queue_retries: int = 8,
     ) -> None:
         self.host, self.port, self.timeout = host, port, timeout
+        self.queue_retries = queue_retries
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         self._sock.bind(
@@ -197,8 +211,29 @@ class StepEditClient:
         on_progress: Callable[[float, str], None] | None = None,
         job_id: str | None = None,
     ) -> JobOutcome:
-        """Runs one job (``/stepedit/edit`` or ``/stepedit/transcribe``) to the end."""
+        """Runs one job (``/stepedit/edit`` or ``/stepedit/transcribe``) to the end.
+
+        A full queue is waited out: the request is sent again after a growing, jittered
+        pause (``queue_retries`` times at most), so many clients do not retry in step.
+        """
         job_id = job_id or new_job_id()
+        for attempt in range(self.queue_retries + 1):
+            try:
+                return self._run_once(address, request, on_progress, job_id)
+            except ClientError as e:
+                if e.code != "queue_full" or attempt == self.queue_retries:
+                    raise
+            pause = min(_RETRY_MAX_S, _RETRY_FIRST_S * 2**attempt)
+            time.sleep(pause * random.uniform(0.5, 1.5))
+        raise AssertionError("unreachable")  # the last attempt returned or raised
+
+    def _run_once(
+        self,
+        address: str,
+        request: Mapping[str, Any],
+        on_progress: Callable[[float, str], None] | None,
+        job_id: str,
+    ) -> JobOutcome:
         for message in self.events(job_id, self.submit(job_id, request, address)):
             if message.address == ADDRESS["progress"] and on_progress is not None:
                 on_progress(float(message.args[1]), str(message.args[2]))
