@@ -65,6 +65,7 @@ bench: $(VENV)/.installed-test
 	$(PY) bench/bench_transcribe.py
 	$(PY) bench/bench_text_edit.py
 	$(PY) bench/bench_fuzz.py
+	$(PY) bench/bench_load.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache .mypy_cache
