@@ -116,6 +116,8 @@ def encode(address: str, *args: Any) -> bytes:
     for arg in args:
         if isinstance(arg, bool) or not isinstance(arg, int | float | str):
             raise TypeError(f"protocol arguments are int, float or str, got {arg!r}")
+        if isinstance(arg, str) and "\0" in arg:
+            raise ValueError(f"an OSC string ends at its first NUL, so it cannot hold one: {arg!r}")
         kind = "i" if isinstance(arg, int) else "f" if isinstance(arg, float) else "s"
         builder.add_arg(arg, kind)
     return builder.build().dgram

@@ -41,3 +41,8 @@ def test_bundles_are_flattened_in_order() -> None:
 def test_bad_or_unbounded_packets_raise(data: bytes, message: str) -> None:
     with pytest.raises(OscError, match=message):
         decode_packet(data, 2, 2)
+
+
+def test_strings_with_nul_are_refused_when_encoding() -> None:
+    with pytest.raises(ValueError, match="cannot hold one"):
+        encode("/a", "x\0y")
