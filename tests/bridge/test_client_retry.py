@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,6 +59,11 @@ def test_a_full_queue_is_waited_out(
         client.start()
     refused = threading.Thread(target=edit, args=("d", 0))
     assert backend.started.wait(5)
+    # One job renders and one waits: the queue (one place) is full.
+    deadline = time.monotonic() + 10
+    while not any(server.engine.status(n).state == "queued" for n in ("a", "b", "c")):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     refused.start()
     refused.join(10)
     threading.Timer(0.5, backend.gate.set).start()  # the queue drains after a while
