@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge import protocol
-from bridge.client import ClientError, StepEditClient, new_job_id
+from bridge.client import ClientError, JobOutcome, StepEditClient, new_job_id
 from engine.backends import BACKEND_NAMES, DEFAULT_BACKEND
 
 __all__ = ["main"]
@@ -133,17 +133,24 @@ class _ProgressBar:
             print(file=sys.stderr)
 
 
-def _edit(args: argparse.Namespace) -> int:
-    request = _edit_request(args)
+def _run_job(args: argparse.Namespace, kind: str, request: dict[str, Any]) -> JobOutcome:
+    """Runs an edit or a transcription with a progress bar; prints the result JSON (with
+    ``output_path``) when ``--json`` asks for it."""
     bar = _ProgressBar()
     with _client(args) as client:
         try:
-            outcome = client.edit(request, None if args.quiet else bar)
+            outcome = client.run(protocol.ADDRESS[kind], request, None if args.quiet else bar)
         finally:
             bar.close()
     if args.json:
-        print(json.dumps({"output_path": outcome.output_path, **outcome.result}, indent=2))
-    else:
+        document = {"output_path": outcome.output_path, **outcome.result}
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    return outcome
+
+
+def _edit(args: argparse.Namespace) -> int:
+    outcome = _run_job(args, "edit", _edit_request(args))
+    if not args.json:
         print(outcome.output_path)
     return 0
 
@@ -164,16 +171,8 @@ def _transcribe(args: argparse.Namespace) -> int:
     request = {**_slice_request(args), "language": args.language}
     if args.text:
         request["text"] = args.text
-    bar = _ProgressBar()
-    with _client(args) as client:
-        try:
-            outcome = client.transcribe(request, None if args.quiet else bar)
-        finally:
-            bar.close()
-    if args.json:
-        document = {"output_path": outcome.output_path, **outcome.result}
-        print(json.dumps(document, indent=2, ensure_ascii=False))
-    else:
+    outcome = _run_job(args, "transcribe", request)
+    if not args.json:
         print(outcome.result["transcript"]["text"])
         print(outcome.output_path, file=sys.stderr)
     return 0

@@ -11,7 +11,7 @@ from engine.backends.base import Backend
 from engine.edits import EDIT_TYPES, MAX_ITERATIONS, EditSpec
 from engine.errors import UnsupportedEditError
 
-__all__ = ["check_supported", "describe", "renders"]
+__all__ = ["backends_rendering", "check_supported", "describe", "renders"]
 
 
 def renders(backend: type[Backend], edit: EditSpec) -> bool:
@@ -28,16 +28,21 @@ def renders(backend: type[Backend], edit: EditSpec) -> bool:
     return not options or edit.option in options
 
 
+def backends_rendering(*edits: EditSpec, besides: str) -> list[str]:
+    """The registered backends other than ``besides`` that declare every one of ``edits``."""
+    return [
+        name
+        for name in BACKEND_NAMES
+        if name != besides and all(renders(backend_class(name), e) for e in edits)
+    ]
+
+
 def check_supported(backend: Backend, edit: EditSpec) -> None:
     """Raises ``UnsupportedEditError`` unless ``backend`` renders this type and option,
     naming the registered backends that do."""
     if renders(type(backend), edit):
         return
-    others = [
-        name
-        for name in BACKEND_NAMES
-        if name != backend.name and renders(backend_class(name), edit)
-    ]
+    others = backends_rendering(edit, besides=backend.name)
     what = f"{edit.type} {edit.option!r}" if edit.option else edit.type
     if edit.type == "paralinguistic" and not edit.option:
         what = "paralinguistic tags inline in target_text"

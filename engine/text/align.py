@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import BackendError
+from engine.text.transcript import is_cjk
 
 if TYPE_CHECKING:
     from pocketsphinx import Decoder
@@ -329,10 +330,6 @@ def fill_gaps(
 # --- mapping a known text onto recognised tokens --------------------------------------
 
 
-def _is_cjk(ch: str) -> bool:
-    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
-
-
 def split_tokens(text: str) -> list[str]:
     """A known text's words: whitespace-separated, and every CJK character its own word.
 
@@ -343,11 +340,11 @@ def split_tokens(text: str) -> list[str]:
     for chunk in text.split():
         current = ""
         for ch in chunk:
-            if _is_cjk(ch):
+            if is_cjk(ch):
                 if current:
                     tokens.append(current)
                 current = ch
-            elif current and _is_cjk(current[-1]) and (ch.isalnum()):
+            elif current and is_cjk(current[-1]) and (ch.isalnum()):
                 tokens.append(current)
                 current = ch
             else:

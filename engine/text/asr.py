@@ -22,6 +22,7 @@ import numpy as np
 from engine.audio import resample, to_mono
 from engine.errors import BackendError
 from engine.text.models import ENGLISH_HINT, WhisperFiles, tiny_en
+from engine.text.transcript import is_cjk
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -206,10 +207,6 @@ def detect_language(
     return str(language), float(probability)
 
 
-def _is_cjk(ch: str) -> bool:
-    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
-
-
 # Whisper often follows a Chinese character with ASCII punctuation.
 _FULL_WIDTH = {
     ",": "\uff0c",
@@ -225,12 +222,12 @@ def _split_word(text: str, start: float, end: float, probability: float) -> list
     """Whisper's word, or one word per CJK character (times shared out evenly)."""
     if not any(ch.isalnum() for ch in text):
         return []  # a stray dash or ellipsis is no word
-    if not any(_is_cjk(ch) for ch in text):
+    if not any(is_cjk(ch) for ch in text):
         return [RecognisedWord(text, start, max(start, end), probability)]
     pieces: list[str] = []
     for ch in text:
-        if _is_cjk(ch) or not pieces or (ch.isalnum() and not _is_cjk(pieces[-1][-1])):
-            if pieces and ch.isalnum() and not _is_cjk(ch) and not _is_cjk(pieces[-1][-1]):
+        if is_cjk(ch) or not pieces or (ch.isalnum() and not is_cjk(pieces[-1][-1])):
+            if pieces and ch.isalnum() and not is_cjk(ch) and not is_cjk(pieces[-1][-1]):
                 pieces[-1] += ch
             else:
                 pieces.append(ch)

@@ -25,7 +25,7 @@ from typing import Literal
 from engine.edits import paralinguistic_tag
 from engine.errors import EditError
 from engine.text.fillers import is_filler
-from engine.text.transcript import Transcript, join_words
+from engine.text.transcript import CJK_IDEOGRAPHS, Transcript, join_words
 
 __all__ = [
     "Mismatch",
@@ -40,8 +40,7 @@ __all__ = [
     "units_of",
 ]
 
-_CJK = "\u3400-\u9fff\uf900-\ufaff"
-_CJK_SPLIT = re.compile(rf"([{_CJK}]|[A-Za-zÜü]+[1-5](?![0-9]))")
+_CJK_SPLIT = re.compile(rf"([{CJK_IDEOGRAPHS}]|[A-Za-zÜü]+[1-5](?![0-9]))")
 _PINYIN = re.compile(r"[A-Za-zÜü]+[1-5]")
 _TARGET = re.compile(r"\{([^{}]*)\}|\[([^\[\]]*)\]|[^\s{}\[\]]+")
 
@@ -53,7 +52,7 @@ def normalise(word: str) -> str:
 
 
 def _has_cjk(text: str) -> bool:
-    return re.search(f"[{_CJK}]", text) is not None
+    return re.search(f"[{CJK_IDEOGRAPHS}]", text) is not None
 
 
 def _parts(text: str) -> list[str]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LANGUAGES", "Transcript", "Word", "join_words"]
+__all__ = ["CJK_IDEOGRAPHS", "LANGUAGES", "Transcript", "Word", "is_cjk", "join_words"]
 
 # Languages a client may ask for; "auto" lets the recogniser decide.
 LANGUAGES = ("auto", "en", "zh")
@@ -110,15 +110,18 @@ class Transcript:
         )
 
 
-def _is_cjk(text: str) -> bool:
+# CJK ideographs (unified and compatibility), as a regex character-class body.
+CJK_IDEOGRAPHS = "\u3400-\u9fff\uf900-\ufaff"
+
+
+def is_cjk(ch: str) -> bool:
+    """Whether ``ch`` is a CJK ideograph (a word of its own in Mandarin)."""
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+
+
+def _joins_tightly(ch: str) -> bool:
     """CJK ideographs, and CJK or full-width punctuation (no space after a full stop)."""
-    return any(
-        "\u3400" <= ch <= "\u9fff"
-        or "\uf900" <= ch <= "\ufaff"
-        or "\u3000" <= ch <= "\u303f"
-        or "\uff00" <= ch <= "\uffef"
-        for ch in text
-    )
+    return is_cjk(ch) or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
 
 
 def join_words(words: Iterable[str]) -> str:
@@ -126,7 +129,7 @@ def join_words(words: Iterable[str]) -> str:
     out = ""
     previous = ""
     for word in words:
-        if out and not (_is_cjk(previous[-1:]) and _is_cjk(word[:1])):
+        if out and not (_joins_tightly(previous[-1:]) and _joins_tightly(word[:1])):
             out += " "
         out += word
         previous = word

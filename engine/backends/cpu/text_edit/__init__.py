@@ -33,17 +33,14 @@ def _transcript(edit: EditSpec) -> Transcript:
 def _new_words_error(words: tuple[str, ...]) -> UnsupportedEditError:
     """Names the registered backends that can say new words in the speaker's voice: those
     that declare both text edits and voice cloning."""
-    from engine.backends import BACKEND_NAMES, backend_class
-    from engine.capabilities import renders
+    from engine.capabilities import backends_rendering
 
     text = " ".join(words)
-    wanted = (
+    able = backends_rendering(
         EditSpec("text", MASK_SOUNDS[0], target_text=text),
         EditSpec("clone", target_text=text),
+        besides="cpu",
     )
-    able = [
-        n for n in BACKEND_NAMES if n != "cpu" and all(renders(backend_class(n), e) for e in wanted)
-    ]
     where = (
         f"backends that can say them in the speaker's voice: {', '.join(able)}"
         if able
