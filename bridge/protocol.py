@@ -58,7 +58,7 @@ ADDRESS = {
     "accepted": "/stepedit/accepted",  # job_id:s
     "progress": "/stepedit/progress",  # job_id:s fraction:f stage:s
     "done": "/stepedit/done",  # job_id:s output_path:s result:s (JSON)
-    "error": "/stepedit/error",  # job_id:s code:s message:s
+    "error": "/stepedit/error",  # job_id:s code:s message:s [retry_after:f (queue_full)]
     "cancel": "/stepedit/cancel",  # job_id:s [reply_port:i] -> the job's latest message
     "status": "/stepedit/status",  # job_id:s [reply_port:i] -> the job's latest message
 }
@@ -80,8 +80,10 @@ ERROR_CODES: Mapping[str, str] = {
     "non_finite": "the input holds NaN or infinite samples",
     "too_long": "the slice is longer than the engine's configured maximum",
     "output_unwritable": "the output folder is missing or not writable",
+    "forbidden_path": "a path lies outside the engine's configured input or output roots",
+    "unauthorized": "the request's authentication is missing, wrong, stale or replayed",
     "unknown_job": "no job with that id",
-    "queue_full": "too many jobs waiting; retry later",
+    "queue_full": "too many jobs waiting; retry after the hint in the error's 4th argument",
     "cancelled": "the job was cancelled",
     "shutting_down": "the engine is stopping and takes no new jobs",
     "backend_failed": "the backend failed while rendering",
@@ -204,6 +206,7 @@ class JobStatus:
         output_path: The result file once ``done``.
         result: The result JSON object once ``done`` (see ``build_result``).
         error: ``(code, message)`` once ``error`` or ``cancelled``.
+        retry_after: For ``queue_full``: seconds after which a resend is likely accepted.
     """
 
     job_id: str
@@ -213,6 +216,7 @@ class JobStatus:
     output_path: str = ""
     result: Mapping[str, Any] | None = None
     error: tuple[str, str] | None = None
+    retry_after: float | None = None
 
     def __post_init__(self) -> None:
         if self.state not in JOB_STATES:
@@ -534,6 +538,8 @@ def encode_status_message(status: JobStatus) -> bytes:
         result = json.dumps(status.result, ensure_ascii=False)
         return encode(ADDRESS["done"], status.job_id, status.output_path, result)
     code, message = status.error or ("internal", "no error recorded")
+    if status.retry_after is not None:
+        return encode(ADDRESS["error"], status.job_id, code, message, float(status.retry_after))
     return encode(ADDRESS["error"], status.job_id, code, message)
 
 
@@ -545,6 +551,7 @@ def encode_status(
     output_path: str = "",
     result: Mapping[str, Any] | None = None,
     error: tuple[str, str] | None = None,
+    retry_after: float | None = None,
 ) -> str:
     """The status-file JSON (one object, rewritten whole at every state change)."""
     if state not in JOB_STATES:
@@ -562,4 +569,6 @@ def encode_status(
         status["result"] = dict(result)
     if error is not None:
         status["error"] = {"code": error[0], "message": error[1]}
+        if retry_after is not None:
+            status["error"]["retry_after"] = round(retry_after, 3)
     return json.dumps(status, ensure_ascii=False)

@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,7 @@ from engine import __version__
 from engine.backends.base import Backend
 from engine.capabilities import describe
 from engine.edits import EDIT_TYPES, EditSpec
-from engine.errors import InputError, JobCancelled, JobError, StepEditError
+from engine.errors import InputError, JobCancelled, JobError, QueueFullError, StepEditError
 from engine.jobs import Job, Listener, Transcription, job_from_request, output_stem
 from engine.render import WrittenEdit, WrittenTranscript, render_file, transcribe_file
 from engine.status_files import StatusFiles
@@ -40,6 +40,8 @@ _LOG = logging.getLogger(__name__)
 
 # Progress events closer together than this are dropped, except at stage changes.
 _PROGRESS_INTERVAL_S = 0.1
+# Bounds of the queue_full retry hint, and the hint before any job has been rendered.
+_MIN_RETRY_HINT_S, _MAX_RETRY_HINT_S, _FIRST_RETRY_HINT_S = 0.25, 60.0, 1.0
 # The transcript cache's folder inside the state folder.
 _CACHE_SUBDIR = "cache"
 
@@ -55,6 +57,8 @@ class EngineConfig:
         shutdown_grace_s: How long a running job may finish when the engine stops.
         state_dir: Folder for what outlives the process (the transcript cache); ``None``
             keeps nothing.
+        input_roots: Folders inputs must lie in; empty allows any readable file.
+        output_roots: Folders outputs and status files must lie in; empty allows any.
     """
 
     max_queue: int = 32
@@ -62,6 +66,8 @@ class EngineConfig:
     retain_finished: int = 1000
     shutdown_grace_s: float = 10.0
     state_dir: Path | None = None
+    input_roots: tuple[Path, ...] = ()
+    output_roots: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("max_queue", "max_input_seconds", "retain_finished"):
@@ -74,6 +80,7 @@ class _Record:
     job: Job
     listener: Listener
     status: JobStatus
+    owner: str = ""
     submitted: float = field(default_factory=time.monotonic)
     cancel: threading.Event = field(default_factory=threading.Event)
     last_event: float = 0.0
@@ -101,6 +108,7 @@ class Engine:
         self._events_closed = False
         self._transcripts: TranscriptCache | None = None
         self._status_files = StatusFiles()
+        self._render_seconds: deque[float] = deque(maxlen=8)  # recent renders, for hints
 
     @property
     def version(self) -> str:
@@ -123,23 +131,36 @@ class Engine:
         """The capability listing of this engine's backend and every registered one."""
         return describe(self.backend)
 
-    def submit(self, job_id: str, request: JobRequest, listener: Listener) -> JobStatus:
+    def submit(
+        self, job_id: str, request: JobRequest, listener: Listener, owner: str = ""
+    ) -> JobStatus:
         """Checks a request (an edit or a transcription) and queues it; the one way in.
 
         Every outcome reaches ``listener`` (and the request's status file): ``queued`` then
         the job's progress and end for a new job; the latest status for a resend of a known
-        id, which is never rendered twice; an ``error`` status for a rejected request.
+        id, which is never rendered twice (the resender hears the job's later events); an
+        ``error`` status for a rejected request.
+
+        Args:
+            owner: Who sends it (the server passes the authenticated key); only the same
+                owner may resend, query or cancel the job.
 
         Returns:
             The status the listener receives first.
         """
         with self._lock:
-            known = self._resent(job_id, listener)
+            known = self._resent(job_id, listener, owner)
         if known is not None:
             return known
         status_file = Path(request.status_file) if request.status_file else None
         try:
-            job = job_from_request(job_id, request, self.backend)
+            job = job_from_request(
+                job_id,
+                request,
+                self.backend,
+                input_roots=self.config.input_roots,
+                output_roots=self.config.output_roots,
+            )
             if job.status_file is not None and self._status_files.foreign(job.status_file):
                 raise InputError(
                     f"status_file {str(job.status_file)!r} already exists; the engine "
@@ -147,31 +168,38 @@ class Engine:
                 )
             with self._lock:
                 # Checked again: the same id may have arrived while this one was checked.
-                return self._resent(job_id, listener) or self._enqueue(job, listener)
+                return self._resent(job_id, listener, owner) or self._enqueue(
+                    job, listener, owner
+                )
         except StepEditError as e:
-            _LOG.info("rejected job %r [%s]: %s", job_id, e.code, e)
-            status = JobStatus(job_id, "error", error=(e.code, str(e)))
-            if status_file is not None and not status_file.parent.is_dir():
+            _LOG.info("rejected job %r [%s]: %r", job_id, e.code, str(e))
+            status = JobStatus(
+                job_id, "error", error=(e.code, str(e)), retry_after=getattr(e, "retry_after", None)
+            )
+            if status_file is not None and (
+                e.code == "forbidden_path" or not status_file.parent.is_dir()
+            ):
                 status_file = None
             self._emit((listener, status_file, status))
             return status
 
-    def status(self, job_id: str) -> JobStatus:
-        """The latest status of a job; an ``unknown_job`` error for an id never seen."""
+    def status(self, job_id: str, owner: str = "") -> JobStatus:
+        """The latest status of a job; an ``unknown_job`` error for an id never seen (or
+        owned by someone else)."""
         with self._lock:
             self._supervise_worker()
-            record = self._jobs.get(job_id)
+            record = self._owned(job_id, owner)
         return record.status if record else _unknown(job_id)
 
-    def cancel(self, job_id: str) -> JobStatus:
-        """Cancels a queued or running job; a finished job is left as it is.
+    def cancel(self, job_id: str, owner: str = "") -> JobStatus:
+        """Cancels a queued or running job of ``owner``; a finished job is left as it is.
 
         Returns:
             The status after the request (a running job reports ``cancelled`` once its
             render reaches its next progress point).
         """
         with self._lock:
-            record = self._jobs.get(job_id)
+            record = self._owned(job_id, owner)
             if record is None:
                 return _unknown(job_id)
             record.cancel.set()
@@ -207,25 +235,39 @@ class Engine:
 
     # -- internals (the lock is held where a name says so) ---------------------------------
 
-    def _resent(self, job_id: str, listener: Listener) -> JobStatus | None:
-        """For a known id, queues its latest status to ``listener``; under the lock."""
+    def _owned(self, job_id: str, owner: str) -> _Record | None:
+        """The record of ``job_id`` if ``owner`` owns it; under the lock."""
+        record = self._jobs.get(job_id)
+        return record if record is not None and record.owner == owner else None
+
+    def _resent(self, job_id: str, listener: Listener, owner: str) -> JobStatus | None:
+        """For a known id, queues its latest status to ``listener``, which also hears the
+        job's later events (the client may have restarted); under the lock."""
         known = self._jobs.get(job_id)
         if known is None:
             return None
+        if known.owner != owner:
+            status = JobStatus(
+                job_id, "error", error=("bad_request", f"job id {job_id!r} is taken: pick another")
+            )
+            self._emit((listener, None, status))
+            return status
+        known.listener = listener
         self._emit((listener, known.job.status_file, known.status))
         return known.status
 
-    def _enqueue(self, job: Job, listener: Listener) -> JobStatus:
+    def _enqueue(self, job: Job, listener: Listener, owner: str) -> JobStatus:
         """Queues a checked job; under the lock, so "queued" always precedes its progress."""
         if self._stopping:
             raise JobError("the engine is shutting down", "shutting_down")
         self._supervise_worker()
-        record = _Record(job, listener, JobStatus(job.job_id, "queued"))
+        record = _Record(job, listener, JobStatus(job.job_id, "queued"), owner)
         try:
             self._queue.put_nowait(record)
         except queue.Full:
-            raise JobError(
-                f"{self.config.max_queue} jobs are already waiting; retry later", "queue_full"
+            raise QueueFullError(
+                f"{self.config.max_queue} jobs are already waiting; retry later",
+                self._retry_hint(),
             ) from None
         self._jobs[job.job_id] = record
         self._forget_old_jobs()
@@ -243,6 +285,12 @@ class Engine:
                 self._update(record, "error", error=("internal", "the render worker died"))
         self._worker = threading.Thread(target=self._run, name="stepedit-render", daemon=True)
         self._worker.start()
+
+    def _retry_hint(self) -> float:
+        """Seconds until the queue likely has room: about one render, as recent ones took."""
+        recent = self._render_seconds
+        typical = sum(recent) / len(recent) if recent else _FIRST_RETRY_HINT_S
+        return min(max(typical, _MIN_RETRY_HINT_S), _MAX_RETRY_HINT_S)
 
     def _forget_old_jobs(self) -> None:
         finished = [k for k, r in self._jobs.items() if r.status.finished]
@@ -311,10 +359,12 @@ class Engine:
 
     def _render(self, record: _Record) -> None:
         job = record.job
-        waited = time.monotonic() - record.submitted
+        started = time.monotonic()
+        waited = started - record.submitted
         outcome: dict[str, Any]
         try:
             path, result = self._work(record, waited)
+            self._render_seconds.append(time.monotonic() - started)
             outcome = dict(
                 state="done", progress=1.0, stage="done", output_path=str(path), result=result
             )

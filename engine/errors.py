@@ -34,6 +34,12 @@ class InputError(StepEditError, ValueError):
     code = "bad_request"
 
 
+class ForbiddenPathError(StepEditError, PermissionError):
+    """A path lies outside the folders the engine was configured to read or write."""
+
+    code = "forbidden_path"
+
+
 class OutputError(StepEditError, OSError):
     """The result cannot be written where the request asked."""
 
@@ -56,6 +62,20 @@ class JobError(StepEditError):
     """A job operation failed (unknown job, queue full, engine stopping)."""
 
     code = "unknown_job"
+
+
+class QueueFullError(JobError):
+    """The queue holds as many waiting jobs as it may.
+
+    Attributes:
+        retry_after: Seconds after which a resend is likely to be accepted.
+    """
+
+    code = "queue_full"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class JobCancelled(StepEditError):  # noqa: N818 - a state, not a failure

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from engine.backends.base import Backend
 from engine.capabilities import check_supported
 from engine.edits import EditSpec, edit_label, parse_edit
 from engine.errors import EditError, InputError, OutputError
+from engine.roots import resolve_within
 from engine.text.transcript import LANGUAGES
 
 __all__ = ["Job", "Listener", "Transcription", "job_from_request", "output_stem"]
@@ -70,11 +71,19 @@ class Job:
         return self.output_dir or self.input.parent
 
 
-def job_from_request(job_id: str, request: JobRequest, backend: Backend) -> Job:
-    """Every check a request passes before it is queued: vocabulary, support, paths.
+def job_from_request(
+    job_id: str,
+    request: JobRequest,
+    backend: Backend,
+    *,
+    input_roots: Sequence[Path] = (),
+    output_roots: Sequence[Path] = (),
+) -> Job:
+    """Every check a request passes before it is queued: vocabulary, support, roots, paths.
 
     Cheap checks only (no audio is decoded), so obvious mistakes fail at once; the render
-    checks the audio itself.
+    checks the audio itself. Paths are checked against the roots (empty: anywhere) before
+    anything else looks at them.
 
     Raises:
         StepEditError: a subclass carrying the protocol error code.
@@ -86,14 +95,21 @@ def job_from_request(job_id: str, request: JobRequest, backend: Backend) -> Job:
         work = Transcription(request.language.lower(), request.text)
     else:
         raise TypeError(f"not a job request: {request!r}")
+    source = resolve_within(Path(request.input), input_roots, "input")
+    output_dir, status_file = (
+        resolve_within(Path(path), output_roots, "output") if path else None
+        for path in (request.output_dir, request.status_file)
+    )
+    if output_dir is None:  # the input's folder: an output root must hold it too
+        resolve_within(source.parent, output_roots, "output")
     job = Job(
         job_id=job_id,
-        input=Path(request.input),
+        input=source,
         work=work,
         start=request.start,
         length=request.length,
-        output_dir=Path(request.output_dir) if request.output_dir else None,
-        status_file=Path(request.status_file) if request.status_file else None,
+        output_dir=output_dir,
+        status_file=status_file,
     )
     if job.status_file is not None and not job.status_file.parent.is_dir():
         raise InputError(f"status_file folder does not exist: {job.status_file.parent}")

@@ -59,6 +59,7 @@ def _status_text(status: JobStatus) -> str:
         status.output_path,
         status.result,
         status.error,
+        status.retry_after,
     )
 
 
