@@ -105,6 +105,8 @@ def _edit_request(args: argparse.Namespace) -> dict[str, Any]:
         edit["position"] = args.positions
     if args.language:
         edit["language"] = args.language
+    if args.keep_length:
+        edit["keep_length"] = True
     return {**_slice_request(args), "edit": edit}
 
 
@@ -344,6 +346,12 @@ def _add_edit_command(commands: Any) -> None:
         type=float,
         action="append",
         help="insertion time in seconds (repeatable)",
+    )
+    edit.add_argument(
+        "--keep-length",
+        "--keep_length",
+        action="store_true",
+        help="fit the result to the slice's duration (pitch-preserving time-scale)",
     )
     edit.add_argument("--json", action="store_true", help="print the result JSON")
     _add_client_options(edit)

@@ -205,6 +205,8 @@ class EditSpec:
         language: ``auto``, ``en`` or ``zh``: the language of the slice's words.
         transcript: The slice's words with times; set by the engine for edits that need
             them, never by a client.
+        keep_length: Fit the result to the input slice's duration (pauses next to
+            insertions shortened first, then a pitch-preserving time-scale).
     """
 
     type: str
@@ -216,6 +218,7 @@ class EditSpec:
     fillers: tuple[str, ...] = field(default_factory=tuple)
     language: str = "auto"
     transcript: Transcript | None = None
+    keep_length: bool = False
 
     def __post_init__(self) -> None:
         kind = EDIT_TYPES.get(self.type)
@@ -278,7 +281,8 @@ def parse_edit(data: Mapping[str, Any]) -> EditSpec:
 
     Args:
         data: The decoded JSON object: ``type``, ``option``, ``iterations``, ``text``,
-            ``target_text``, ``position`` (a number or a list of numbers).
+            ``target_text``, ``position`` (a number or a list of numbers), ``fillers``,
+            ``language``, ``keep_length`` (a boolean).
 
     Raises:
         EditError: naming the bad field and the allowed values.
@@ -294,6 +298,7 @@ def parse_edit(data: Mapping[str, Any]) -> EditSpec:
         "position",
         "fillers",
         "language",
+        "keep_length",
     }
     if unknown:
         raise EditError(f"unknown field(s) in 'edit': {', '.join(sorted(unknown))}")
@@ -304,6 +309,9 @@ def parse_edit(data: Mapping[str, Any]) -> EditSpec:
     for name in ("option", "text", "target_text", "language"):
         if not isinstance(data.get(name, ""), str):
             raise EditError(f"'edit.{name}' must be a string, got {data[name]!r}")
+    keep_length = data.get("keep_length", False)
+    if not isinstance(keep_length, bool):
+        raise EditError(f"'edit.keep_length' must be true or false, got {keep_length!r}")
     iterations = data.get("iterations", 1)
     if not isinstance(iterations, int) or isinstance(iterations, bool):
         raise EditError(f"'edit.iterations' must be a whole number, got {iterations!r}")
@@ -321,6 +329,7 @@ def parse_edit(data: Mapping[str, Any]) -> EditSpec:
         positions=_number_list(data.get("position"), "'edit.position'"),
         fillers=tuple(f.strip().lower() for f in fillers),
         language=data.get("language", "").strip().lower() or "auto",
+        keep_length=keep_length,
     )
 
 
