@@ -9,6 +9,7 @@ import numpy as np
 import parselmouth
 import pytest
 import soundfile
+from scipy import signal
 
 from engine.audio import integrated_loudness, to_mono
 from engine.backends.base import Rendered
@@ -56,8 +57,11 @@ def rendered(clips: dict[str, Clip]) -> dict[str, tuple[Rendered, float]]:
 
 
 def _span(result: Rendered, index: int = 0) -> tuple[int, int]:
-    insertion = result.info["insertions"][index]
-    start = round(insertion["position"] * result.sample_rate)
+    """Output start and length (samples) of an insertion; earlier ones shifted it."""
+    insertions = result.info["insertions"]
+    before = sum(round(i["duration"] * result.sample_rate) for i in insertions[:index])
+    insertion = insertions[index]
+    start = round(insertion["position"] * result.sample_rate) + before
     return start, round(insertion["duration"] * result.sample_rate)
 
 
@@ -272,3 +276,52 @@ def test_trailing_tag_on_a_slice_cut_mid_speech(data_dir: Path) -> None:
     rendered = backend.render(cut, rate, edit, _nothing)
     assert rendered.audio.shape[-1] > cut.shape[-1]
     np.testing.assert_array_equal(rendered.audio[0, :rate], cut[0, :rate])
+
+
+def _burst_onsets(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Seconds where the level rises into a burst (within 12 dB of the loudest frame)."""
+    level = frame_rms_db(samples, sample_rate, hop=0.005)
+    loud = level > level.max() - 12
+    return (np.flatnonzero(loud[1:] & ~loud[:-1]) + 1) * 0.005
+
+
+def test_two_laughs_differ_and_neither_is_evenly_spaced(clips: dict[str, Clip]) -> None:
+    clip = clips[MALE]
+    result = _insert(clip, "Laughter", 1.0, 5.0)
+    laughs = []
+    for index in range(2):
+        start, length = _span(result, index)
+        laughs.append(to_mono(result.audio[:, start : start + length]))
+        intervals = np.diff(_burst_onsets(laughs[-1], clip.sample_rate))
+        assert len(intervals) >= 2  # at least three bursts
+        assert intervals.max() - intervals.min() >= 0.02, f"even spacing: {intervals}"
+    shorter = min(len(laugh) for laugh in laughs)
+    assert len(laughs[0]) != len(laughs[1]) or not np.array_equal(laughs[0], laughs[1])
+    assert abs(np.corrcoef(laughs[0][:shorter], laughs[1][:shorter])[0, 1]) < 0.5
+    # The same request renders the same samples again.
+    np.testing.assert_array_equal(_insert(clip, "Laughter", 1.0, 5.0).audio, result.audio)
+
+
+@pytest.mark.parametrize("tag", ["Breathing", "Uhm"])
+def test_other_tags_vary_between_insertions(clips: dict[str, Clip], tag: str) -> None:
+    result = _insert(clips[FEMALE], tag, 2.0, 2.0)
+    first, second = (
+        result.audio[0, start : start + length]
+        for start, length in (_span(result, 0), _span(result, 1))
+    )
+    assert first.shape != second.shape or not np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("name", [MALE, FEMALE])
+def test_laughter_has_no_spectral_hole(clips: dict[str, Clip], name: str) -> None:
+    """The 5-6 kHz band is not under its neighbours (it was 7 dB under on the male voice)."""
+    clip = clips[name]
+    result = _insert(clip, "Laughter", 3.0)
+    start, length = _span(result)
+    freqs, power = signal.welch(to_mono(result.audio[:, start : start + length]), clip.sample_rate)
+
+    def band(low: float, high: float) -> float:
+        return float(10 * np.log10(power[(freqs >= low) & (freqs < high)].mean()))
+
+    neighbours = (band(4000, 5000) + band(6000, 7000)) / 2
+    assert band(5000, 6000) > neighbours - 3.0
