@@ -111,13 +111,13 @@ def decode_packet(data: bytes, max_depth: int, max_messages: int) -> list[Messag
 
 
 def encode(address: str, *args: Any) -> bytes:
-    """Builds an OSC message; ``int`` -> i, ``float`` -> f, ``str`` -> s."""
+    """Builds an OSC message; ``int`` -> i, ``float`` -> f, ``str`` -> s, ``bytes`` -> b."""
     builder = OscMessageBuilder(address=address)
     for arg in args:
-        if isinstance(arg, bool) or not isinstance(arg, int | float | str):
-            raise TypeError(f"protocol arguments are int, float or str, got {arg!r}")
+        if isinstance(arg, bool) or not isinstance(arg, int | float | str | bytes):
+            raise TypeError(f"protocol arguments are int, float or str (bytes: blob), got {arg!r}")
         if isinstance(arg, str) and "\0" in arg:
             raise ValueError(f"an OSC string ends at its first NUL, so it cannot hold one: {arg!r}")
         kind = "i" if isinstance(arg, int) else "f" if isinstance(arg, float) else "s"
-        builder.add_arg(arg, kind)
+        builder.add_arg(arg, "b" if isinstance(arg, bytes) else kind)
     return builder.build().dgram

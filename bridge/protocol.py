@@ -61,6 +61,7 @@ ADDRESS = {
     "error": "/stepedit/error",  # job_id:s code:s message:s [retry_after:f (queue_full)]
     "cancel": "/stepedit/cancel",  # job_id:s [reply_port:i] -> the job's latest message
     "status": "/stepedit/status",  # job_id:s [reply_port:i] -> the job's latest message
+    "auth": "/stepedit/auth",  # key_id:s timestamp:s nonce:s tag:s packet:b (bridge.auth)
 }
 
 # Every code a client can receive in /stepedit/error, with what it means.
