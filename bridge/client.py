@@ -11,15 +11,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bridge import protocol
+from bridge import auth, protocol
 from bridge.protocol import ADDRESS, Message
 
 __all__ = ["ClientError", "JobOutcome", "Pong", "StepEditClient", "new_job_id"]
 
 # Resend an unanswered edit request this often (UDP may drop it; the engine de-duplicates).
 _RESEND_INTERVAL_S = 0.5
-# Pauses before sending a job again after ``queue_full``: doubling from the first, capped.
-_RETRY_FIRST_S, _RETRY_MAX_S = 0.2, 5.0
+# Pause after ``queue_full`` when the engine gives no hint (an older engine), and the
+# longest pause however often it doubles.
+_RETRY_FIRST_S, _RETRY_MAX_S = 0.2, 60.0
 
 
 class ClientError(Exception):
@@ -27,11 +28,23 @@ class ClientError(Exception):
 
     Attributes:
         code: A protocol error code, or ``"no_engine"`` when nothing answered.
+        retry_after: For ``queue_full``: the engine's hint, in seconds, when it gave one.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.retry_after = retry_after
+
+    @classmethod
+    def from_reply(cls, message: Message) -> ClientError:
+        """The error a ``/stepedit/error`` reply reports."""
+        hint = message.args[3] if len(message.args) > 3 else None
+        return cls(
+            str(message.args[1]),
+            str(message.args[2]),
+            float(hint) if isinstance(hint, int | float) else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,10 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+def _unauthorized(message: Message) -> bool:
+    return message.address == ADDRESS["error"] and message.args[1:2] == ("unauthorized",)
+
+
 def _no_engine(host: str, port: int) -> ClientError:
     return ClientError(
         "no_engine",
@@ -67,6 +84,12 @@ class StepEditClient:
         port: Its UDP port.
         timeout: Seconds to wait for the engine to answer a request.
         queue_retries: How often a job refused with ``queue_full`` is sent again.
+        secret: The engine's secret (``stepedit secret``); every message is then signed.
+            ``None`` sends plain messages, which only a loopback engine takes.
+        key_id: The secret's name in the engine's keyring.
+
+    Raises:
+        ValueError: ``secret`` is not 64 hex characters.
 
     Example:
         >>> with StepEditClient("127.0.0.1", 9301) as client:
@@ -79,9 +102,13 @@ class StepEditClient:
         port: int = protocol.DEFAULT_PORT,
         timeout: float = 2.0,
         queue_retries: int = 8,
+        secret: str | None = None,
+        key_id: str = auth.DEFAULT_KEY_ID,
     ) -> None:
         self.host, self.port, self.timeout = host, port, timeout
         self.queue_retries = queue_retries
+        self._secret = None if secret is None else auth.check_secret(secret)
+        self.key_id = key_id
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         self._sock.bind(
@@ -100,7 +127,11 @@ class StepEditClient:
         self._sock.close()
 
     def send(self, address: str, *args: Any) -> None:
-        self._sock.sendto(protocol.encode(address, *args), (self.host, self.port))
+        """Sends one message, signed anew (fresh time and nonce) when there is a secret."""
+        data = protocol.encode(address, *args)
+        if self._secret is not None:
+            data = auth.sign(data, self.key_id, self._secret)
+        self._sock.sendto(data, (self.host, self.port))
 
     def receive(self, timeout: float) -> Message | None:
         """The next reply, or ``None`` when nothing arrived within ``timeout`` seconds."""
@@ -127,7 +158,7 @@ class StepEditClient:
     def _request(self, address: str, reply: str) -> Message:
         message = self._first_reply(address, (), lambda m: m.address in {reply, ADDRESS["error"]})
         if message.address == ADDRESS["error"]:
-            raise ClientError(str(message.args[1]), str(message.args[2]))
+            raise ClientError.from_reply(message)
         return message
 
     def ping(self) -> Pong:
@@ -146,6 +177,9 @@ class StepEditClient:
 
         Returns:
             The first reply naming the job (``accepted``, ``progress``, ``done`` or ``error``).
+
+        Raises:
+            ClientError: ``unauthorized``, or ``no_engine`` when nothing answered.
         """
         text = json.dumps(dict(request), ensure_ascii=False)
         deadline = time.monotonic() + self.timeout
@@ -156,6 +190,8 @@ class StepEditClient:
                 message = self.receive(left)
                 if message is not None and message.args and message.args[0] == job_id:
                     return message
+                if message is not None and _unauthorized(message):
+                    raise ClientError.from_reply(message)
         raise _no_engine(self.host, self.port)
 
     def events(self, job_id: str, first: Message, stall_timeout: float = 30.0) -> Iterator[Message]:
@@ -213,8 +249,9 @@ class StepEditClient:
     ) -> JobOutcome:
         """Runs one job (``/stepedit/edit`` or ``/stepedit/transcribe``) to the end.
 
-        A full queue is waited out: the request is sent again after a growing, jittered
-        pause (``queue_retries`` times at most), so many clients do not retry in step.
+        A full queue is waited out (``queue_retries`` times at most): the request is sent
+        again after the engine's ``retry_after`` hint, doubled on each further refusal, plus
+        random jitter of up to half of it, so many clients do not retry in step.
         """
         job_id = job_id or new_job_id()
         for attempt in range(self.queue_retries + 1):
@@ -223,8 +260,9 @@ class StepEditClient:
             except ClientError as e:
                 if e.code != "queue_full" or attempt == self.queue_retries:
                     raise
-            pause = min(_RETRY_MAX_S, _RETRY_FIRST_S * 2**attempt)
-            time.sleep(pause * random.uniform(0.5, 1.5))
+                hint = e.retry_after if e.retry_after is not None else _RETRY_FIRST_S
+            pause = min(_RETRY_MAX_S, hint * 2**attempt)
+            time.sleep(pause + random.uniform(0, pause / 2))
         raise AssertionError("unreachable")  # the last attempt returned or raised
 
     def _run_once(
@@ -240,7 +278,7 @@ class StepEditClient:
             elif message.address == ADDRESS["done"]:
                 return JobOutcome(str(message.args[1]), json.loads(message.args[2]))
             elif message.address == ADDRESS["error"]:
-                raise ClientError(str(message.args[1]), str(message.args[2]))
+                raise ClientError.from_reply(message)
         raise ClientError("internal", f"job {job_id} ended without a result")
 
     def query(self, address: str, job_id: str) -> Message:
