@@ -473,7 +473,9 @@ _UMASK_LOCK = threading.Lock()
 _TEMP_NAME = re.compile(r"\A\..+\.[a-z0-9_]{8}\.[A-Za-z0-9]+\.tmp\Z")
 
 
-def remove_stale_temp_files(folder: Path, older_than: float = 60.0) -> list[Path]:
+def remove_stale_temp_files(
+    folder: Path, older_than: float = 60.0, stem: str | None = None
+) -> list[Path]:
     """Removes the temporary files ``write_new_file`` leaves when the engine is killed mid-write.
 
     Only files named like its temporaries (``.<stem>.<8 random characters><suffix>.tmp``,
@@ -484,6 +486,8 @@ def remove_stale_temp_files(folder: Path, older_than: float = 60.0) -> list[Path
     Args:
         folder: An output folder; a missing or unreadable folder is skipped.
         older_than: Minimum age in seconds of a file to remove.
+        stem: Only temporaries of files named ``stem`` (those of one job, which no other
+            writer can be writing, so any age will do).
 
     Returns:
         The files removed.
@@ -495,7 +499,9 @@ def remove_stale_temp_files(folder: Path, older_than: float = 60.0) -> list[Path
     except OSError:
         return removed
     for entry in entries:
-        if not _TEMP_NAME.match(entry.name):
+        if not _TEMP_NAME.match(entry.name) or (
+            stem is not None and not entry.name.startswith(f".{stem}.")
+        ):
             continue
         try:
             if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:

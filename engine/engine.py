@@ -12,6 +12,9 @@ import queue
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
+from concurrent import futures
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,12 +25,13 @@ from bridge.protocol import (
     build_result,
     build_transcript_result,
 )
-from engine import __version__
+from engine import __version__, audio
 from engine.backends.base import Backend
 from engine.capabilities import describe
 from engine.edits import EDIT_TYPES, EditSpec
 from engine.errors import InputError, JobCancelled, JobError, QueueFullError, StepEditError
-from engine.jobs import Job, Listener, Transcription, job_from_request, output_stem
+from engine.jobs import Job, Listener, Transcription, build_job, job_from_request, output_stem
+from engine.journal import Journal, JournaledJob
 from engine.render import WrittenEdit, WrittenTranscript, render_file, transcribe_file
 from engine.status_files import StatusFiles
 
@@ -44,6 +48,15 @@ _PROGRESS_INTERVAL_S = 0.1
 _MIN_RETRY_HINT_S, _MAX_RETRY_HINT_S, _FIRST_RETRY_HINT_S = 0.25, 60.0, 1.0
 # The transcript cache's folder inside the state folder.
 _CACHE_SUBDIR = "cache"
+# How often the worker looks whether the running job was cancelled.
+_CANCEL_POLL_S = 0.05
+# How long stop() waits for the worker to report a cancelled render (it abandons the
+# render after _CANCEL_POLL_S) before shutting down without it.
+_ABANDON_S = 1.0
+# Renders of one job that may be cut short by the engine's death before it gives up on it.
+_MAX_ATTEMPTS = 2
+_CLIENT_CANCEL = ("cancelled", "cancelled by the client")
+_SHUTDOWN_CANCEL = ("shutting_down", "the engine stopped before this job finished; send it again")
 
 
 @dataclass(frozen=True)
@@ -54,9 +67,10 @@ class EngineConfig:
         max_queue: Jobs that may wait behind the running one.
         max_input_seconds: Longest slice accepted.
         retain_finished: Finished jobs remembered for status queries and resends.
-        shutdown_grace_s: How long a running job may finish when the engine stops.
-        state_dir: Folder for what outlives the process (the transcript cache); ``None``
-            keeps nothing.
+        shutdown_grace_s: How long a running job may finish when the engine stops before
+            it is cancelled (0: at once, so a shutdown takes at most about a second).
+        state_dir: Folder for what outlives the process (the job journal, the transcript
+            cache); ``None`` keeps nothing, so a restart forgets every job.
         input_roots: Folders inputs must lie in; empty allows any readable file.
         output_roots: Folders outputs and status files must lie in; empty allows any.
     """
@@ -64,7 +78,7 @@ class EngineConfig:
     max_queue: int = 32
     max_input_seconds: float = 600.0
     retain_finished: int = 1000
-    shutdown_grace_s: float = 10.0
+    shutdown_grace_s: float = 0.0
     state_dir: Path | None = None
     input_roots: tuple[Path, ...] = ()
     output_roots: tuple[Path, ...] = ()
@@ -83,7 +97,12 @@ class _Record:
     owner: str = ""
     submitted: float = field(default_factory=time.monotonic)
     cancel: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: tuple[str, str] = _CLIENT_CANCEL
     last_event: float = 0.0
+
+
+def _nobody(status: JobStatus) -> None:
+    """The listener of a job recovered after a restart, until its client sends it again."""
 
 
 # One status change to deliver: to whom, which status file, what.
@@ -98,7 +117,7 @@ class Engine:
         self.config = config or EngineConfig()
         self._jobs: OrderedDict[str, _Record] = OrderedDict()
         self._lock = threading.Lock()
-        self._queue: queue.Queue[_Record] = queue.Queue(self.config.max_queue)
+        self._queue: queue.Queue[_Record] = queue.Queue()  # bounded by _enqueue
         self._events: queue.Queue[_Event | None] = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="stepedit-render", daemon=True)
         self._notifier = threading.Thread(
@@ -107,15 +126,20 @@ class Engine:
         self._stopping = False
         self._events_closed = False
         self._transcripts: TranscriptCache | None = None
-        self._status_files = StatusFiles()
+        self._journal = Journal(self.config.state_dir) if self.config.state_dir else None
+        self._status_files = StatusFiles(
+            self._journal.status_files() if self._journal else (),
+            on_create=self._journal.claimed if self._journal else None,
+        )
         self._render_seconds: deque[float] = deque(maxlen=8)  # recent renders, for hints
+        self._taken: _Record | None = None  # the job the worker took from the queue
 
     @property
     def version(self) -> str:
         return __version__
 
     def start(self) -> None:
-        """Loads the backend (once) and starts the render worker."""
+        """Loads the backend (once), takes up the journaled jobs, starts the render worker."""
         started = time.monotonic()
         self.backend.load()
         _LOG.info(
@@ -124,6 +148,10 @@ class Engine:
             self.backend.device,
             time.monotonic() - started,
         )
+        if self._journal is not None:
+            with self._lock:
+                for entry in self._journal.jobs():
+                    self._recover(entry)
         self._notifier.start()
         self._worker.start()
 
@@ -169,7 +197,7 @@ class Engine:
             with self._lock:
                 # Checked again: the same id may have arrived while this one was checked.
                 return self._resent(job_id, listener, owner) or self._enqueue(
-                    job, listener, owner
+                    job, request, listener, owner
                 )
         except StepEditError as e:
             _LOG.info("rejected job %r [%s]: %r", job_id, e.code, str(e))
@@ -202,30 +230,26 @@ class Engine:
             record = self._owned(job_id, owner)
             if record is None:
                 return _unknown(job_id)
-            record.cancel.set()
-            if record.status.state != "queued":
-                return record.status
-            status = self._update(
-                record, "cancelled", error=("cancelled", "cancelled by the client")
-            )
-        return status
+            return self._cancel(record, _CLIENT_CANCEL)
 
     def stop(self) -> None:
         """Takes no new jobs, cancels waiting ones, lets the running one finish within
-        ``shutdown_grace_s`` and cancels it after that; then delivers the last events."""
+        ``shutdown_grace_s`` and cancels it after that (its render is abandoned within a
+        second if it does not stop); then delivers the last events."""
         with self._lock:
             self._stopping = True
             records = list(self._jobs.values())
-        for record in records:
-            if record.status.state == "queued":
-                self.cancel(record.job.job_id)
+            for record in records:
+                if record.status.state == "queued":
+                    self._cancel(record, _SHUTDOWN_CANCEL)
         if self._worker.is_alive():
             self._worker.join(self.config.shutdown_grace_s)
             if self._worker.is_alive():
                 _LOG.warning("cancelling the running job to shut down")
-                for record in records:
-                    record.cancel.set()
-                self._worker.join(self.config.shutdown_grace_s)
+                with self._lock:
+                    for record in records:
+                        self._cancel(record, _SHUTDOWN_CANCEL)
+                self._worker.join(_ABANDON_S)
             if self._worker.is_alive():  # a backend that never checks for cancellation
                 _LOG.error("the running job did not stop; shutting down without it")
         if self._notifier.is_alive():
@@ -234,6 +258,54 @@ class Engine:
             self._notifier.join()
 
     # -- internals (the lock is held where a name says so) ---------------------------------
+
+    def _cancel(self, record: _Record, reason: tuple[str, str]) -> JobStatus:
+        """Cancels a queued job at once, a running one through the worker; under the lock."""
+        if record.status.finished:
+            return record.status
+        record.cancel_reason = reason
+        record.cancel.set()
+        if record.status.state != "queued":
+            return record.status
+        return self._update(record, "cancelled", error=reason)
+
+    def _recover(self, entry: JournaledJob) -> None:
+        """Takes up one journaled job at start: a finished one is remembered (its status
+        and resends are answered, never rendered again); an unfinished one is checked again
+        and queued, or reported failed; under the lock."""
+        try:
+            job = build_job(entry.job_id, entry.request)
+        except StepEditError as e:  # e.g. an edit this version no longer has
+            _LOG.error("journaled job %r cannot be taken up: %s", entry.job_id, e)
+            self._journal_forget([entry.job_id])
+            return
+        record = _Record(job, _nobody, entry.status, entry.owner)
+        self._jobs[entry.job_id] = record
+        if entry.status.finished:
+            return
+        for leftover in audio.remove_stale_temp_files(job.output_folder, 0, output_stem(job)):
+            _LOG.info("removed %r, left by a write the engine's end cut short", str(leftover))
+        record.status = JobStatus(entry.job_id, "queued")
+        try:
+            if entry.status.state == "running" and entry.attempts >= _MAX_ATTEMPTS:
+                raise JobError(
+                    f"the engine stopped {entry.attempts} times while rendering this job; "
+                    "it is not tried again",
+                    "internal",
+                )
+            record.job = job_from_request(
+                entry.job_id,
+                entry.request,
+                self.backend,
+                input_roots=self.config.input_roots,
+                output_roots=self.config.output_roots,
+            )
+        except StepEditError as e:
+            self._update(record, "error", error=(e.code, f"not resumed after a restart: {e}"))
+            return
+        _LOG.info("job %r resumed after a restart (was %s)", entry.job_id, entry.status.state)
+        self._update(record, "queued")
+        self._queue.put(record)
 
     def _owned(self, job_id: str, owner: str) -> _Record | None:
         """The record of ``job_id`` if ``owner`` owns it; under the lock."""
@@ -256,33 +328,36 @@ class Engine:
         self._emit((listener, known.job.status_file, known.status))
         return known.status
 
-    def _enqueue(self, job: Job, listener: Listener, owner: str) -> JobStatus:
+    def _enqueue(self, job: Job, request: JobRequest, listener: Listener, owner: str) -> JobStatus:
         """Queues a checked job; under the lock, so "queued" always precedes its progress."""
         if self._stopping:
             raise JobError("the engine is shutting down", "shutting_down")
         self._supervise_worker()
-        record = _Record(job, listener, JobStatus(job.job_id, "queued"), owner)
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        if self._queue.qsize() >= self.config.max_queue:
             raise QueueFullError(
                 f"{self.config.max_queue} jobs are already waiting; retry later",
                 self._retry_hint(),
-            ) from None
+            )
+        record = _Record(job, listener, JobStatus(job.job_id, "queued"), owner)
+        if self._journal is not None:  # first: a job is accepted once it is journaled
+            try:
+                self._journal.accepted(job.job_id, owner, request, record.status)
+            except OSError as e:
+                raise JobError(f"the engine cannot accept jobs now: {e}", "internal") from e
+        self._queue.put(record)
         self._jobs[job.job_id] = record
-        self._forget_old_jobs()
         self._emit((listener, job.status_file, record.status))
         return record.status
 
     def _supervise_worker(self) -> None:
-        """Restarts a render worker that died (a backend raised past ``Exception``), so
-        accepted jobs never wait forever; the job it was rendering is reported failed."""
+        """Restarts a render worker that died (a bug past ``Exception``), so accepted jobs
+        never wait forever; the job it had taken is reported failed."""
         if not self._worker.ident or self._worker.is_alive():
             return  # not started yet, or fine
         _LOG.error("the render worker died; starting a new one")
-        for record in self._jobs.values():
-            if record.status.state == "running":
-                self._update(record, "error", error=("internal", "the render worker died"))
+        taken = self._taken
+        if taken is not None and not taken.status.finished:
+            self._update(taken, "error", error=("internal", "the render worker died"))
         self._worker = threading.Thread(target=self._run, name="stepedit-render", daemon=True)
         self._worker.start()
 
@@ -294,12 +369,33 @@ class Engine:
 
     def _forget_old_jobs(self) -> None:
         finished = [k for k, r in self._jobs.items() if r.status.finished]
-        for key in finished[: max(0, len(finished) - self.config.retain_finished)]:
+        forgotten = finished[: max(0, len(finished) - self.config.retain_finished)]
+        for key in forgotten:
             del self._jobs[key]
+        self._journal_forget(forgotten)
+
+    def _journal_forget(self, job_ids: list[str]) -> None:
+        if self._journal is not None and job_ids:
+            try:
+                self._journal.forget(job_ids)
+            except OSError as e:  # kept rows are forgotten at the next chance
+                _LOG.error("%s", e)
 
     def _update(self, record: _Record, state: str, **fields: Any) -> JobStatus:
-        """Sets a record's status and queues its event; call with the lock held."""
+        """Sets a record's status, journals a change of state and queues its event; call
+        with the lock held."""
+        previous = record.status.state
         record.status = replace(record.status, state=state, **fields)
+        if self._journal is not None and state != previous:
+            try:
+                if state == "running":
+                    self._journal.started(record.status)
+                else:
+                    self._journal.changed(record.status)
+            except OSError as e:  # the job goes on; only a restart would miss this change
+                _LOG.error("%s", e)
+        if record.status.finished:
+            self._forget_old_jobs()
         self._emit((record.listener, record.job.status_file, record.status))
         return record.status
 
@@ -344,10 +440,12 @@ class Engine:
                 continue
             if record.status.state != "queued":  # cancelled while waiting
                 continue
+            self._taken = record
             try:
                 self._render(record)
             except Exception:  # a bug after the render (reporting, logging): keep working
                 _LOG.exception("render worker: job %r", record.job.job_id)
+            self._taken = None
 
     def _transcript_cache(self) -> TranscriptCache | None:
         """The transcript cache in the state folder, opened by the first job (render thread)."""
@@ -358,26 +456,47 @@ class Engine:
         return self._transcripts
 
     def _render(self, record: _Record) -> None:
+        """Renders one job on its own thread and reports it; a render still going a moment
+        after its job is cancelled is abandoned: the job is reported at once, the render
+        ends on its thread (at its next progress point), and the next job waits for it."""
         job = record.job
         started = time.monotonic()
         waited = started - record.submitted
-        outcome: dict[str, Any]
-        try:
-            path, result = self._work(record, waited)
+        work: Future[tuple[Path, dict[str, Any]]] = Future()
+        threading.Thread(
+            target=_fulfil,
+            args=(work, lambda: self._work(record, waited)),
+            name="stepedit-render-job",
+            daemon=True,
+        ).start()
+        while not futures.wait([work], _CANCEL_POLL_S).done:
+            if record.cancel.is_set():
+                break
+        if work.done():
+            outcome = self._outcome(record, work)
             self._render_seconds.append(time.monotonic() - started)
-            outcome = dict(
-                state="done", progress=1.0, stage="done", output_path=str(path), result=result
-            )
-        except JobCancelled as e:
-            outcome = dict(state="cancelled", error=(e.code, str(e)))
-        except StepEditError as e:
-            outcome = dict(state="error", error=(e.code, str(e)))
-        except Exception as e:  # the worker must survive any backend bug
-            _LOG.exception("job %s failed unexpectedly", job.job_id)
-            outcome = dict(state="error", error=("internal", f"{type(e).__name__}: {e}"))
+        else:
+            outcome = dict(state="cancelled", error=record.cancel_reason)
         with self._lock:
             status = self._update(record, **outcome)
         _log_outcome(job, status, waited)
+        if not work.done() and not self._stopping:
+            futures.wait([work])  # one render at a time
+            _remove_late_output(job, work)
+
+    @staticmethod
+    def _outcome(record: _Record, work: Future[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
+        """The final status fields of a finished render."""
+        try:
+            path, result = work.result()
+        except JobCancelled:
+            return dict(state="cancelled", error=record.cancel_reason)
+        except StepEditError as e:
+            return dict(state="error", error=(e.code, str(e)))
+        except BaseException as e:  # the engine survives any backend bug, native ones too
+            _LOG.error("job %r failed unexpectedly", record.job.job_id, exc_info=e)
+            return dict(state="error", error=("internal", f"{type(e).__name__}: {e}"))
+        return dict(state="done", progress=1.0, stage="done", output_path=str(path), result=result)
 
     def _work(self, record: _Record, waited: float) -> tuple[Path, dict[str, Any]]:
         """Does a job's work; returns the file written and the result JSON."""
@@ -431,14 +550,33 @@ def _transcript_json(job: Job, heard: WrittenTranscript, queued: float) -> dict[
     )
 
 
+def _fulfil(future: Future[Any], work: Callable[[], Any]) -> None:
+    try:
+        future.set_result(work())
+    except BaseException as e:  # handed to the worker, which reports it
+        future.set_exception(e)
+
+
+def _remove_late_output(job: Job, work: Future[tuple[Path, dict[str, Any]]]) -> None:
+    """Removes the file of an abandoned render that finished after all: its job was
+    reported cancelled, so nobody expects that file."""
+    if work.exception() is None:
+        path = work.result()[0]
+        path.unlink(missing_ok=True)
+        _LOG.info(
+            "job %r was cancelled while its render finished: removed %r", job.job_id, str(path)
+        )
+
+
 def _unknown(job_id: str) -> JobStatus:
     return JobStatus(job_id, "error", error=("unknown_job", f"no job with id {job_id!r}"))
 
 
 def _log_outcome(job: Job, status: JobStatus, waited: float) -> None:
+    # Client strings (ids, paths, messages naming them) are quoted: none can forge a line.
     if status.state == "done" and status.result is not None:
         _LOG.info(
-            "job %s done: %s on %s (%.2f s audio) in %.2f s (waited %.2f s) -> %s",
+            "job %r done: %s on %r (%.2f s audio) in %.2f s (waited %.2f s) -> %r",
             job.job_id,
             job.work.type if isinstance(job.work, EditSpec) else "transcribe",
             job.input.name,
@@ -449,4 +587,4 @@ def _log_outcome(job: Job, status: JobStatus, waited: float) -> None:
         )
     else:
         code, message = status.error or ("internal", "")
-        _LOG.info("job %s %s [%s]: %s", job.job_id, status.state, code, message)
+        _LOG.info("job %r %s [%s]: %r", job.job_id, status.state, code, message)

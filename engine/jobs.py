@@ -17,7 +17,7 @@ from engine.errors import EditError, InputError, OutputError
 from engine.roots import resolve_within
 from engine.text.transcript import LANGUAGES
 
-__all__ = ["Job", "Listener", "Transcription", "job_from_request", "output_stem"]
+__all__ = ["Job", "Listener", "Transcription", "build_job", "job_from_request", "output_stem"]
 
 # Receives every status change of a job, in order, on the engine's event thread.
 Listener = Callable[[JobStatus], None]
@@ -88,6 +88,32 @@ def job_from_request(
     Raises:
         StepEditError: a subclass carrying the protocol error code.
     """
+    job = build_job(job_id, request, input_roots=input_roots, output_roots=output_roots)
+    if job.status_file is not None and not job.status_file.parent.is_dir():
+        raise InputError(f"status_file folder does not exist: {job.status_file.parent}")
+    audio.check_input_file(job.input)
+    if not job.output_folder.is_dir():
+        raise OutputError(f"output folder does not exist: {job.output_folder}")
+    if not os.access(job.output_folder, os.W_OK):
+        raise OutputError(f"output folder is not writable: {job.output_folder}")
+    if isinstance(job.work, EditSpec):
+        check_supported(backend, job.work)
+    return job
+
+
+def build_job(
+    job_id: str,
+    request: JobRequest,
+    *,
+    input_roots: Sequence[Path] = (),
+    output_roots: Sequence[Path] = (),
+) -> Job:
+    """The ``Job`` a request describes, checked for vocabulary and roots only (no file is
+    looked at): for requests already accepted once, such as journaled ones.
+
+    Raises:
+        StepEditError: a subclass carrying the protocol error code.
+    """
     work: EditSpec | Transcription
     if isinstance(request, EditRequest):
         work = parse_edit(request.edit)
@@ -102,7 +128,7 @@ def job_from_request(
     )
     if output_dir is None:  # the input's folder: an output root must hold it too
         resolve_within(source.parent, output_roots, "output")
-    job = Job(
+    return Job(
         job_id=job_id,
         input=source,
         work=work,
@@ -111,16 +137,6 @@ def job_from_request(
         output_dir=output_dir,
         status_file=status_file,
     )
-    if job.status_file is not None and not job.status_file.parent.is_dir():
-        raise InputError(f"status_file folder does not exist: {job.status_file.parent}")
-    audio.check_input_file(job.input)
-    if not job.output_folder.is_dir():
-        raise OutputError(f"output folder does not exist: {job.output_folder}")
-    if not os.access(job.output_folder, os.W_OK):
-        raise OutputError(f"output folder is not writable: {job.output_folder}")
-    if isinstance(work, EditSpec):
-        check_supported(backend, work)
-    return job
 
 
 def output_stem(job: Job) -> str:

@@ -7,6 +7,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from bridge.protocol import JobStatus, encode_status
@@ -22,10 +23,19 @@ class StatusFiles:
 
     A path is claimed by creating it (it must not exist yet); only claimed paths are
     rewritten afterwards, atomically. A file that was there before is left untouched.
+
+    Args:
+        claimed: Paths created by this engine before a restart (from its journal).
+        on_create: Told of each newly created file and its job id (to journal it).
     """
 
-    def __init__(self) -> None:
-        self._claimed: set[Path] = set()
+    def __init__(
+        self,
+        claimed: Iterable[Path] = (),
+        on_create: Callable[[Path, str], None] | None = None,
+    ) -> None:
+        self._claimed: set[Path] = set(claimed)
+        self._on_create = on_create
         self._lock = threading.Lock()
 
     def foreign(self, path: Path) -> bool:
@@ -44,6 +54,8 @@ class StatusFiles:
             elif _create(path, data):
                 with self._lock:
                     self._claimed.add(path)
+                if self._on_create is not None:
+                    self._on_create(path, status.job_id)
             else:
                 _LOG.warning("status file %r exists and is not the engine's: left as it is", path)
         except OSError as e:
