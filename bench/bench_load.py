@@ -82,8 +82,8 @@ def main() -> None:
             thread.join(600)
         wall = time.perf_counter() - started
         after = rss_mb(engine.process.pid)
-        log = engine.log_text()
         stop_engine(engine)
+        log = engine.log_text()  # after the stop: the last "done" line is written by then
         files = sorted(p.name for p in out.iterdir() if p.suffix == ".wav")
     done = [o for o in outcomes if not o.startswith(("error", "queue_full", "no_engine"))]
     errors = [o for o in outcomes if o not in done]
