@@ -20,6 +20,8 @@ table (what the StepEdit_*.lua actions call). Each module is a file of one conce
   StepEdit/codec.lua      protocol mirror of bridge/protocol.py (PROTOCOL_VERSION,
                           DEFAULT_PORT, ADDRESS, ERROR_CODES, JOB_STATES, STATE_EVENTS),
                           json_encode/json_decode, osc_encode/osc_decode (pure Lua)
+  StepEdit/hmac.lua       SHA-256 and HMAC-SHA256 (pure Lua)
+  StepEdit/auth.lua       sign(packet, key): the /stepedit/auth envelope (pure Lua)
   StepEdit/files.lua      paths, command-line quoting, file reads and writes (pure Lua)
   StepEdit/settings.lua   ExtState section "StepEdit": settings, running jobs, cancel requests
   StepEdit/items.lua      item_slice(item), edit_label(edit), take_name(edit, passes)

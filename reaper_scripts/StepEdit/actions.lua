@@ -260,10 +260,8 @@ end
 -------------------------------------------------------------------------------
 
 function M.engine_status()
-  transports.query({ ADDRESS.ping, ADDRESS.capabilities }, function(replies)
-    if not replies then
-      return msg(transports.engine_down_message(), "StepEdit: engine not running")
-    end
+  transports.query({ ADDRESS.ping, ADDRESS.capabilities }, function(replies, why)
+    if not replies then return msg(transports.no_reply_message(why)) end
     local pong = replies[ADDRESS.ping]
     local text = pong.text or string.format("StepEdit %s (protocol v%d), backend %s on %s",
       tostring(pong.args[2]), pong.args[1] or 0, tostring(pong.args[3]), tostring(pong.args[4]))
@@ -292,10 +290,7 @@ function M.edit_dialog()
     return no_undo()
   end
   transports.query({ ADDRESS.capabilities }, function(replies, why)
-    if not replies then
-      return msg(transports.engine_down_message() .. (why and "\n\n" .. why or ""),
-        "StepEdit: engine not running")
-    end
+    if not replies then return msg(transports.no_reply_message(why)) end
     local ok, caps = pcall(codec.json_decode, replies[ADDRESS.capabilities].args[1])
     if not ok or type(caps) ~= "table" then return msg("StepEdit: unreadable capabilities.") end
     local edit = ui.pick_from_menu(caps)
@@ -348,9 +343,11 @@ function M.start_engine()
     s.port))
   local started = reaper.time_precise()
   local function check()
-    transports.query({ ADDRESS.ping }, function(replies)
+    transports.query({ ADDRESS.ping }, function(replies, why)
       if replies then
         console("StepEdit: the engine is running.")
+      elseif why == "unauthorized" then -- running, but it wants this computer's signature
+        msg(transports.no_reply_message(why))
       elseif reaper.time_precise() - started < 30 then
         reaper.defer(check)
       else
@@ -375,10 +372,22 @@ function M.settings_dialog()
     { "Take markers at words (0/1)", s.take_markers and 1 or 0 },
     { "English fillers (blank: the engine's)", table.concat(s.fillers.en, " ") },
     { "Mandarin fillers (blank: the engine's)", table.concat(s.fillers.zh, " ") },
+    { "Engine key id", s.key and s.key.id or settings.DEFAULTS.key_id },
+    -- "*": REAPER hides what is typed in this field
+    { "*Engine secret (stepedit secret; blank: none)", s.key and s.key.secret or "" },
   })
   if not values then return no_undo() end
   local keys = { "host", "port", "engine_command", "keep_length", "iterations", "transport",
-                 "language", "mask_sound", "take_markers", "fillers_en", "fillers_zh" }
+                 "language", "mask_sound", "take_markers", "fillers_en", "fillers_zh", "key_id",
+                 "secret" }
+  local secret = values[#keys]:match("^%s*(.-)%s*$"):lower()
+  if secret ~= "" and not secret:match("^" .. ("%x"):rep(64) .. "$") then
+    values[#keys] = s.key and s.key.secret or ""
+    msg("The engine secret was not changed: a StepEdit secret is 64 hex characters. Run " ..
+      "\"stepedit secret\" where the engine runs to see it.")
+  else
+    values[#keys] = secret
+  end
   for i, key in ipairs(keys) do settings.set_setting(key, values[i]) end
   return no_undo()
 end

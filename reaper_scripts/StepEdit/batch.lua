@@ -28,6 +28,10 @@ local ui = import("ui")
 local M = {}
 
 local UNDO_STATE_ITEMS = 4
+-- queue_full: resend after the engine's hint, doubled at each further refusal, this often at
+-- most; one wait is capped so that a job never sleeps for hours.
+local QUEUE_TRIES, MAX_QUEUE_WAIT_S = 8, 120
+local WAITING = "waiting for the engine (queue full)"
 local msg, console, no_undo = ui.msg, ui.console, ui.no_undo
 
 local job_counter = 0
@@ -173,9 +177,29 @@ local function describe_error(code, message)
   return text
 end
 
+-- The engine's queue is full: the job waits (not blocking REAPER: the loop resends it) for
+-- retry_after plus up to half of it again as jitter, so that clients do not resend in step.
+local function wait_for_queue(job, event, now)
+  if job.retry_at then return end -- another answer to a send made before the wait began
+  job.queue_tries = (job.queue_tries or 0) + 1
+  if job.queue_tries >= QUEUE_TRIES then
+    job.final, job.outcome, job.code = true, "queue full", "queue_full"
+    job.failure = string.format("the engine's queue stayed full (%d tries); try again later",
+      job.queue_tries)
+    return
+  end
+  local hint = math.max(0.25, math.min(60, tonumber(event.retry_after) or 1))
+  local wait = math.min(MAX_QUEUE_WAIT_S, hint * 2 ^ (job.queue_tries - 1))
+  job.retry_at = now + wait * (1 + math.random() / 2)
+  job.stage, job.fraction = WAITING, 0
+end
+
 local function handle_event(job, event, now)
-  job.heard_at = now
+  job.heard_at, job.heard = now, true
   if job.final then return end
+  if event.kind == "error" and event.code == "queue_full" then
+    return wait_for_queue(job, event, now)
+  end
   if event.kind == "accepted" then
     job.accepted = true
     if job.stage == "sending" then job.stage = "queued" end
@@ -222,6 +246,15 @@ local function run_batch(batch)
   end
   reaper.atexit(cleanup)
 
+  -- The engine refused the signature (its answer names no job): no job of this batch can
+  -- start; the failure message tells how to set the secret.
+  local function refuse_all(event, now)
+    for _, job in ipairs(jobs) do
+      if not job.final then handle_event(job, { kind = "error", code = event.code }, now) end
+    end
+    batch.failure_note = transports.unauthorized_message()
+  end
+
   local function cancel_all(reason)
     batch.cancelled = true
     for _, job in ipairs(jobs) do
@@ -235,12 +268,20 @@ local function run_batch(batch)
   local function step()
     local now = reaper.time_precise()
     for _, event in ipairs(transport:poll(jobs, now)) do
+      if event.kind == "error" and event.code == "unauthorized" then refuse_all(event, now) end
       for _, job in ipairs(jobs) do
         if job.id == event.id then handle_event(job, event, now) end
       end
     end
+    for _, job in ipairs(jobs) do
+      if job.retry_at and now >= job.retry_at then
+        job.retry_at, job.heard_at, job.stage = nil, now, "sending"
+        local sent, err = transport:start(job)
+        if not sent then job.final, job.failure = true, err end
+      end
+    end
     local heard = false
-    for _, job in ipairs(jobs) do heard = heard or job.accepted end
+    for _, job in ipairs(jobs) do heard = heard or job.heard end
     if not heard and now - started > transport.engine_down_s then
       for _, job in ipairs(jobs) do transport:cancel(job) end -- in case it wakes up later
       cleanup()
@@ -248,7 +289,7 @@ local function run_batch(batch)
       return false
     end
     for _, job in ipairs(jobs) do
-      if not job.final and transport:is_silent(job, now) then
+      if not job.final and not job.retry_at and transport:is_silent(job, now) then
         job.final, job.outcome = true, "no answer"
         job.failure = "the engine stopped answering about this job"
       end

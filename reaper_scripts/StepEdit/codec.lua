@@ -5,7 +5,7 @@
 --   json_encode(value)        -> string  (keys sorted; json_array(t) marks an empty array)
 --   json_decode(text)         -> value   (raises "JSON: ..." on bad input; null -> json_null)
 --   osc_encode(address, ...)  -> bytes   (integer -> i, float -> f, string -> s;
---                                         osc_float(x) forces f)
+--                                         osc_float(x) forces f, osc_blob(bytes) is b)
 --   osc_decode(bytes)         -> { {address=, args={...}}, ... }  (bundles unpacked;
 --                                         raises "malformed OSC: ..." on bad input)
 --   osc_decode_head(bytes)    -> {address=, args=, truncated=true} | nil: the complete
@@ -26,6 +26,7 @@ M.ADDRESS = {
   accepted = "/stepedit/accepted", progress = "/stepedit/progress",
   done = "/stepedit/done", error = "/stepedit/error",
   cancel = "/stepedit/cancel", status = "/stepedit/status",
+  auth = "/stepedit/auth", -- wraps a signed packet (auth.lua)
 }
 
 M.ERROR_CODES = {
@@ -44,8 +45,10 @@ M.ERROR_CODES = {
   non_finite = "the input holds NaN or infinite samples",
   too_long = "the slice is longer than the engine's configured maximum",
   output_unwritable = "the output folder is missing or not writable",
+  forbidden_path = "a path lies outside the engine's configured input or output roots",
+  unauthorized = "the request's authentication is missing, wrong, stale or replayed",
   unknown_job = "no job with that id",
-  queue_full = "too many jobs waiting; retry later",
+  queue_full = "too many jobs waiting; retry after the hint in the error's 4th argument",
   cancelled = "the job was cancelled",
   shutting_down = "the engine is stopping and takes no new jobs",
   backend_failed = "the backend failed while rendering",
@@ -261,13 +264,17 @@ function M.json_decode(text)
 end
 
 -------------------------------------------------------------------------------
--- OSC 1.0 (int32, float32, string; bundles on decode)
+-- OSC 1.0 (int32, float32, string, blob; bundles on decode)
 -------------------------------------------------------------------------------
 
-local FLOAT = {}
+local FLOAT, BLOB = {}, {}
 
 function M.osc_float(x)
   return setmetatable({ value = x }, FLOAT)
+end
+
+function M.osc_blob(bytes)
+  return setmetatable({ value = bytes }, BLOB)
 end
 
 local function osc_string(s)
@@ -281,6 +288,9 @@ function M.osc_encode(address, ...)
     local arg = select(i, ...)
     if getmetatable(arg) == FLOAT then
       tags[#tags + 1], data[#data + 1] = "f", string.pack(">f", arg.value)
+    elseif getmetatable(arg) == BLOB then
+      tags[#tags + 1], data[#data + 1] = "b",
+        string.pack(">s4", arg.value) .. string.rep("\0", -#arg.value % 4)
     elseif math.type(arg) == "integer" then
       if arg < -0x80000000 or arg > 0x7fffffff then error("OSC int32 out of range: " .. arg) end
       tags[#tags + 1], data[#data + 1] = "i", string.pack(">i4", arg)

@@ -45,4 +45,19 @@ function M.write_file(path, data)
   return true
 end
 
+-- A file only its owner may read (for secrets). POSIX: created empty, made mode 600 (Lua
+-- has no chmod, so a shell runs once per change), then written. Windows: files under the
+-- user's profile, where REAPER keeps its resources, are private already.
+function M.write_private(path, data)
+  if M.read_file(path) == data then return true end
+  if package.config:sub(1, 1) == "/" then
+    local ok, err = M.write_file(path, "")
+    if not ok then return nil, err end
+    if not os.execute("chmod 600 '" .. path:gsub("'", "'\\''") .. "'") then
+      return nil, "chmod 600 failed"
+    end
+  end
+  return M.write_file(path, data)
+end
+
 return M

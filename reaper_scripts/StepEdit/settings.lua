@@ -3,7 +3,8 @@
 -- "StepEdit".
 --
 --   settings()               -> {host, port, engine_command, keep_length, iterations, transport,
---                                language, mask_sound, take_markers, fillers = {en=, zh=}}
+--                                language, mask_sound, take_markers, fillers = {en=, zh=},
+--                                key = {id=, secret=} | nil (sign requests when set)}
 --   set_setting(key, value)     persisted
 --   running_ids(), set_running(add, remove)   ids of the jobs running scripts wait for
 --   cancel_serial(), request_cancel()         "Cancel jobs" bumps the serial; batches watch it
@@ -20,6 +21,9 @@ M.DEFAULTS = {
   keep_length = "0", iterations = "1", transport = "auto",
   language = "auto", mask_sound = "room_tone", take_markers = "0",
   fillers_en = "", fillers_zh = "", -- "": the engine's own list for that language
+  -- The engine's secret (`stepedit secret`) lives only here, in REAPER's own settings file,
+  -- never in a project or a log; "" sends plain requests.
+  key_id = "default", secret = "",
 }
 
 M.LANGUAGES = { auto = true, en = true, zh = true }
@@ -38,6 +42,12 @@ local function ext(key)
   return value
 end
 
+-- Pasted values may bring spaces; blank reads as the default.
+local function trimmed(key)
+  local value = ext(key):match("^%s*(.-)%s*$")
+  return value ~= "" and value or M.DEFAULTS[key]
+end
+
 function M.set_setting(key, value)
   reaper.SetExtState(M.SECTION, key, tostring(value), true)
 end
@@ -47,6 +57,7 @@ function M.settings()
   local iterations = math.tointeger(tonumber(ext("iterations"))) or 1
   local language = ext("language"):lower()
   local mask = ext("mask_sound"):lower():gsub("[ -]", "_")
+  local secret = trimmed("secret")
   return {
     host = ext("host"),
     port = port,
@@ -58,6 +69,7 @@ function M.settings()
     mask_sound = M.MASK_SOUNDS[mask] and mask or "room_tone",
     take_markers = ext("take_markers") == "1",
     fillers = { en = word_list(ext("fillers_en")), zh = word_list(ext("fillers_zh")) },
+    key = secret ~= "" and { id = trimmed("key_id"), secret = secret } or nil,
   }
 end
 

@@ -6,8 +6,11 @@
 --   open_transport(settings) -> transport (raises when the setting asks for a missing kind)
 --   sockets_available()      -> true when LuaSocket loads (OSC is possible)
 --   query(addresses, on_reply)  ping/capabilities: on_reply(replies_by_address) or
---                               on_reply(nil, why) when the engine does not answer
+--                               on_reply(nil, why) when the engine does not answer (why:
+--                               what the client printed, or "unauthorized")
 --   engine_down_message(settings) -> the text telling how to start the engine
+--   unauthorized_message()        -> the text telling how to set the engine's secret
+--   no_reply_message(why)         -> text, title for a query without answer
 --
 -- A transport:
 --   .kind                     "osc" | "process"
@@ -16,13 +19,16 @@
 --                                edit, or as a transcription when job.address == "transcribe"
 --   :poll(jobs, now)          -> events {id, kind = accepted|progress|done|error, fraction,
 --                                stage, output_path, result (JSON text or table; nil when
---                                the reply was cut short), code, message}
+--                                the reply was cut short), code, message, retry_after}
+--                                (an engine refusing a signature answers with id "");
+--                                jobs with job.retry_at set wait for the batch to resend them
 --   :is_silent(job, now)      -> true when the job is to be given up as lost
 --   :cancel(job)
 --   :query(addresses, on_reply)
 --   :close(jobs)
 
 local import = ...
+local auth = import("auth")
 local codec = import("codec")
 local files = import("files")
 local settings = import("settings")
@@ -73,12 +79,14 @@ local function open_osc(s)
   udp:settimeout(0)
   local ok, err = udp:setsockname(host:match("^127%.") and host or "0.0.0.0", 0)
   if not ok then error("cannot open a UDP socket: " .. tostring(err)) end
-  return setmetatable({ udp = udp, host = host, port = s.port, kind = "osc",
+  return setmetatable({ udp = udp, host = host, port = s.port, kind = "osc", key = s.key,
                         engine_down_s = 1.5 }, Osc)
 end
 
 function Osc:send(address, ...)
-  self.udp:sendto(codec.osc_encode(address, ...), self.host, self.port)
+  local packet = codec.osc_encode(address, ...)
+  if self.key then packet = auth.sign(packet, self.key) end
+  self.udp:sendto(packet, self.host, self.port)
 end
 
 function Osc:start(job)
@@ -114,11 +122,13 @@ function Osc:poll(jobs, now)
     if kind and type(m.args[1]) == "string" then
       local a = m.args
       events[#events + 1] = { id = a[1], kind = kind, fraction = a[2], stage = a[3],
-                              output_path = a[2], result = a[3], code = a[2], message = a[3] }
+                              output_path = a[2], result = a[3], code = a[2], message = a[3],
+                              retry_after = a[4] }
     end
   end
   for _, job in ipairs(jobs) do -- UDP may drop packets: resend or ask again
-    if not job.final and now - job.asked_at >= (job.accepted and STATUS_QUERY_S or RESEND_S) then
+    local every = job.accepted and STATUS_QUERY_S or RESEND_S
+    if not job.final and not job.retry_at and now - job.asked_at >= every then
       if job.accepted then self:send(ADDRESS.status, job.id) else self:start(job) end
       job.asked_at = now
     end
@@ -143,6 +153,11 @@ function Osc:query(addresses, on_reply)
   local function tick()
     local ok, err = xpcall(function()
       for _, m in ipairs(self:receive()) do
+        if m.address == ADDRESS.error and m.args[2] == "unauthorized" then
+          self:close()
+          on_reply(nil, "unauthorized")
+          return false
+        end
         for _, address in ipairs(addresses) do
           if reply_of[address] == m.address and not replies[address] then
             replies[address], want = m, want - 1
@@ -178,13 +193,24 @@ local function jobs_dir()
   return dir
 end
 
+-- The client reads the secret from a file only the user may read: a command line would show
+-- it to every user (ps), and ExecProcess cannot set environment variables.
+local function client_options(s)
+  local options = " --engine " .. s.host .. ":" .. s.port
+  if not s.key then return options end
+  local path = files.join(files.dirname(jobs_dir()), "secret")
+  local ok, err = files.write_private(path, s.key.secret)
+  if not ok then error("cannot write " .. path .. ": " .. tostring(err), 0) end
+  return options .. " --key-id " .. files.quote(s.key.id) .. " --secret-file " .. files.quote(path)
+end
+
 local function open_process(s)
   return setmetatable({ command = s.engine_command, kind = "process", engine_down_s = 1.8,
-                        engine = s.host .. ":" .. s.port, dir = jobs_dir() }, Process)
+                        options = client_options(s), dir = jobs_dir() }, Process)
 end
 
 function Process:run(args)
-  return reaper.ExecProcess(self.command .. " " .. args .. " --engine " .. self.engine, -2)
+  return reaper.ExecProcess(self.command .. " " .. args .. self.options, -2)
 end
 
 function Process:start(job)
@@ -193,6 +219,8 @@ function Process:start(job)
   job.request.status_file = job.status_file
   local ok, err = files.write_file(job.request_file, codec.json_encode(job.request))
   if not ok then return nil, "cannot write " .. job.request_file .. ": " .. tostring(err) end
+  os.remove(job.status_file) -- a resend after queue_full: read only the engine's new answer
+  job.status_stamp = nil
   local kind = job.address == "transcribe" and "--kind transcribe " or ""
   if not self:run("send " .. kind .. "--job-id " .. job.id .. " --request-file " ..
       files.quote(job.request_file)) then
@@ -205,7 +233,7 @@ end
 function Process:poll(jobs, now)
   local events = {}
   for _, job in ipairs(jobs) do
-    if not job.final and now - job.polled_at >= POLL_FILES_S then
+    if not job.final and not job.retry_at and now - job.polled_at >= POLL_FILES_S then
       job.polled_at = now
       local text = files.read_file(job.status_file)
       local ok, status = pcall(codec.json_decode, text or "")
@@ -221,6 +249,7 @@ function Process:poll(jobs, now)
               id = job.id, kind = kind, fraction = status.progress, stage = status.stage,
               output_path = status.output_path, result = status.result,
               code = err.code or status.state, message = err.message or "",
+              retry_after = err.retry_after,
             }
           end
         end
@@ -243,8 +272,8 @@ function Process:query(addresses, on_reply)
   local replies = {}
   for _, address in ipairs(addresses) do
     local command = address == ADDRESS.ping and "ping" or "capabilities"
-    local out = reaper.ExecProcess(self.command .. " " .. command .. " --engine " ..
-      self.engine .. " --timeout " .. QUERY_TIMEOUT_S, 5000)
+    local out = reaper.ExecProcess(self.command .. " " .. command .. self.options ..
+      " --timeout " .. QUERY_TIMEOUT_S, 5000)
     local code, text = (out or ""):match("^(%-?%d+)\n(.*)$")
     if code ~= "0" then return on_reply(nil, out and text or "could not run " .. self.command) end
     if command == "ping" then
@@ -292,6 +321,22 @@ function M.engine_down_message(s)
     "Start it with the action \"StepEdit_Start engine\", or in a terminal:\n\n" ..
     "    stepedit serve --port %d\n\nNothing was changed.",
     s.host, s.port, s.port)
+end
+
+function M.no_reply_message(why)
+  if why == "unauthorized" then
+    return M.unauthorized_message(), "StepEdit: engine refused the request"
+  end
+  return M.engine_down_message() .. (why and why ~= "" and "\n\n" .. why or ""),
+    "StepEdit: engine not running"
+end
+
+function M.unauthorized_message()
+  return "The StepEdit engine refused the request as unauthorized: it requires signed " ..
+    "requests, and the secret or key id set here is missing or wrong (or this computer's " ..
+    "clock is more than 60 s off the engine's).\n\n" ..
+    "Set the engine's secret (shown by \"stepedit secret\" where the engine runs) and key " ..
+    "id with the action \"StepEdit_Settings\"."
 end
 
 return M

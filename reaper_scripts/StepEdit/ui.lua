@@ -55,7 +55,7 @@ local function draw_window(ui, jobs)
   if visible then
     for _, job in ipairs(jobs) do
       ImGui.Text(ctx, items.describe_item(job.slice))
-      local overlay = job.final and job.outcome or
+      local overlay = job.final and job.outcome or job.retry_at and job.stage or
         string.format("%s %d%%", job.stage or "sending", math.floor((job.fraction or 0) * 100))
       ImGui.ProgressBar(ctx, job.final and 1 or (job.fraction or 0), -1, 0, overlay)
     end
@@ -66,7 +66,7 @@ local function draw_window(ui, jobs)
 end
 
 local function show_text_progress(job)
-  if not job.accepted then return end
+  if not job.accepted and not job.retry_at then return end -- nothing to tell yet
   local percent = math.floor((job.fraction or 0) * 100)
   local stamp = (job.stage or "") .. percent // 10
   if stamp == job.shown or job.final then return end

@@ -273,14 +273,16 @@ describe("StepEdit actions", function()
 
   it("stores the settings dialog's values in ExtState", function()
     emu.responses.GetUserInputs = { { "localhost", "9400", "/opt/stepedit", "1", "3", "process",
-                                      "EN", "Room tone", "1", "um, uh like", "" } }
+                                      "EN", "Room tone", "1", "um, uh like", "", "studio",
+                                      " " .. ("AB"):rep(32) .. " " } }
     run("Settings")
-    assert.are.equal(11, emu.inputs_asked[1].n)
+    assert.are.equal(13, emu.inputs_asked[1].n)
     local s = lib.settings()
     assert.are.same({ host = "localhost", port = 9400, engine_command = "/opt/stepedit",
                       keep_length = true, iterations = 3, transport = "process",
                       language = "en", mask_sound = "room_tone", take_markers = true,
-                      fillers = { en = { "um", "uh", "like" }, zh = {} } }, s)
+                      fillers = { en = { "um", "uh", "like" }, zh = {} },
+                      key = { id = "studio", secret = ("ab"):rep(32) } }, s)
     assert.is_true(emu.extstate.StepEdit.port.persist)
   end)
 

@@ -96,11 +96,14 @@ function FakeEngine.new(opts)
   assert(self.udp:setsockname("127.0.0.1", 0))
   self.udp:settimeout(0)
   self.port = select(2, self.udp:getsockname())
-  -- behaviour(request, address) -> nil (render), {error = {code, message}}, {hold = true}, or
+  -- behaviour(request, address) -> nil (render), {error = {code, message}}, {hold = true},
+  -- {queue_full = retry_after} (refused; the id is not remembered, as the engine does), or
   -- what the result holds: {seconds=, words=} (edits), {transcript=, text=, words_in_file=,
   -- no_sidecar=} (transcriptions)
   self.behaviour = opts.behaviour or function() return nil end
   self.capabilities = opts.capabilities
+  -- opts.key = {id=, secret=}: only messages signed with it are served (opts.auth: auth.lua)
+  self.key, self.auth, self.unauthorized = opts.key, opts.auth, 0
   return self
 end
 
@@ -117,12 +120,16 @@ function FakeEngine:edit(id, request_json, ip, port, address)
   if self.jobs[id] then return self:latest(self.jobs[id], ip, port) end
   local request = self.lib.json_decode(request_json)
   self.requests[#self.requests + 1] = { id = id, request = request, address = address or A.edit }
+  local outcome = self.behaviour(request, address or A.edit) or {}
+  if outcome.queue_full then
+    return self:reply(ip, port, A.error, id, "queue_full", "too many jobs waiting",
+      self.lib.osc_float(outcome.queue_full))
+  end
   local job = { id = id, request = request, ip = ip, port = port, address = address or A.edit }
   self.jobs[id] = job
   self:reply(ip, port, A.accepted, id)
   self:reply(ip, port, A.progress, id, self.lib.osc_float(0.5), "render")
   job.latest = { A.progress, id, self.lib.osc_float(0.5), "render" }
-  local outcome = self.behaviour(request, job.address) or {}
   if outcome.hold then
     job.held = true
     return
@@ -154,13 +161,29 @@ function FakeEngine:finish_held()
   end
 end
 
+-- The messages of a datagram; with a key, only of one signed with it (else it answers
+-- unauthorized to the source, as the engine does).
+function FakeEngine:unwrap(data, ip, port)
+  local messages = self.lib.osc_decode(data)
+  if not self.key then return messages end
+  local m = messages[1]
+  local a = m.args
+  if m.address == self.lib.ADDRESS.auth and a[1] == self.key.id
+      and a[4] == self.auth.tag(self.key.secret, a[1], a[2], a[3], a[5]) then
+    return self.lib.osc_decode(a[5])
+  end
+  self.unauthorized = self.unauthorized + 1
+  self:reply(ip, port, self.lib.ADDRESS.error, "", "unauthorized", "wrong_tag: signature")
+  return {}
+end
+
 -- Answers every datagram waiting on the socket.
 function FakeEngine:serve()
   local A = self.lib.ADDRESS
   while true do
     local data, ip, port = self.udp:receivefrom()
     if not data then return end
-    for _, m in ipairs(self.lib.osc_decode(data)) do
+    for _, m in ipairs(self:unwrap(data, ip, port)) do
       self.received[#self.received + 1] = m.address
       local id = m.args[1]
       if m.address == A.edit or m.address == A.transcribe then

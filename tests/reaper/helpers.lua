@@ -70,6 +70,16 @@ function H.lib()
   return dofile(H.SCRIPTS .. "StepEdit_lib.lua")
 end
 
+-- One library module (StepEdit/<name>.lua) with the modules it imports, loaded anew.
+function H.module(name)
+  local loaded = {}
+  local function import(n)
+    loaded[n] = loaded[n] or assert(loadfile(H.SCRIPTS .. "StepEdit/" .. n .. ".lua"))(import)
+    return loaded[n]
+  end
+  return import(name)
+end
+
 -- A project folder with a Media subfolder, an emulator installed as `reaper`, one track, and
 -- the scripts installed in its resource folder as ReaPack would (H.action finds them).
 function H.project(opts)

@@ -87,6 +87,8 @@ def python_datagrams() -> list[bytes]:
         done,
         bundle.build().dgram,
         protocol.encode("/x", -7, 1e-3, ""),
+        # queue_full carries retry_after as a 4th argument
+        protocol.encode(protocol.ADDRESS["error"], "job-3", "queue_full", "busy", 2.5),
     ]
 
 
@@ -113,6 +115,7 @@ def test_lua_decodes_what_python_osc_encodes() -> None:
     # Both sides widen float32 to the same double, so even floats compare exactly.
     assert decoded == expected
     assert decoded[4][0]["args"][1] == pytest.approx(1e-3, rel=1e-6)
+    assert decoded[5][0]["args"][3] == 2.5
 
 
 def test_liblo_oscsend_reaches_the_lua_decoder() -> None:

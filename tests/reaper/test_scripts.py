@@ -46,10 +46,12 @@ LIBRARY = (
         f"StepEdit/{module}.lua"
         for module in (
             "actions",
+            "auth",
             "batch",
             "codec",
             "editor",
             "files",
+            "hmac",
             "items",
             "settings",
             "transcripts",
