@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bridge import protocol
+from bridge import auth, protocol
 from bridge.client import ClientError, JobOutcome, StepEditClient, new_job_id
 from engine.backends import BACKEND_NAMES, DEFAULT_BACKEND
 
@@ -24,6 +24,8 @@ _LOG = logging.getLogger("stepedit")
 
 # The edit flags of `stepedit edit`, mapped to edit types.
 _EDIT_FLAGS = ("emotion", "style", "speed", "paralinguistic")
+# Where client commands find the engine's secret when --secret-file names none.
+_SECRET_ENV = "STEPEDIT_SECRET"
 
 
 def _engine_address(text: str) -> tuple[str, int]:
@@ -35,7 +37,26 @@ def _engine_address(text: str) -> tuple[str, int]:
 
 def _client(args: argparse.Namespace) -> StepEditClient:
     host, port = args.engine
-    return StepEditClient(host, port, timeout=args.timeout)
+    return StepEditClient(
+        host, port, timeout=args.timeout, secret=_client_secret(args), key_id=args.key_id
+    )
+
+
+def _client_secret(args: argparse.Namespace) -> str | None:
+    """The secret to sign with: ``--secret-file``, else ``$STEPEDIT_SECRET``, else none."""
+    if args.secret_file is not None:
+        try:
+            text, where = args.secret_file.read_text(encoding="ascii"), str(args.secret_file)
+        except (OSError, UnicodeDecodeError) as e:
+            raise SystemExit(f"stepedit {args.command}: cannot read --secret-file: {e}") from e
+    else:
+        text, where = os.environ.get(_SECRET_ENV, ""), f"${_SECRET_ENV}"
+        if not text:
+            return None
+    try:
+        return auth.check_secret(text)
+    except ValueError as e:
+        raise SystemExit(f"stepedit {args.command}: {where}: {e}") from e
 
 
 def _default_engine() -> str:
@@ -54,17 +75,28 @@ def _serve(args: argparse.Namespace) -> int:
         backend = create_backend(args.backend, **_backend_options(args))
         if args.state_dir is not None:
             args.state_dir.mkdir(parents=True, exist_ok=True)
+        state = args.state_dir or state_dir()
         engine = Engine(
             backend,
             EngineConfig(
                 max_queue=args.max_queue,
                 max_input_seconds=args.max_seconds,
-                state_dir=args.state_dir or state_dir(),
+                state_dir=state,
+                input_roots=tuple(args.input_roots),
+                output_roots=tuple(args.output_roots),
             ),
         )
+        # The server checks the settings (secret, roots) before the model takes time to load.
+        server = StepEditServer(
+            engine, args.host, args.port, _serve_keyring(args, state), args.require_auth
+        )
+    except (ValueError, OSError, StepEditError) as e:  # bad settings
+        print(f"stepedit serve: {e}", file=sys.stderr)
+        return 2
+    try:
         engine.start()
-        server = StepEditServer(engine, args.host, args.port)
-    except (ValueError, OSError, StepEditError) as e:  # bad settings or model files
+    except (OSError, StepEditError) as e:  # model files
+        server.server_close()
         print(f"stepedit serve: {e}", file=sys.stderr)
         return 2
     stop = threading.Event()
@@ -72,12 +104,51 @@ def _serve(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     thread = threading.Thread(target=server.serve_forever, name="stepedit-osc", daemon=True)
     thread.start()
-    _LOG.info("serving protocol v%d on %s:%d", protocol.PROTOCOL_VERSION, args.host, server.port)
+    _LOG.info(
+        "serving protocol v%d on %s:%d (%s)",
+        protocol.PROTOCOL_VERSION,
+        args.host,
+        server.port,
+        "signed messages only" if server.require_auth else "plain or signed messages",
+    )
     stop.wait()
     _LOG.info("shutting down")
     engine.stop()
     server.shutdown()
     server.server_close()
+    return 0
+
+
+def _serve_keyring(args: argparse.Namespace, state: Path) -> auth.Keyring:
+    """The engine's keyring; its first key is created when signed messages are required."""
+    keyring = auth.Keyring.in_state_dir(state)
+    if len(keyring) == 0 and (args.require_auth or not auth.is_loopback(args.host)):
+        keyring.ensure(auth.DEFAULT_KEY_ID)
+        shown = "stepedit secret" + ("" if args.state_dir is None else f" --state-dir {state}")
+        _LOG.info(
+            "created the secret %r in %s; clients need it: show it with '%s'",
+            auth.DEFAULT_KEY_ID,
+            keyring.path,
+            shown,
+        )
+    return keyring
+
+
+def _secret(args: argparse.Namespace) -> int:
+    from engine.state import state_dir
+
+    try:
+        keyring = auth.Keyring.in_state_dir(args.state_dir or state_dir())
+        if args.new:
+            secret, created = keyring.renew(args.key), True
+        else:
+            secret, created = keyring.ensure(args.key)
+    except (ValueError, OSError) as e:
+        print(f"stepedit secret: {e}", file=sys.stderr)
+        return 2
+    if created:
+        _LOG.info("new secret %r in %s: clients need it", args.key, keyring.path)
+    print(secret)
     return 0
 
 
@@ -189,7 +260,7 @@ def _send(args: argparse.Namespace) -> int:
     with _client(args) as client:
         reply = client.submit(args.job_id, request, protocol.ADDRESS[args.kind])
     if reply.address == protocol.ADDRESS["error"]:
-        raise ClientError(str(reply.args[1]), str(reply.args[2]))
+        raise ClientError.from_reply(reply)
     print(args.job_id)
     return 0
 
@@ -228,7 +299,7 @@ def _job_query(args: argparse.Namespace) -> int:
     with _client(args) as client:
         message = client.query(address, args.job_id)
     if message.address == protocol.ADDRESS["error"]:
-        raise ClientError(str(message.args[1]), str(message.args[2]))
+        raise ClientError.from_reply(message)
     print(message.address.rsplit("/", 1)[-1], *message.args[1:])
     return 0
 
@@ -252,7 +323,9 @@ def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         choices=BACKEND_NAMES,
         help="backend (default: %(default)s)",
     )
-    parser.add_argument("--model-dir", "--model_dir", type=Path, help="model root (stepaudio)")
+    parser.add_argument(
+        "--model-dir", "--model_dir", type=Path, help="model root (stepaudio; no default)"
+    )
     parser.add_argument("--device", help="cpu, cuda or mps (stepaudio; default cpu)")
     parser.add_argument("--dtype", help="bf16, fp16 or fp32 (stepaudio; default fp32)")
     parser.add_argument(
@@ -277,14 +350,33 @@ def _add_client_options(sub: argparse.ArgumentParser) -> None:
         help="engine host:port (env STEPEDIT_ENGINE)",
     )
     sub.add_argument(
-        "--timeout", type=float, default=2.0, help="seconds to wait for the engine to answer"
+        "--timeout",
+        type=float,
+        default=2.0,
+        help="seconds to wait for the engine to answer (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--secret-file",
+        "--secret_file",
+        type=Path,
+        help=f"file holding the engine's secret, to sign messages (default: ${_SECRET_ENV}, "
+        "else unsigned, which only a loopback engine takes)",
+    )
+    sub.add_argument(
+        "--key-id",
+        "--key_id",
+        default=auth.DEFAULT_KEY_ID,
+        help="the secret's name in the engine's keyring (default: %(default)s)",
     )
 
 
 def _add_serve_command(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the resident engine")
     serve.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s); any other than loopback requires "
+        "signed messages (see 'stepedit secret') and --input-root/--output-root",
     )
     serve.add_argument(
         "--port", type=int, default=protocol.DEFAULT_PORT, help="UDP port (default: %(default)s)"
@@ -308,10 +400,58 @@ def _add_serve_command(commands: Any) -> None:
         "--state-dir",
         "--state_dir",
         type=Path,
-        help="folder for the engine's caches (default: $STEPEDIT_STATE_DIR, else the "
-        "platform's state folder, e.g. ~/.local/state/stepedit)",
+        help="folder for the engine's caches and keyring (default: $STEPEDIT_STATE_DIR, else "
+        "the platform's state folder, e.g. ~/.local/state/stepedit)",
     )
+    serve.add_argument(
+        "--require-auth",
+        "--require_auth",
+        action="store_true",
+        help="take only signed messages on loopback too (default: off; always on for "
+        "other addresses)",
+    )
+    for kind, what in (
+        ("input", "inputs may be read from"),
+        ("output", "results and status files may be written to"),
+    ):
+        serve.add_argument(
+            f"--{kind}-root",
+            f"--{kind}_root",
+            dest=f"{kind}_roots",
+            metavar="DIR",
+            type=_existing_folder,
+            action="append",
+            default=[],
+            help=f"a folder {what} (repeatable; default: none, so any folder on loopback; "
+            "required on other addresses)",
+        )
     serve.set_defaults(run=_serve)
+
+
+def _existing_folder(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"not a folder: {text!r}")
+    return path.resolve()
+
+
+def _add_secret_command(commands: Any) -> None:
+    secret = commands.add_parser(
+        "secret", help="show the engine's secret for signed messages (created if needed)"
+    )
+    secret.add_argument(
+        "--key", default=auth.DEFAULT_KEY_ID, help="the key's name (default: %(default)s)"
+    )
+    secret.add_argument(
+        "--new", action="store_true", help="replace the secret (clients need the new one)"
+    )
+    secret.add_argument(
+        "--state-dir",
+        "--state_dir",
+        type=Path,
+        help="the engine's state folder (default: as 'stepedit serve')",
+    )
+    secret.set_defaults(run=_secret)
 
 
 def _add_edit_command(commands: Any) -> None:
@@ -425,6 +565,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="verbose logging")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_serve_command(commands)
+    _add_secret_command(commands)
     _add_edit_command(commands)
     _add_transcribe_command(commands)
     _add_query_commands(commands)

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge.auth import Keyring, is_loopback
 from bridge.client import ClientError, StepEditClient
 
 __all__ = ["EngineProcess", "free_udp_port", "start_engine", "stop_engine"]
@@ -23,11 +24,16 @@ def free_udp_port() -> int:
 
 @dataclass
 class EngineProcess:
-    """A running ``stepedit serve`` and the file its log goes to."""
+    """A running ``stepedit serve`` and the file its log goes to.
+
+    Attributes:
+        secret: The ``default`` key's secret when the engine takes only signed messages.
+    """
 
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    secret: str | None = None
 
     @property
     def address(self) -> str:
@@ -40,6 +46,10 @@ class EngineProcess:
 def start_engine(log_dir: Path, *serve_args: str, timeout: float = 60.0) -> EngineProcess:
     """Starts ``stepedit serve`` on a free port and waits until it answers a ping.
 
+    When ``serve_args`` make the engine take only signed messages (``--require-auth``, or
+    a ``--host`` other than loopback), the keyring's ``default`` secret is created first
+    (if needed) and signs the pings; it is the result's ``secret``.
+
     Args:
         log_dir: Folder for the engine's log file (also its working directory, and its state
             folder unless ``serve_args`` name one).
@@ -51,8 +61,14 @@ def start_engine(log_dir: Path, *serve_args: str, timeout: float = 60.0) -> Engi
     """
     port = free_udp_port()
     log = log_dir / f"engine-{port}.log"
-    if not any(a.startswith(("--state-dir", "--state_dir")) for a in serve_args):
-        serve_args = ("--state-dir", str(log_dir / "state"), *serve_args)
+    state = _option(serve_args, "--state-dir", "--state_dir")
+    if state is None:
+        state = str(log_dir / "state")
+        serve_args = ("--state-dir", state, *serve_args)
+    secret = None
+    host = _option(serve_args, "--host") or "127.0.0.1"
+    if {"--require-auth", "--require_auth"} & set(serve_args) or not is_loopback(host):
+        secret, _ = Keyring.in_state_dir(Path(state)).ensure()
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "bridge", "serve", "--port", str(port), *serve_args],
@@ -61,7 +77,7 @@ def start_engine(log_dir: Path, *serve_args: str, timeout: float = 60.0) -> Engi
             cwd=log_dir,
         )
     deadline = time.monotonic() + timeout
-    with StepEditClient("127.0.0.1", port, timeout=0.5) as client:
+    with StepEditClient("127.0.0.1", port, timeout=0.5, secret=secret) as client:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"engine exited early:\n{log.read_text()}")
@@ -69,9 +85,19 @@ def start_engine(log_dir: Path, *serve_args: str, timeout: float = 60.0) -> Engi
                 client.ping()
             except ClientError:
                 continue
-            return EngineProcess(process, port, log)
+            return EngineProcess(process, port, log, secret)
     process.kill()
     raise RuntimeError(f"engine did not answer within {timeout} s:\n{log.read_text()}")
+
+
+def _option(args: tuple[str, ...], *names: str) -> str | None:
+    """The value of the last of ``names`` in ``args`` (``--name value`` or ``--name=value``)."""
+    value = None
+    for index, arg in enumerate(args):
+        name, equals, inline = arg.partition("=")
+        if name in names:
+            value = inline if equals else args[index + 1] if index + 1 < len(args) else None
+    return value
 
 
 def stop_engine(engine: EngineProcess, timeout: float = 30.0) -> int:
