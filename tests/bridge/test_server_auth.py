@@ -307,6 +307,8 @@ def test_one_key_cannot_see_or_cancel_anothers_job(serve: Callable[..., Served])
         for address in (ADDRESS["status"], ADDRESS["cancel"]):
             reply = bob.query(address, "shared-1")
             assert reply.args[:2] == ("shared-1", "unknown_job")
+        taken = bob.submit("shared-1", request)  # nor take the job over by resending it
+        assert taken.args[:2] == ("shared-1", "bad_request") and "taken" in taken.args[2]
         assert served.server.engine.status("shared-1", "alice").state == "running"
         reply = alice.query(ADDRESS["cancel"], "shared-1")
         final = [m for m in alice.events("shared-1", reply) if m.address == ADDRESS["error"]]
