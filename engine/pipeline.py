@@ -6,6 +6,9 @@ and the in-process pedalboard effect (arrays). It knows nothing of files, jobs o
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +21,7 @@ from engine.backends.base import (
     RenderBackend,
     Rendered,
     TokenBackend,
+    TokenFeedbackBackend,
     WordBackend,
 )
 from engine.edits import EDIT_TYPES, EditSpec
@@ -38,11 +42,14 @@ class EditedAudio:
             source's loudness plus the backend's ``loudness_offset_db``.
         sample_rate: The source's rate in Hz.
         info: The backend's own result fields (e.g. ``generation``, ``insertions``).
+        timings: Seconds per backend stage, for token backends: ``tokenize``, ``generate``
+            and ``decode``, each summed over the passes.
     """
 
     audio: np.ndarray
     sample_rate: int
     info: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -96,40 +103,90 @@ def render_audio(
         )
         edit = replace(edit, transcript=transcript)
         progress = scaled_progress(progress, _WORDS_END, 1.0)
-    rendered = _run_passes(backend, samples, sample_rate, edit, progress)
+    rendered, timings = _run_passes(backend, samples, sample_rate, edit, progress)
     out = fit_to_source(rendered, sample_rate, samples.shape[0], target_lufs)
-    return EditedAudio(out, sample_rate, rendered.info)
+    return EditedAudio(out, sample_rate, rendered.info, timings)
 
 
 def _run_passes(
     backend: Backend, samples: np.ndarray, sample_rate: int, edit: EditSpec, progress: Progress
-) -> Rendered:
-    """The one place where ``iterations`` become passes.
+) -> tuple[Rendered, dict[str, float]]:
+    """The one place where ``iterations`` become passes; returns the result and the seconds
+    spent per token stage (``tokenize``, ``generate``, ``decode``; none for other backends).
 
-    A token backend runs ``iterations`` passes, each re-tokenising the previous pass's audio
-    as the official pipeline does. A render backend renders once at the strength of
-    ``iterations``: repeating DSP would only add artefacts. An edit on words goes to a word
-    backend's ``render_words`` once (a word is deleted or re-said once, not more strongly).
+    A token backend runs ``iterations`` passes (see ``_run_token_passes``). A render backend
+    renders once at the strength of ``iterations``: repeating DSP would only add artefacts.
+    An edit on words goes to a word backend's ``render_words`` once (a word is deleted or
+    re-said once, not more strongly).
     """
     if EDIT_TYPES[edit.type].needs_words and isinstance(backend, WordBackend):
         progress(0.0, "render")
-        return backend.render_words(samples, sample_rate, edit, progress)
+        return backend.render_words(samples, sample_rate, edit, progress), {}
     if isinstance(backend, TokenBackend):
-        rendered = Rendered(samples, sample_rate)
-        loudness_change = 0.0  # each pass reports its change against its own input
-        passes = edit.iterations
-        for i in range(passes):
-            step = scaled_progress(progress, i / passes, (i + 1) / passes)
-            prompt = backend.tokenize(rendered.audio, rendered.sample_rate, step)
-            generated = backend.generate(prompt, edit, step)
-            rendered = backend.decode(generated, prompt, step)
-            loudness_change += rendered.loudness_offset_db
-        rendered.loudness_offset_db = loudness_change
-        return rendered
+        return _run_token_passes(backend, samples, sample_rate, edit, progress)
     if isinstance(backend, RenderBackend):
         progress(0.0, "render")
-        return backend.render(samples, sample_rate, edit, progress)
+        return backend.render(samples, sample_rate, edit, progress), {}
     raise BackendError(f"backend {backend.name!r} implements neither render nor tokenize")
+
+
+class _StageClock:
+    """Seconds spent per stage, summed over the passes."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = time.perf_counter() - started
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + spent
+
+
+def _run_token_passes(
+    backend: TokenBackend, samples: np.ndarray, sample_rate: int, edit: EditSpec, progress: Progress
+) -> tuple[Rendered, dict[str, float]]:
+    """``iterations`` passes of generate, each on the previous pass's output; one decode.
+
+    A ``TokenFeedbackBackend`` starts pass k+1 from pass k's tokens: the input is tokenized
+    once and only the last pass is decoded. Other token backends, and feedback backends with
+    ``retokenize`` set, decode every pass and tokenize its audio again, as the official
+    pipeline does; each decode reports its loudness change against its own input, so the
+    changes add up.
+    """
+    clock = _StageClock()
+    passes = edit.iterations
+    loudness_change = 0.0
+    prompt: Any = None
+    generated: Any = None
+    step = progress
+    for i in range(passes):
+        step = scaled_progress(progress, i / passes, (i + 1) / passes)
+        if i == 0:
+            with clock("tokenize"):
+                prompt = backend.tokenize(samples, sample_rate, step)
+        elif isinstance(backend, TokenFeedbackBackend) and not backend.retokenize:
+            with clock("tokenize"):
+                prompt = backend.next_prompt(generated, prompt, step)
+        else:
+            with clock("decode"):
+                decoded = backend.decode(generated, prompt, step)
+            loudness_change += decoded.loudness_offset_db
+            with clock("tokenize"):
+                prompt = (
+                    backend.next_prompt(generated, prompt, step, decoded)
+                    if isinstance(backend, TokenFeedbackBackend)
+                    else backend.tokenize(decoded.audio, decoded.sample_rate, step)
+                )
+        with clock("generate"):
+            generated = backend.generate(prompt, edit, step)
+    with clock("decode"):
+        rendered = backend.decode(generated, prompt, step)
+    rendered.loudness_offset_db += loudness_change
+    return rendered, clock.seconds
 
 
 def _check_positions(edit: EditSpec, duration: float) -> None:

@@ -43,7 +43,8 @@ class WrittenEdit:
         duration: Its length in seconds.
         sample_rate: Its rate (the source's).
         channels: Its channel count (the source's).
-        timings: Seconds spent reading, rendering, writing, and in all.
+        timings: Seconds spent reading, rendering, writing, and in all; for token backends
+            also the part of rendering spent in ``tokenize``, ``generate`` and ``decode``.
         info: The backend's own result fields.
     """
 
@@ -156,6 +157,7 @@ def render_file(
         scaled_progress(progress, _READ_END, _BACKEND_END),
         transcripts=transcripts,
     )
+    lap.timings.update(edited.timings)  # the backend's stages, inside "render"
     lap("render")
 
     progress(_BACKEND_END, "writing")

@@ -10,7 +10,15 @@ import numpy as np
 
 from engine.edits import EditSpec
 
-__all__ = ["Backend", "Progress", "RenderBackend", "Rendered", "TokenBackend", "WordBackend"]
+__all__ = [
+    "Backend",
+    "Progress",
+    "RenderBackend",
+    "Rendered",
+    "TokenBackend",
+    "TokenFeedbackBackend",
+    "WordBackend",
+]
 
 # Called by backends with (fraction of their own work in 0..1, stage name). It raises
 # engine.errors.JobCancelled when the job was cancelled, so long loops must call it often.
@@ -79,6 +87,35 @@ class TokenBackend(Backend, Protocol):
 
     def decode(self, generated: Any, prompt: Any, progress: Progress) -> Rendered:
         """Turns generated tokens back into audio in the prompt's voice."""
+
+
+@runtime_checkable
+class TokenFeedbackBackend(TokenBackend, Protocol):
+    """A token backend whose passes follow each other on tokens: pass k+1 edits what pass k
+    generated, and only the last pass is decoded.
+
+    ``retokenize`` asks for the official behaviour instead: each pass is decoded and its
+    audio tokenized again for the next one; the engine then decodes and hands the audio to
+    ``next_prompt``, so that the backend can still carry what belongs to the whole edit
+    (such as counts of its tokenizer's work) from prompt to prompt.
+    """
+
+    @property
+    def retokenize(self) -> bool: ...
+
+    def next_prompt(
+        self, generated: Any, prompt: Any, progress: Progress, decoded: Rendered | None = None
+    ) -> Any:
+        """The prompt of the pass after the one that generated ``generated`` from ``prompt``.
+
+        Args:
+            generated: What ``generate`` returned for this pass.
+            prompt: This pass's prompt.
+            progress: Progress callback (stage ``tokenize``).
+            decoded: ``None``: the next prompt is ``generated`` itself, in ``prompt``'s voice,
+                and no tokenizer runs. Otherwise this pass decoded (``retokenize``), and
+                the next prompt is that audio tokenized.
+        """
 
 
 @runtime_checkable

@@ -37,6 +37,9 @@ def test_token_backends_run_one_pass_per_iteration(iterations: int) -> None:
     # Loudness changes accumulate: -1 dB per pass against the source.
     measured = integrated_loudness(edited.audio, RATE) - integrated_loudness(source, RATE)
     assert measured == pytest.approx(-iterations, abs=0.1)
+    # Seconds per stage, summed over the passes (a render backend reports none).
+    assert set(edited.timings) == {"tokenize", "generate", "decode"}
+    assert all(seconds >= 0.0 for seconds in edited.timings.values())
 
 
 def test_render_backends_render_once_at_the_iterations_strength() -> None:
