@@ -244,12 +244,13 @@ class Engine:
                     self._cancel(record, _SHUTDOWN_CANCEL)
         if self._worker.is_alive():
             self._worker.join(self.config.shutdown_grace_s)
-            if self._worker.is_alive():
-                _LOG.warning("cancelling the running job to shut down")
-                with self._lock:
-                    for record in records:
-                        self._cancel(record, _SHUTDOWN_CANCEL)
-                self._worker.join(_ABANDON_S)
+            with self._lock:
+                running = [r for r in records if r.status.state == "running"]
+                for record in running:
+                    self._cancel(record, _SHUTDOWN_CANCEL)
+            if running:
+                _LOG.warning("cancelled the running job to shut down")
+            self._worker.join(_ABANDON_S)
             if self._worker.is_alive():  # a backend that never checks for cancellation
                 _LOG.error("the running job did not stop; shutting down without it")
         if self._notifier.is_alive():
