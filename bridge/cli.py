@@ -258,11 +258,34 @@ def _send(args: argparse.Namespace) -> int:
         print(f"stepedit send: cannot read {args.request_file}: {e}", file=sys.stderr)
         return 2
     with _client(args) as client:
-        reply = client.submit(args.job_id, request, protocol.ADDRESS[args.kind])
+        try:
+            reply = client.submit(args.job_id, request, protocol.ADDRESS[args.kind])
+        except ClientError as e:  # unauthorized; without an engine the file stays free
+            if e.code != "no_engine":
+                _report_in_status_file(request, args.job_id, e)
+            raise
     if reply.address == protocol.ADDRESS["error"]:
-        raise ClientError.from_reply(reply)
+        error = ClientError.from_reply(reply)
+        _report_in_status_file(request, args.job_id, error)
+        raise error
     print(args.job_id)
     return 0
+
+
+def _report_in_status_file(request: Any, job_id: str, error: ClientError) -> None:
+    """Puts a refusal the engine could not record (``unauthorized``, a malformed request)
+    into the request's status file, for clients that only poll that file. Only a file that
+    does not exist yet is written: one the engine made already says more."""
+    path = request.get("status_file") if isinstance(request, dict) else None
+    if not isinstance(path, str) or not path:
+        return
+    from engine.status_files import create_status_file
+
+    status = protocol.JobStatus(job_id, "error", error=(error.code, str(error)))
+    try:
+        create_status_file(Path(path), status)
+    except OSError as e:
+        print(f"stepedit send: cannot write {path}: {e}", file=sys.stderr)
 
 
 def _print_or_save(text: str, output: Path | None) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from bridge.protocol import JobStatus, encode_status
 from engine.audio import atomic_write_bytes
 
-__all__ = ["StatusFiles"]
+__all__ = ["StatusFiles", "create_status_file"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class StatusFiles:
         try:
             if claimed:
                 atomic_write_bytes(path, data)
-            elif _create(path, data):
+            elif create_status_file(path, status):
                 with self._lock:
                     self._claimed.add(path)
                 if self._on_create is not None:
@@ -60,6 +60,18 @@ class StatusFiles:
                 _LOG.warning("status file %r exists and is not the engine's: left as it is", path)
         except OSError as e:
             _LOG.warning("cannot write status file %r: %s", str(path), e)
+
+
+def create_status_file(path: Path, status: JobStatus) -> bool:
+    """Writes ``status`` to ``path`` as a new file, whole and atomically; never replaces one.
+
+    Returns:
+        False when ``path`` already exists (it is left untouched).
+
+    Raises:
+        OSError: the folder is missing or not writable.
+    """
+    return _create(path, _status_text(status).encode("utf-8"))
 
 
 def _status_text(status: JobStatus) -> str:

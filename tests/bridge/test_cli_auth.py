@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import stat
 import threading
@@ -124,6 +125,28 @@ def test_client_commands_sign_with_a_secret_file_or_the_environment(
     secret_file.write_text("not-a-secret")
     with pytest.raises(SystemExit, match=r"secret\.txt: a StepEdit secret is 64 lowercase hex"):
         main(["ping", "--engine", address, "--secret-file", str(secret_file)])
+
+
+def test_a_refused_send_is_told_in_its_status_file(
+    signed_engine: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients that only poll the status file (REAPER's CLI transport) learn of refusals
+    the engine never saw; a status file that exists already is left alone."""
+    address, _ = signed_engine
+    monkeypatch.delenv("STEPEDIT_SECRET", raising=False)
+    take = tmp_path / "take.wav"
+    soundfile.write(take, 0.2 * np.sin(np.arange(8000) / 5), 16000)
+    status = tmp_path / "job.status.json"
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"input": str(take), "edit": {"type": "denoise"},
+                                   "status_file": str(status)}))  # fmt: skip
+    send = ["send", "--job-id", "j1", "--request-file", str(request), "--engine", address]
+    assert main(send) == 1
+    written = json.loads(status.read_text(encoding="utf-8"))
+    assert written["state"] == "error" and written["error"]["code"] == "unauthorized"
+    status.write_text("mine")
+    assert main(send) == 1
+    assert status.read_text() == "mine"
 
 
 @pytest.mark.slow
