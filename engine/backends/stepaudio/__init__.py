@@ -23,12 +23,14 @@ from engine.edits import EDIT_TYPES, MASK_SOUNDS, MODEL_EDIT_TYPES, EditSpec
 from engine.errors import BackendError, EditError, InputError
 
 if TYPE_CHECKING:
+    from engine.backends.stepaudio.checkpoint import StepAudioCheckpoint
     from engine.backends.stepaudio.decoder import Token2Wav
     from engine.backends.stepaudio.llm.generate import Generation
     from engine.backends.stepaudio.llm.model import Step1ForCausalLM
     from engine.backends.stepaudio.prompts import PromptBuilder
     from engine.backends.stepaudio.speaker import MelConfig, SpeakerEncoder
     from engine.backends.stepaudio.tokenizer import AudioTokenizer, DualCodes
+    from engine.backends.stepaudio.tokenizer_cache import PromptFeatures, TokenizerCache
 
 __all__ = ["StepAudioBackend", "StepAudioOptions", "StepAudioPrompt"]
 
@@ -38,28 +40,43 @@ _LOG = logging.getLogger(__name__)
 _TOKENIZE_END, _GENERATE_END = 0.1, 0.8
 # Largest loudness change (dB) passed on from the model's output to the engine.
 _MAX_LOUDNESS_CHANGE = 20.0
+# Seconds of audio per group of five mixed tokens.
+_GROUP_SECONDS = 0.12
 
 
 @dataclass(frozen=True)
 class StepAudioPrompt:
-    """What ``tokenize`` extracts from one input; the prompt of both the LLM and the decoder.
+    """One pass's prompt: the tokens the LLM edits and the voice the decoder speaks in.
+
+    ``tokenize`` makes both from one input; ``next_prompt`` puts a pass's generated tokens in
+    ``codes`` and keeps the rest.
 
     Attributes:
-        codes: The dual-codebook tokens of the trimmed 16 kHz prompt.
-        mel: ``(frames, 80)`` 24 kHz log-mel of the untrimmed prompt.
+        codes: The tokens the LLM edits: the dual-codebook tokens of the trimmed 16 kHz
+            input, or the previous pass's output.
+        voice_codes: The decoder's prompt tokens, those of the audio ``mel`` and ``speaker``
+            come from.
+        mel: ``(frames, 80)`` 24 kHz log-mel of the untrimmed input.
         speaker: ``(192,)`` CAM++ embedding.
-        raw: The audio as passed in, ``(channels, samples)`` (the clone speaker name hashes
+        raw: The input as passed in, ``(channels, samples)`` (the clone speaker name hashes
             its first and last samples).
-        duration: Its length in seconds.
-        loudness: Integrated loudness (LUFS) of the mono prompt the model saw.
+        duration: Length in seconds of the audio ``codes`` stand for.
+        loudness: Integrated loudness (LUFS) of the mono input the model saw; decoded
+            output reports its loudness change against it.
+        cache: ``"hit"`` when the edit's input was found in the tokenizer cache, else
+            ``"miss"``.
+        tokenizer_calls: Tokenizer runs the edit has needed so far.
     """
 
     codes: DualCodes
+    voice_codes: DualCodes
     mel: np.ndarray
     speaker: np.ndarray
     raw: np.ndarray
     duration: float
     loudness: float
+    cache: str
+    tokenizer_calls: int
 
 
 class StepAudioBackend:
@@ -69,9 +86,14 @@ class StepAudioBackend:
         model_dir: The folder holding ``Step-Audio-Tokenizer/`` and ``Step-Audio-EditX/``.
         device: Torch device: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         dtype: LLM compute dtype, ``fp32``, ``bf16`` or ``fp16`` (the decoder runs fp32).
-        options: Sampling, length bounds, decoder steps, seeds and the open-question switches.
+        options: Sampling, length bounds, decoder steps, seeds, iterations, the tokenizer
+            cache's bound and the open-question switches.
         length_multiple: Overrides ``options.limits.length_multiple``: generation stops at
             this multiple of the expected output length.
+        retokenize: Overrides ``options.retokenize`` (iterations decode and re-tokenize
+            every pass, as the official pipeline does).
+        cache_dir: Folder of the tokenizer cache (the engine's cache folder); ``None``
+            keeps no cache, so every input is tokenized.
     """
 
     name: ClassVar[str] = "stepaudio"
@@ -96,6 +118,8 @@ class StepAudioBackend:
         dtype: str = "fp32",
         options: StepAudioOptions | None = None,
         length_multiple: float | None = None,
+        retokenize: bool | None = None,
+        cache_dir: Path | str | None = None,
     ) -> None:
         if dtype not in DTYPE_NAMES:
             raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_NAMES)}")
@@ -106,6 +130,10 @@ class StepAudioBackend:
         if length_multiple is not None:
             limits = dataclasses.replace(self.options.limits, length_multiple=length_multiple)
             self.options = dataclasses.replace(self.options, limits=limits)
+        if retokenize is not None:
+            self.options = dataclasses.replace(self.options, retokenize=retokenize)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._cache: TokenizerCache | None = None
         self._tokenizer: AudioTokenizer | None = None
         self._speaker: SpeakerEncoder | None = None
         self._mel_config: MelConfig | None = None
@@ -117,6 +145,11 @@ class StepAudioBackend:
     @property
     def device(self) -> str:
         return self._device
+
+    @property
+    def retokenize(self) -> bool:
+        """Whether iterations decode and re-tokenize every pass (``options.retokenize``)."""
+        return self.options.retokenize
 
     def _check_device(self) -> None:
         import torch
@@ -133,7 +166,8 @@ class StepAudioBackend:
             raise BackendError(f"device {self._device!r}: MPS is not available on this machine")
 
     def load(self) -> None:
-        """Checks the model folder, then loads the tokenizer, speaker encoder, LLM and decoder.
+        """Checks the model folder, then loads the tokenizer, speaker encoder, LLM and decoder,
+        and opens the tokenizer cache when there is a ``cache_dir``.
 
         Raises:
             CheckpointError: listing every missing or malformed file.
@@ -158,6 +192,8 @@ class StepAudioBackend:
             checkpoint.decoder_dir / SPEAKER_ONNX_FILE, self._device
         )
         self._mel_config = MelConfig.from_mapping(checkpoint.decoder.mel_conf)
+        if self.cache_dir is not None:
+            self._cache = self._open_cache(self.cache_dir, checkpoint, self._mel_config)
         switches = options.prompt or PromptSwitches(bos_per_segment=checkpoint.add_bos_token)
         text = TextTokenizer(checkpoint.editx_dir / "tokenizer.model")
         self._prompts = PromptBuilder(text, switches)
@@ -180,6 +216,24 @@ class StepAudioBackend:
             self._sampling,
         )
 
+    def _open_cache(
+        self, folder: Path, checkpoint: StepAudioCheckpoint, mel_config: MelConfig
+    ) -> TokenizerCache:
+        """The tokenizer cache in ``folder`` for the tokenizer and speaker models of
+        ``checkpoint`` and the settings that change their output."""
+        from engine.backends.stepaudio.decoder.files import SPEAKER_ONNX_FILE
+        from engine.backends.stepaudio.tokenizer import TOKENIZER_FILES
+        from engine.backends.stepaudio.tokenizer_cache import TokenizerCache, model_identity
+
+        files = [checkpoint.tokenizer_dir / name for name in TOKENIZER_FILES]
+        files.append(checkpoint.decoder_dir / SPEAKER_ONNX_FILE)
+        settings = {"mel": dataclasses.asdict(mel_config), "dither": self.options.dither}
+        cache = TokenizerCache(folder, model_identity(files, settings), self.options.cache_bytes)
+        _LOG.info(
+            "tokenizer cache: %s (bound %d MiB)", cache.store.path, cache.store.max_bytes >> 20
+        )
+        return cache
+
     def _loaded(self) -> tuple[AudioTokenizer, SpeakerEncoder, PromptBuilder, Step1ForCausalLM]:
         if (
             self._tokenizer is None
@@ -191,19 +245,48 @@ class StepAudioBackend:
         return self._tokenizer, self._speaker, self._prompts, self._llm
 
     def tokenize(self, audio: np.ndarray, sample_rate: int, progress: Progress) -> StepAudioPrompt:
-        """Tokenizes the input and computes the decoder's prompt mel and speaker embedding.
+        """Tokenizes the input and computes the decoder's prompt mel and speaker embedding,
+        or finds all three in the tokenizer cache.
 
         Args:
             audio: ``(channels, samples)`` float32.
             sample_rate: Its rate in Hz.
             progress: Progress callback.
+
+        Raises:
+            InputError: for an input too short to give one token group.
         """
         from engine.backends.stepaudio.audio_prep import prepare_prompt
-        from engine.backends.stepaudio.speaker import prompt_mel
 
-        tokenizer, speaker, _, _ = self._loaded()
         progress(0.0, "tokenize")
         mono = prepare_prompt(audio)
+        cache = self._cache
+        key = cache.key(mono, sample_rate) if cache is not None else ""
+        features = cache.get(key) if cache is not None else None
+        hit = features is not None
+        if features is None:
+            features = self._features(mono, sample_rate)
+            if cache is not None:
+                cache.put(key, features)
+        progress(_TOKENIZE_END, "tokenize")
+        return StepAudioPrompt(
+            codes=features.codes,
+            voice_codes=features.codes,
+            mel=features.mel,
+            speaker=features.speaker,
+            raw=np.asarray(audio),
+            duration=mono.shape[0] / sample_rate,
+            loudness=integrated_loudness(mono[np.newaxis], sample_rate),
+            cache="hit" if hit else "miss",
+            tokenizer_calls=0 if hit else 1,
+        )
+
+    def _features(self, mono: np.ndarray, sample_rate: int) -> PromptFeatures:
+        """Runs the tokenizer, the prompt mel and the speaker encoder on a prepared prompt."""
+        from engine.backends.stepaudio.speaker import prompt_mel
+        from engine.backends.stepaudio.tokenizer_cache import PromptFeatures
+
+        tokenizer, speaker, _, _ = self._loaded()
         codes = tokenizer.tokenize(mono, sample_rate)
         if codes.groups == 0:
             raise InputError(
@@ -211,16 +294,47 @@ class StepAudioBackend:
                 "Step-Audio needs at least 120 ms of sound"
             )
         mel = prompt_mel(mono, sample_rate, self._mel_config)
-        embedding = speaker.embed(mono, sample_rate)
+        return PromptFeatures(codes, mel, speaker.embed(mono, sample_rate))
+
+    def next_prompt(
+        self,
+        generated: Generation,
+        prompt: StepAudioPrompt,
+        progress: Progress,
+        decoded: Rendered | None = None,
+    ) -> StepAudioPrompt:
+        """The prompt of the pass after the one that generated ``generated`` from ``prompt``.
+
+        Without ``decoded``, the generated tokens (whole groups) become the tokens the LLM
+        edits next, with no tokenizer call; the decoder keeps ``prompt``'s voice (its
+        tokens, mel and speaker embedding) and loudness reference. With ``decoded`` (the
+        ``retokenize`` option), that audio is tokenized as the official pipeline does and
+        becomes the whole prompt, voice included; the tokenizer counts carry on.
+
+        Args:
+            generated: This pass's output.
+            prompt: This pass's prompt.
+            progress: Progress callback.
+            decoded: This pass decoded, to re-tokenize.
+
+        Raises:
+            BackendError: when the pass generated less than one token group.
+        """
+        from engine.backends.stepaudio.tokenizer import DualCodes
+
+        if decoded is not None:
+            fresh = self.tokenize(decoded.audio, decoded.sample_rate, progress)
+            calls = prompt.tokenizer_calls + fresh.tokenizer_calls
+            return dataclasses.replace(fresh, cache=prompt.cache, tokenizer_calls=calls)
+        progress(0.0, "tokenize")
+        codes = DualCodes.from_values(generated.values)
+        if codes.groups == 0:
+            raise BackendError(
+                f"the pass generated {len(generated.values)} audio tokens, less than one "
+                "group of 5, to edit further; try again or with another seed"
+            )
         progress(_TOKENIZE_END, "tokenize")
-        return StepAudioPrompt(
-            codes=codes,
-            mel=mel,
-            speaker=embedding,
-            raw=np.asarray(audio),
-            duration=mono.shape[0] / sample_rate,
-            loudness=integrated_loudness(mono[np.newaxis], sample_rate),
-        )
+        return dataclasses.replace(prompt, codes=codes, duration=codes.groups * _GROUP_SECONDS)
 
     def _prompt_ids(self, prompt: StepAudioPrompt, edit: EditSpec) -> tuple[list[int], int]:
         """The LLM prompt of ``edit`` and the expected output length in tokens."""
@@ -309,15 +423,21 @@ class StepAudioBackend:
         """Synthesises the generated tokens in the prompt's voice at 24 kHz.
 
         The result's ``info`` carries ``generation``: the stop reason, the token bound, the
-        counts and the seed. Its ``loudness_offset_db`` is the model's own loudness change
-        against the prompt (a whisper stays quieter, denoised speech loses the noise's level).
+        counts and the seed; and ``tokenizer``: ``cache`` (``"hit"`` or ``"miss"``) and
+        ``calls`` (tokenizer runs of the edit). Its ``loudness_offset_db`` is the model's own
+        loudness change against the prompt (a whisper stays quieter, denoised speech loses
+        the noise's level).
         """
         if self._decoder is None:
             raise BackendError("the stepaudio backend is used before load()")
         progress(_GENERATE_END, "decode")
         try:
             audio = self._decoder(
-                generated.values, prompt.codes.values, prompt.mel, prompt.speaker, generated.seed
+                generated.values,
+                prompt.voice_codes.values,
+                prompt.mel,
+                prompt.speaker,
+                generated.seed,
             )
         except ValueError as e:  # longer than the decoder's 600 s of fixed noise
             raise InputError(f"cannot decode: {e}") from e
@@ -331,7 +451,8 @@ class StepAudioBackend:
                 "dropped_tokens": generated.dropped,
                 "prompt_tokens": generated.prompt_length,
                 "seed": generated.seed,
-            }
+            },
+            "tokenizer": {"cache": prompt.cache, "calls": prompt.tokenizer_calls},
         }
         out = audio[np.newaxis, :]
         change = integrated_loudness(out, self._decoder.sample_rate) - prompt.loudness
@@ -349,24 +470,31 @@ class StepAudioBackend:
         tagged as on the cpu backend, new words said by the model in the take's voice.
 
         The result's ``info`` carries ``words`` and, when words were said, ``generations``
-        (one ``generation`` object per re-said span).
+        (one ``generation`` object per re-said span) and ``tokenizer`` (``cache`` is
+        ``"hit"`` when every voice prompt was cached; ``calls`` adds up).
         """
         # The DSP half of word edits is shared with the cpu backend (imported here: it loads
         # Praat and WORLD); the model only adds the new words.
         from engine.backends.cpu.text_edit import render_words
 
         generations: list[dict[str, Any]] = []
+        tokenizer: list[dict[str, Any]] = []
 
         def say(
             text: str, prompt: np.ndarray, sample_rate: int, prompt_text: str, progress: Progress
         ) -> np.ndarray:
             rendered = self._say(text, prompt, sample_rate, prompt_text, progress)
             generations.append(rendered.info["generation"])
+            tokenizer.append(rendered.info["tokenizer"])
             return resample(to_mono(rendered.audio), rendered.sample_rate, sample_rate)
 
         rendered = render_words(audio, sample_rate, edit, progress, say=say)
         if generations:
             rendered.info["generations"] = generations
+            rendered.info["tokenizer"] = {
+                "cache": "hit" if all(t["cache"] == "hit" for t in tokenizer) else "miss",
+                "calls": sum(t["calls"] for t in tokenizer),
+            }
         return rendered
 
     def _say(

@@ -114,7 +114,12 @@ class StepAudioOptions:
             ``"interleaved"`` (spec §10.10; see ``Step1Config``).
         attention_scale: Step1 score scale; ``None`` is ``head_dim ** -0.5`` (§10.10).
         dither: vq02 front-end dither; ``None`` is the official behaviour, 0 makes codes
-            reproducible.
+            reproducible. With the tokenizer cache, a slice keeps the codes of its first
+            tokenization either way.
+        retokenize: Iterations as the official pipeline runs them: every pass decoded and
+            its audio tokenized again. Off: pass k+1 edits pass k's tokens, in the input's
+            voice, and only the last pass is decoded.
+        cache_bytes: Bound on the tokenizer cache's size on disk (when it has a folder).
     """
 
     seed: int | None = None
@@ -125,3 +130,5 @@ class StepAudioOptions:
     kv_group_layout: str = "contiguous"
     attention_scale: float | None = None
     dither: float | None = None
+    retokenize: bool = False
+    cache_bytes: int = 256 << 20

@@ -104,6 +104,19 @@ class DualCodes:
         values = interleave(vq02, vq06)
         return cls(list(vq02), list(vq06), to_llm_ids(values), token_string(values))
 
+    @classmethod
+    def from_values(cls, values: Sequence[int]) -> DualCodes:
+        """Codes of a mixed stream of N values, such as a pass's generated output.
+
+        Whole groups only (a short last group is dropped, as tokenizing would); the streams
+        are split by position within each group (``a a b b b``), so a value the model put in
+        the other stream's slot is kept as it is in ``llm_ids``.
+        """
+        kept = [int(v) for v in values[: len(values) - len(values) % sum(_GROUP)]]
+        vq02 = [v for i, v in enumerate(kept) if i % 5 < _GROUP[0]]
+        vq06 = [v - VQ06_OFFSET for i, v in enumerate(kept) if i % 5 >= _GROUP[0]]
+        return cls(vq02, vq06, to_llm_ids(kept), token_string(kept))
+
     @property
     def groups(self) -> int:
         """Whole 120 ms groups in the mixed stream (``len(llm_ids) // 5``)."""

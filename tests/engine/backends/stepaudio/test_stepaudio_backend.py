@@ -20,8 +20,6 @@ from engine.backends.stepaudio.prompts import PromptSwitches
 from engine.edits import EDIT_TYPES, MASK_SOUNDS, MODEL_EDIT_TYPES, EditSpec
 from engine.errors import BackendError, CheckpointError, EditError
 from engine.render import render_file
-from tests.engine.backends.stepaudio.fixture_editx import write_editx_dir
-from tests.engine.backends.stepaudio.fixture_tokenizer import write_tokenizer_dir
 
 RATE = 44100
 FAST = StepAudioOptions(
@@ -34,14 +32,6 @@ FAST = StepAudioOptions(
 
 def noop(fraction: float, stage: str) -> None:
     assert 0.0 <= fraction <= 1.0 and stage in {"tokenize", "generate", "decode"}
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("model")
-    write_tokenizer_dir(root)
-    write_editx_dir(root)
-    return root
 
 
 @pytest.fixture(scope="module")

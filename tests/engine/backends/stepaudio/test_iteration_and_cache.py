@@ -1,0 +1,263 @@
+"""Iterations on tokens and the tokenizer cache, on the tiny official-layout fixture."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+
+from engine.audio import integrated_loudness
+from engine.backends.base import TokenFeedbackBackend
+from engine.backends.stepaudio import StepAudioBackend, StepAudioPrompt
+from engine.backends.stepaudio.llm.generate import Generation
+from engine.backends.stepaudio.tokenizer import DualCodes
+from engine.backends.stepaudio.tokenizer_cache import (
+    CACHE_FILE,
+    PromptFeatures,
+    TokenizerCache,
+    model_identity,
+)
+from engine.edits import EditSpec
+from engine.errors import BackendError
+from engine.pipeline import fit_to_source, render_audio
+from engine.render import render_file
+from tests.engine.backends.stepaudio.test_stepaudio_backend import FAST, RATE, clip, noop
+
+EDIT = EditSpec("emotion", "happy", iterations=3, text="it was a fine day")
+
+
+def _loaded(model_dir: Path, **kwargs: Any) -> StepAudioBackend:
+    backend = StepAudioBackend(model_dir, options=FAST, **kwargs)
+    backend.load()
+    return backend
+
+
+def _count_tokenizer_calls(backend: StepAudioBackend, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Wraps the loaded tokenizer; the list grows by one per tokenizer run."""
+    tokenizer = backend._tokenizer
+    assert tokenizer is not None
+    calls: list[int] = []
+    run: Callable[[np.ndarray, int], DualCodes] = tokenizer.tokenize
+
+    def counted(audio: np.ndarray, sample_rate: int) -> DualCodes:
+        calls.append(audio.shape[0])
+        return run(audio, sample_rate)
+
+    monkeypatch.setattr(tokenizer, "tokenize", counted)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def backend(model_dir: Path) -> StepAudioBackend:
+    return _loaded(model_dir)
+
+
+def _by_hand(values: list[int]) -> DualCodes:
+    """The next pass's codes written from the rule: whole groups of ``a a b b b``."""
+    kept = values[: len(values) // 5 * 5]
+    return DualCodes(
+        vq02=[v for i, v in enumerate(kept) if i % 5 < 2],
+        vq06=[v - 1024 for i, v in enumerate(kept) if i % 5 >= 2],
+        llm_ids=[65536 + v for v in kept],
+        token_string="".join(f"<audio_{v}>" for v in kept),
+    )
+
+
+def test_is_a_token_feedback_backend(backend: StepAudioBackend) -> None:
+    assert isinstance(backend, TokenFeedbackBackend) and backend.retokenize is False
+    assert StepAudioBackend(Path("x"), retokenize=True).retokenize is True
+
+
+def test_later_passes_call_no_tokenizer_and_equal_tokens_fed_by_hand(
+    backend: StepAudioBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = clip(1.5, seed=3)
+    calls = _count_tokenizer_calls(backend, monkeypatch)
+    edited = render_audio(backend, source, RATE, EDIT, noop)
+    assert len(calls) == 1  # the input only; passes 2 and 3 start from tokens
+    assert edited.info["tokenizer"] == {"cache": "miss", "calls": 1}
+    assert set(edited.timings) == {"tokenize", "generate", "decode"}
+
+    # The same passes by hand: each pass's tokens become the next prompt's codes, and the
+    # decoder keeps the input's voice (tokens, mel, speaker) and loudness reference.
+    first = backend.tokenize(source, RATE, noop)
+    prompt, generated = first, backend.generate(first, EDIT, noop)
+    for _ in range(EDIT.iterations - 1):
+        codes = _by_hand(generated.values)
+        prompt = dataclasses.replace(first, codes=codes, duration=codes.groups * 0.12)
+        generated = backend.generate(prompt, EDIT, noop)
+    assert len(calls) == 2
+    rendered = backend.decode(generated, prompt, noop)
+    expected = fit_to_source(rendered, RATE, source.shape[0], integrated_loudness(source, RATE))
+    assert np.array_equal(edited.audio, expected)
+
+
+def test_next_prompt_keeps_the_voice_and_needs_a_whole_group(backend: StepAudioBackend) -> None:
+    prompt = backend.tokenize(clip(1.0, seed=4), RATE, noop)
+    values = [3, 7, 1024 + 5, 1024 + 9, 1024 + 11, 12, 13]  # a short second group is dropped
+    generated = Generation(values, "eos", 75, 8, 0, 100, 7)
+    fed = backend.next_prompt(generated, prompt, noop)
+    assert fed.codes == _by_hand(values) and fed.codes.vq06 == [5, 9, 11]
+    assert fed.voice_codes == prompt.codes and fed.mel is prompt.mel
+    assert fed.speaker is prompt.speaker and fed.loudness == prompt.loudness
+    assert fed.duration == pytest.approx(0.12) and fed.tokenizer_calls == prompt.tokenizer_calls
+    with pytest.raises(BackendError, match="less than one group of 5"):
+        backend.next_prompt(dataclasses.replace(generated, values=values[:4]), prompt, noop)
+
+
+def test_the_retokenize_option_still_retokenizes(
+    model_dir: Path, backend: StepAudioBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    official = _loaded(model_dir, retokenize=True)
+    source = clip(1.5, seed=5)
+    calls = _count_tokenizer_calls(official, monkeypatch)
+    edited = render_audio(official, source, RATE, EDIT, noop)
+    assert len(calls) == EDIT.iterations
+    assert edited.info["tokenizer"] == {"cache": "miss", "calls": EDIT.iterations}
+
+    # The official loop: every pass decoded, its audio tokenized again; loudness changes add.
+    audio, rate, change = source, RATE, 0.0
+    for _ in range(EDIT.iterations):
+        prompt = official.tokenize(audio, rate, noop)
+        rendered = official.decode(official.generate(prompt, EDIT, noop), prompt, noop)
+        audio, rate, change = (
+            rendered.audio,
+            rendered.sample_rate,
+            change + rendered.loudness_offset_db,
+        )
+    rendered.loudness_offset_db = change
+    expected = fit_to_source(rendered, RATE, source.shape[0], integrated_loudness(source, RATE))
+    assert np.array_equal(edited.audio, expected)
+    # Token feedback gives another result from the same seed.
+    assert not np.array_equal(render_audio(backend, source, RATE, EDIT, noop).audio, expected)
+
+
+def test_second_edit_and_a_restart_hit_the_cache(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = clip(1.2, seed=6)
+    cached = _loaded(model_dir, cache_dir=tmp_path)
+    calls = _count_tokenizer_calls(cached, monkeypatch)
+    first = cached.tokenize(source, RATE, noop)
+    assert (first.cache, first.tokenizer_calls, len(calls)) == ("miss", 1, 1)
+    again = cached.tokenize(source.copy(), RATE, noop)
+    assert (again.cache, again.tokenizer_calls, len(calls)) == ("hit", 0, 1)
+    _assert_same_features(again, first)
+
+    restarted = _loaded(model_dir, cache_dir=tmp_path)
+    calls = _count_tokenizer_calls(restarted, monkeypatch)
+    edited = render_audio(restarted, source, RATE, EditSpec("style", "whisper", text="hi"), noop)
+    assert edited.info["tokenizer"] == {"cache": "hit", "calls": 0} and calls == []
+    # Another slice, or the same samples at another rate, is another entry.
+    assert restarted.tokenize(clip(1.2, seed=7), RATE, noop).cache == "miss"
+    assert restarted.tokenize(source, 48000, noop).cache == "miss"
+    assert len(calls) == 2 and (tmp_path / CACHE_FILE).is_file()
+
+
+def _assert_same_features(a: StepAudioPrompt, b: StepAudioPrompt) -> None:
+    assert a.codes == b.codes and a.voice_codes == b.voice_codes
+    assert np.array_equal(a.mel, b.mel) and np.array_equal(a.speaker, b.speaker)
+    assert (a.duration, a.loudness) == (b.duration, b.loudness)
+
+
+def test_the_result_reports_stage_times_and_tokenizer_work(model_dir: Path, tmp_path: Path) -> None:
+    from bridge.protocol import build_result
+
+    cached = _loaded(model_dir, cache_dir=tmp_path / "cache")
+    source = tmp_path / "take.wav"
+    soundfile.write(source, clip(1.2, channels=1).T, RATE, subtype="PCM_16")
+    results = []
+    for stem in ("first", "second"):
+        written = render_file(
+            cached,
+            EditSpec("emotion", "sad", iterations=2, text="hi there"),
+            source=source,
+            start=0.0,
+            length=None,
+            output_dir=tmp_path,
+            stem=stem,
+            max_input_seconds=600.0,
+            progress=lambda f, s: None,
+        )
+        results.append(
+            build_result(
+                duration=written.duration,
+                sample_rate=written.sample_rate,
+                channels=written.channels,
+                backend=cached.name,
+                edit={},
+                input=str(source),
+                start=0.0,
+                length=None,
+                timings=written.timings,
+                extra=written.info,
+            )
+        )
+    assert [r["tokenizer"] for r in results] == [
+        {"cache": "miss", "calls": 1},
+        {"cache": "hit", "calls": 0},
+    ]
+    for result in results:
+        timings = result["timings"]
+        assert {"read", "tokenize", "generate", "decode", "render", "write"} <= set(timings)
+        assert timings["tokenize"] + timings["generate"] + timings["decode"] <= timings["render"]
+
+
+def _features(frames: int, seed: int) -> PromptFeatures:
+    rng = np.random.default_rng(seed)
+    codes = DualCodes.from_codes(
+        rng.integers(0, 1024, 20).tolist(), rng.integers(0, 4096, 30).tolist()
+    )
+    mel = rng.standard_normal((frames, 80)).astype(np.float32)
+    return PromptFeatures(codes, mel, rng.standard_normal(192).astype(np.float32))
+
+
+def test_cache_evicts_the_least_recently_used_by_size(tmp_path: Path) -> None:
+    entry = len(_features(100, 0).to_bytes())
+    cache = TokenizerCache(tmp_path, "models", max_bytes=int(entry * 2.5))
+    for seed in range(2):
+        cache.put(str(seed), _features(100, seed))
+    assert cache.get("0") is not None  # "0" is now the most recently used
+    cache.put("2", _features(100, 2))
+    assert len(cache.store) == 2 and cache.store.total_bytes() <= entry * 2.5
+    assert cache.get("1") is None
+    kept = cache.get("0")
+    assert kept is not None and np.array_equal(kept.mel, _features(100, 0).mel)
+    assert kept.codes == _features(100, 0).codes
+    # An entry bigger than the bound stays alone.
+    cache.put("big", _features(400, 3))
+    assert len(cache.store) == 1 and cache.get("big") is not None
+
+
+def test_unreadable_entries_are_misses(tmp_path: Path) -> None:
+    cache = TokenizerCache(tmp_path, "models", max_bytes=1 << 20)
+    cache.store.put("bad", b"not an archive")
+    assert cache.get("bad") is None and len(cache.store) == 0
+
+
+def test_key_covers_samples_rate_and_model_identity(tmp_path: Path) -> None:
+    mono = clip(0.5, channels=1)[0]
+    cache = TokenizerCache(tmp_path, "models-a", max_bytes=1 << 20)
+    key = cache.key(mono, RATE)
+    assert key == cache.key(mono.copy(), RATE)
+    changed = mono.copy()
+    changed[10] += 1e-6
+    other_models = TokenizerCache(tmp_path, "models-b", max_bytes=1 << 20)
+    others = {cache.key(changed, RATE), cache.key(mono, 48000), other_models.key(mono, RATE)}
+    assert key not in others and len(others) == 3
+
+
+def test_model_identity_hashes_file_contents_and_settings(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.onnx", tmp_path / "b.npy"
+    a.write_bytes(b"weights")
+    b.write_bytes(b"codebook")
+    base = model_identity([a, b], {"dither": 0.0})
+    assert base == model_identity([a, b], {"dither": 0.0})
+    assert base != model_identity([a, b], {"dither": None})
+    b.write_bytes(b"codebooK")
+    assert base != model_identity([a, b], {"dither": 0.0})
