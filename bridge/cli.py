@@ -69,13 +69,14 @@ def _serve(args: argparse.Namespace) -> int:
     from engine.backends import create_backend
     from engine.engine import Engine, EngineConfig
     from engine.errors import StepEditError
-    from engine.state import state_dir
+    from engine.state import CACHE_SUBDIR, state_dir
 
     try:
-        backend = create_backend(args.backend, **_backend_options(args))
         if args.state_dir is not None:
             args.state_dir.mkdir(parents=True, exist_ok=True)
         state = args.state_dir or state_dir()
+        options = _backend_options(args)
+        backend = create_backend(args.backend, cache_dir=state / CACHE_SUBDIR, **options)
         engine = Engine(
             backend,
             EngineConfig(
@@ -357,11 +358,18 @@ def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="stop generating at this multiple of the expected length (stepaudio; default 3)",
     )
+    parser.add_argument(
+        "--retokenize",
+        action="store_const",
+        const=True,
+        help="decode and re-tokenize every iteration as the official pipeline does, instead of "
+        "editing the previous pass's tokens (stepaudio)",
+    )
 
 
 def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
     """The settings ``_add_backend_arguments`` read, for ``create_backend``."""
-    names = ("model_dir", "device", "dtype", "length_multiple")
+    names = ("model_dir", "device", "dtype", "length_multiple", "retokenize")
     return {name: getattr(args, name) for name in names}
 
 

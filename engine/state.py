@@ -6,9 +6,11 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["STATE_DIR_ENV", "state_dir"]
+__all__ = ["CACHE_SUBDIR", "STATE_DIR_ENV", "state_dir"]
 
 STATE_DIR_ENV = "STEPEDIT_STATE_DIR"
+# The caches' folder (transcripts, tokenizer prompts) inside the state folder.
+CACHE_SUBDIR = "cache"
 
 
 def state_dir() -> Path:

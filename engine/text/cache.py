@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.lru_store import LruStore, content_key
-from engine.state import state_dir
+from engine.state import CACHE_SUBDIR, state_dir
 from engine.text.transcript import Transcript
 
 __all__ = ["DEFAULT_MAX_BYTES", "PIPELINE_VERSION", "TranscriptCache", "cache_key"]
@@ -52,7 +52,7 @@ class TranscriptCache:
     """
 
     def __init__(self, folder: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self.folder = folder if folder is not None else state_dir() / "cache"
+        self.folder = folder if folder is not None else state_dir() / CACHE_SUBDIR
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / "transcripts.sqlite3"
         self.max_bytes = max_bytes

@@ -140,3 +140,17 @@ def test_a_replaced_word_is_said_over_osc_and_the_rest_of_the_take_kept(
     assert len(out) == pytest.approx(len(source) - removed + said * rate - 2 * fade, abs=3)
     assert 0.2 <= removed / rate <= words["is"]["from_start"] - words["a"]["from_end"] + near
     assert words["a"]["end"] <= words["method"]["start"] < words["is"]["start"]
+
+
+def test_a_second_edit_of_a_slice_spends_no_time_in_the_tokenizer(
+    stepaudio_engine: EngineProcess, clip: Path
+) -> None:
+    """The engine gives the backend its cache folder: the second edit hits; passes after the
+    first start from tokens, so two iterations run the tokenizer once."""
+    edit = {"type": "emotion", "option": "sad", "text": TRANSCRIPT, "iterations": 2}
+    request = {"input": str(clip), "start": 2.0, "length": 1.0, "edit": edit}
+    with StepEditClient("127.0.0.1", stepaudio_engine.port, timeout=10) as client:
+        first, second = (client.edit(request).result for _ in range(2))
+    assert first["tokenizer"] == {"cache": "miss", "calls": 1}
+    assert second["tokenizer"] == {"cache": "hit", "calls": 0}
+    assert {"tokenize", "generate", "decode"} <= set(second["timings"])

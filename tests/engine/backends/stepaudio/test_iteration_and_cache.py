@@ -261,3 +261,17 @@ def test_model_identity_hashes_file_contents_and_settings(tmp_path: Path) -> Non
     assert base != model_identity([a, b], {"dither": None})
     b.write_bytes(b"codebooK")
     assert base != model_identity([a, b], {"dither": 0.0})
+
+
+def test_the_command_line_sets_the_option_and_serve_the_cache_folder(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    from bridge.cli import _backend_options, _parser
+    from engine.backends import create_backend
+
+    argv = ["serve", "--backend", "stepaudio", "--model-dir", str(model_dir)]
+    for extra, expected in (([], False), (["--retokenize"], True)):
+        options = _backend_options(_parser().parse_args([*argv, *extra]))
+        made = create_backend("stepaudio", cache_dir=tmp_path, **options)
+        assert isinstance(made, StepAudioBackend)
+        assert made.retokenize is expected and made.cache_dir == tmp_path
