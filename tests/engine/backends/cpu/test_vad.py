@@ -23,11 +23,16 @@ from engine.backends.cpu.vad import (
     KEEP_PAUSE_S,
     MERGE_GAP_S,
     MIN_SPEECH_S,
+    REACH_S,
     TARGET_PAUSE_S,
     VAD_RATE,
     VAD_WINDOW,
     SilenceRemover,
 )
+from engine.dsp import frame_rms_db
+from engine.text.asr import recognise_text
+from engine.text.fillers import is_filler
+from engine.text.models import WhisperFiles, have_multilingual, whisper_base
 
 _PROBE = 256  # samples matched exactly to locate a kept piece in the input
 _MARGIN = 16  # samples past a cross-fade before matching starts
@@ -108,12 +113,14 @@ def kept_ranges(original: np.ndarray, out: np.ndarray, fade: int) -> list[tuple[
 def speech_in_samples(
     remover: SilenceRemover, audio: np.ndarray, rate: int
 ) -> list[tuple[int, int]]:
-    regions = remover.speech_regions(resample(to_mono(audio), rate, VAD_RATE))
-    return [(round(a * rate), round(b * rate)) for a, b in regions]
+    """The speech the cuts keep clear of: Silero's regions with their edges on the audio."""
+    return remover.speech_samples(audio, rate)
 
 
 def speech_seconds(remover: SilenceRemover, audio: np.ndarray, rate: int) -> float:
-    return sum(b - a for a, b in speech_in_samples(remover, audio, rate)) / rate
+    """Seconds of speech Silero finds (its own regions, not moved)."""
+    regions = remover.speech_regions(resample(to_mono(audio), rate, VAD_RATE))
+    return sum(b - a for a, b in regions)
 
 
 def remove(remover: SilenceRemover, audio: np.ndarray, rate: int) -> Removal:
@@ -175,10 +182,11 @@ def test_no_pause_exceeds_the_maximum(meeting: Removal, remover: SilenceRemover)
     trail = meeting.kept[-1][1] - meeting.speech[-1][1]
     assert lead / meeting.rate <= EDGE_SILENCE_S + 1e-3
     assert trail / meeting.rate <= EDGE_SILENCE_S + 1e-3
-    # Measured again on the result, within one VAD window of the policy.
+    # Measured again on the result by Silero alone, within one VAD window of the policy
+    # plus the edges the audio moved out (at most REACH_S on each side of the pause).
     regions = remover.speech_regions(resample(to_mono(meeting.out), meeting.rate, VAD_RATE))
     gaps = [start - end for (_, end), (start, _) in pairwise(regions)]
-    assert max(gaps) <= KEEP_PAUSE_S + VAD_WINDOW / VAD_RATE
+    assert max(gaps) <= KEEP_PAUSE_S + 2 * REACH_S + VAD_WINDOW / VAD_RATE
 
 
 def test_joins_do_not_click(meeting: Removal) -> None:
@@ -211,7 +219,8 @@ def test_cuts_sit_at_the_quietest_allowed_point(meeting: Removal) -> None:
         slides = np.arange(speech_end + guard + fade - end, speech_start - guard - fade - start + 1)
         assert 0 in slides
         chosen = under_fades(np.array([end]), np.array([start]))[0]
-        assert chosen <= under_fades(end + slides, start + slides).min() * (1 + 1e-9)
+        # 1 %: kept_ranges may place a cut a sample off where the audio repeats itself.
+        assert chosen <= under_fades(end + slides, start + slides).min() * 1.01
 
 
 @pytest.mark.parametrize(
@@ -281,3 +290,51 @@ def test_speech_regions_are_ordered_and_repeatable(remover: SilenceRemover, data
     other, other_info = read_slice(data_dir / "en_ljspeech_LJ050-0131.wav")
     remover.speech_regions(resample(to_mono(other), other_info.sample_rate, VAD_RATE))
     assert remover.speech_regions(mono16k) == regions
+
+
+def test_a_late_vad_onset_does_not_clip_the_first_word(
+    remover: SilenceRemover, data_dir: Path
+) -> None:
+    """AMI trn04: Silero opens 0.19 s after the first word begins (the issue's clipped word)."""
+    audio, info = read_slice(data_dir / "en_ami_meeting_trn04.wav")
+    rate = info.sample_rate
+    silero = remover.speech_regions(resample(to_mono(audio), rate, VAD_RATE))[0][0]
+    level = frame_rms_db(to_mono(audio), rate, hop=0.005, window=0.01)
+    after = round((silero - 0.5) / 0.005)
+    onset = (after + int(np.argmax(level[after:] > level.max() - 35))) * 0.005
+    assert silero - onset > 0.1  # the case: Silero is late
+    kept = kept_ranges(audio[0], remover.remove(audio, rate)[0], round(FADE_S * rate))
+    assert onset - kept[0][0] / rate >= CUT_GUARD_S
+
+
+def _words(audio: np.ndarray, rate: int, files: WhisperFiles) -> list[str]:
+    """The words the engine's recogniser hears, fillers and punctuation left out."""
+    text = recognise_text(audio, rate, files).lower()
+    words = "".join(c if c.isalnum() or c in "' " else " " for c in text).split()
+    return [w for w in words if not is_filler(w, "en")]
+
+
+def test_the_words_of_a_meeting_stay_the_same(remover: SilenceRemover, data_dir: Path) -> None:
+    """ASR before = after, phrase by phrase: the source and the result are split at the
+    middle of each shortened pause and each part is recognised on its own (Whisper base;
+    tiny.en reads the same audio differently with more or less silence around it)."""
+    if not have_multilingual():
+        pytest.skip("the Whisper base model is not installed")
+    audio, info = read_slice(data_dir / "en_ami_meeting_trn06.wav")
+    rate = info.sample_rate
+    out = remover.remove(audio, rate)
+    fade = round(FADE_S * rate)
+    kept = kept_ranges(audio[0], out[0], fade)
+    assert len(kept) > 1
+    source_cuts, output_cuts, position = [0], [0], 0
+    for (start, end), (following, _) in pairwise(kept):
+        position += end - start - fade
+        source_cuts.append((end + following) // 2)
+        output_cuts.append(position + fade // 2)
+    source_cuts.append(audio.shape[-1])
+    output_cuts.append(out.shape[-1])
+    files = whisper_base()
+    for k in range(len(kept)):
+        before = _words(audio[:, source_cuts[k] : source_cuts[k + 1]], rate, files)
+        after = _words(out[:, output_cuts[k] : output_cuts[k + 1]], rate, files)
+        assert before and after == before
