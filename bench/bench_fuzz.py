@@ -1,8 +1,9 @@
 """Fuzz run: hostile datagrams and corrupt audio files against the engine's decoders.
 
-Datagrams (random bytes; valid messages and bundles with bytes flipped, cut or repeated;
-absurd bundle sizes and nesting; edit and transcribe requests with mangled JSON) go through
-``decode_datagram`` and the request decoders; corrupt files (WAV, AIFF, FLAC, OGG and MP3
+Datagrams (random bytes; valid messages, bundles and signed ``/stepedit/auth`` envelopes
+with bytes flipped, cut or repeated; absurd bundle sizes and nesting; edit and transcribe
+requests with mangled JSON) go through ``decode_datagram``, the envelope check and the
+request decoders; corrupt files (WAV, AIFF, FLAC, OGG and MP3
 cut at random points or with random header bytes changed, absurd declared channel counts
 and sizes, FIFOs) go through ``check_input_file`` and ``read_slice``. Every case must end in
 a result or a StepEdit error with a protocol code: anything else is a crash; a case over
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from bridge import protocol
+from bridge import auth, protocol
 from bridge.protocol import ADDRESS, ProtocolError
 from engine.audio import check_input_file, read_slice
 from engine.errors import StepEditError
@@ -38,7 +39,7 @@ HANG_S = 1.0
 FORMATS = {".wav": "WAV", ".aiff": "AIFF", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}
 
 
-def seed_datagrams() -> list[bytes]:
+def seed_datagrams(secret: str) -> list[bytes]:
     request = {"input": "/tmp/take.wav", "edit": {"type": "speed", "option": "faster"}}
     valid = [
         protocol.encode(ADDRESS["ping"]),
@@ -47,7 +48,8 @@ def seed_datagrams() -> list[bytes]:
         protocol.encode(ADDRESS["status"], "job-1", 9000),
     ]
     bundles = [b"#bundle\0" + bytes(8) + struct.pack(">i", len(m)) + m for m in valid]
-    return valid + bundles
+    signed = [auth.sign(m, auth.DEFAULT_KEY_ID, secret) for m in valid]
+    return valid + bundles + signed
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
@@ -73,9 +75,11 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     return protocol.encode(ADDRESS["edit"], rng.choice(["j", "j\nx", "é" * 200]), text)
 
 
-def decode_all(data: bytes) -> None:
+def decode_all(data: bytes, verifier: auth.Verifier) -> None:
     for message in protocol.decode_datagram(data):
-        if message.address == ADDRESS["edit"]:
+        if message.address == ADDRESS["auth"]:
+            decode_all(verifier.verify(message.args)[1], verifier)
+        elif message.address == ADDRESS["edit"]:
             protocol.decode_edit(message.args)
         elif message.address == ADDRESS["transcribe"]:
             protocol.decode_transcribe(message.args)
@@ -119,7 +123,7 @@ def run(case: Callable[[], object], errors: type[Exception] | tuple[type[Excepti
         case()
         outcome = "ok"
     except errors as e:
-        outcome = getattr(e, "code", type(e).__name__)
+        outcome = getattr(e, "code", None) or f"unauthorized {getattr(e, 'reason', e)}"
     except Exception as e:  # what the run counts as a crash
         outcome = f"CRASH {type(e).__name__}: {e}"
     if time.perf_counter() - started > HANG_S:
@@ -135,18 +139,20 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     outcomes: Counter[str] = Counter()
-    seeds = seed_datagrams()
-    started = time.perf_counter()
-    for _ in range(args.datagrams):
-        data = mutate(rng.choice(seeds), rng)
-
-        def decode(d: bytes = data) -> None:
-            decode_all(d)
-
-        outcomes["datagram " + run(decode, ProtocolError)] += 1
-    datagram_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        keyring = auth.Keyring.in_state_dir(folder)
+        seeds = seed_datagrams(keyring.ensure()[0])
+        verifier = auth.Verifier(keyring)
+        started = time.perf_counter()
+        for _ in range(args.datagrams):
+            data = mutate(rng.choice(seeds), rng)
+
+            def decode(d: bytes = data) -> None:
+                decode_all(d, verifier)
+
+            outcomes["datagram " + run(decode, (ProtocolError, auth.AuthError))] += 1
+        datagram_s = time.perf_counter() - started
         files = seed_files(folder)
         fifo = folder / "pipe.wav"
         os.mkfifo(fifo)
