@@ -16,14 +16,13 @@ from typing import Any
 
 from bridge import auth, protocol
 from bridge.client import ClientError, JobOutcome, StepEditClient, new_job_id
+from bridge.edit_flags import EDIT_FLAGS, edit_from_flags
 from engine.backends import BACKEND_NAMES, DEFAULT_BACKEND
 
 __all__ = ["main"]
 
 _LOG = logging.getLogger("stepedit")
 
-# The edit flags of `stepedit edit`, mapped to edit types.
-_EDIT_FLAGS = ("emotion", "style", "speed", "paralinguistic")
 # Where client commands find the engine's secret when --secret-file names none.
 _SECRET_ENV = "STEPEDIT_SECRET"
 
@@ -153,33 +152,20 @@ def _secret(args: argparse.Namespace) -> int:
     return 0
 
 
-def _edit_request(args: argparse.Namespace) -> dict[str, Any]:
-    chosen = [(name, getattr(args, name)) for name in _EDIT_FLAGS if getattr(args, name)]
-    chosen += [(name, "") for name in ("denoise", "vad", "fillers") if getattr(args, name)]
-    if args.clone is not None:
-        chosen.append(("clone", ""))
-    if args.as_text is not None:
-        chosen.append(("text", args.mask or ""))
-    if len(chosen) != 1:
-        raise SystemExit(
-            "stepedit edit: give exactly one of --emotion/--style/--speed/--paralinguistic/"
-            "--denoise/--vad/--clone/--as-text/--fillers"
+def _edit_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``edit`` object that the flags of ``_add_edit_arguments`` name."""
+    names = (*EDIT_FLAGS, "mask", "iterations", "text", "language", "keep_length")
+    try:
+        return edit_from_flags(
+            **{name: getattr(args, name) for name in names}, position=args.positions
         )
-    edit_type, option = chosen[0]
-    edit: dict[str, Any] = {"type": edit_type, "iterations": args.iterations}
-    if option:
-        edit["option"] = option
-    if args.text:
-        edit["text"] = args.text
-    if args.clone or args.as_text:
-        edit["target_text"] = args.clone or args.as_text
-    if args.positions:
-        edit["position"] = args.positions
-    if args.language:
-        edit["language"] = args.language
-    if args.keep_length:
-        edit["keep_length"] = True
-    return {**_slice_request(args), "edit": edit}
+    except ValueError as e:
+        flags = "/".join(f"--{name.replace('_', '-')}" for name in EDIT_FLAGS)
+        raise SystemExit(f"stepedit {args.command}: give exactly one of {flags}") from e
+
+
+def _edit_request(args: argparse.Namespace) -> dict[str, Any]:
+    return {**_slice_request(args), "edit": _edit_fields(args)}
 
 
 class _ProgressBar:
@@ -227,6 +213,24 @@ def _edit(args: argparse.Namespace) -> int:
     if not args.json:
         print(outcome.output_path)
     return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from bridge.batch import run_batch
+    from engine.errors import EditError
+
+    try:
+        report = run_batch(
+            args.inputs,
+            _edit_fields(args),
+            args.output_dir,
+            jobs=args.jobs,
+            connect=lambda: _client(args),
+        )
+    except (ValueError, EditError) as e:
+        print(f"stepedit batch: {e}", file=sys.stderr)
+        return 2
+    return 1 if report.failed else 0
 
 
 def _slice_request(args: argparse.Namespace) -> dict[str, Any]:
@@ -488,45 +492,66 @@ def _add_secret_command(commands: Any) -> None:
 def _add_edit_command(commands: Any) -> None:
     edit = commands.add_parser("edit", help="edit an audio file with a running engine")
     _add_slice_arguments(edit)
-    edit.add_argument("--emotion")
-    edit.add_argument("--style")
-    edit.add_argument("--speed", help='faster, slower, "more faster" or "more slower"')
-    edit.add_argument("--paralinguistic", metavar="TAG", help="e.g. Laughter, Breathing")
-    edit.add_argument("--denoise", action="store_true")
-    edit.add_argument("--vad", action="store_true", help="remove silences")
-    edit.add_argument("--clone", metavar="TARGET_TEXT", help="say this text in the clip's voice")
-    edit.add_argument(
+    _add_edit_arguments(edit)
+    edit.add_argument("--json", action="store_true", help="print the result JSON")
+    _add_client_options(edit)
+    edit.set_defaults(run=_edit)
+
+
+def _add_edit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that name the edit, read by ``_edit_fields`` (``edit`` and ``batch``)."""
+    parser.add_argument("--emotion")
+    parser.add_argument("--style")
+    parser.add_argument("--speed", help='faster, slower, "more faster" or "more slower"')
+    parser.add_argument("--paralinguistic", metavar="TAG", help="e.g. Laughter, Breathing")
+    parser.add_argument("--denoise", action="store_true")
+    parser.add_argument("--vad", action="store_true", help="remove silences")
+    parser.add_argument("--clone", metavar="TARGET_TEXT", help="say this text in the clip's voice")
+    parser.add_argument(
         "--as-text",
         "--as_text",
         metavar="TARGET_TEXT",
         help="edit as text: the transcript as it should be (delete, move, {mask} words, "
         "[Laughter] between words); --text is the transcript it was made from",
     )
-    edit.add_argument(
+    parser.add_argument(
         "--fillers", action="store_true", help="remove um, uh, 嗯 ... and their pauses"
     )
-    edit.add_argument(
+    parser.add_argument(
         "--mask", choices=("room_tone", "silence", "bleep"), help="what {masked} words become"
     )
-    edit.add_argument("--language", choices=("auto", "en", "zh"), help="the slice's language")
-    edit.add_argument("--iterations", type=int, default=1)
-    edit.add_argument("--text", help="transcript of the input")
-    edit.add_argument(
+    parser.add_argument("--language", choices=("auto", "en", "zh"), help="the slice's language")
+    parser.add_argument("--iterations", type=int, default=1)
+    parser.add_argument("--text", help="transcript of the input")
+    parser.add_argument(
         "--position",
         dest="positions",
         type=float,
         action="append",
         help="insertion time in seconds (repeatable)",
     )
-    edit.add_argument(
+    parser.add_argument(
         "--keep-length",
         "--keep_length",
         action="store_true",
         help="fit the result to the slice's duration (pitch-preserving time-scale)",
     )
-    edit.add_argument("--json", action="store_true", help="print the result JSON")
-    _add_client_options(edit)
-    edit.set_defaults(run=_edit)
+
+
+def _add_batch_command(commands: Any) -> None:
+    batch = commands.add_parser(
+        "batch", help="edit every audio file of a list or folder (resumable; a running engine)"
+    )
+    batch.add_argument("inputs", nargs="+", type=Path, metavar="FILE_OR_DIR")
+    batch.add_argument(
+        "-o", "--output-dir", "--output_dir", type=Path, required=True, help="folder for results"
+    )
+    batch.add_argument(
+        "--jobs", type=int, default=2, help="files in flight at once (default: %(default)s)"
+    )
+    _add_edit_arguments(batch)
+    _add_client_options(batch)
+    batch.set_defaults(run=_batch)
 
 
 def _add_slice_arguments(parser: argparse.ArgumentParser) -> None:
@@ -598,6 +623,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_serve_command(commands)
     _add_secret_command(commands)
     _add_edit_command(commands)
+    _add_batch_command(commands)
     _add_transcribe_command(commands)
     _add_query_commands(commands)
     _add_eval_command(commands)
