@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.errors import EditError
@@ -74,9 +74,11 @@ class EditType:
 
 
 _TEXT = frozenset({"text"})
+# Request fields every edit type reads: ``keep_length`` fits any result to the slice.
+_EVERY_TYPE = frozenset({"keep_length"})
 
 EDIT_TYPES: Mapping[str, EditType] = {
-    t.name: t
+    t.name: replace(t, uses=t.uses | _EVERY_TYPE)
     for t in (
         EditType(
             "emotion",

@@ -1,4 +1,5 @@
-"""The array-level edit: backend passes (iterations) -> source rate, channels and loudness.
+"""The array-level edit: backend passes (iterations) -> source rate, channels and loudness,
+and, when the edit asks to keep the length, the source slice's duration.
 
 Every caller renders through ``render_audio``: the job renderer (files), ``stepedit eval``
 and the in-process pedalboard effect (arrays). It knows nothing of files, jobs or OSC.
@@ -7,7 +8,7 @@ and the in-process pedalboard effect (arrays). It knows nothing of files, jobs o
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -24,13 +25,21 @@ from engine.backends.base import (
     TokenFeedbackBackend,
     WordBackend,
 )
+from engine.dsp import frame_rms_db, runs
 from engine.edits import EDIT_TYPES, EditSpec
 from engine.errors import BackendError, EditError
 
 if TYPE_CHECKING:
     from engine.text.cache import TranscriptCache
 
-__all__ = ["EditedAudio", "fit_to_source", "render_audio", "scaled_progress"]
+__all__ = [
+    "EditedAudio",
+    "added_spans",
+    "fit_duration",
+    "fit_to_source",
+    "render_audio",
+    "scaled_progress",
+]
 
 
 @dataclass
@@ -39,9 +48,11 @@ class EditedAudio:
 
     Attributes:
         audio: ``float32 (channels, samples)`` at the source's rate and channel count, at the
-            source's loudness plus the backend's ``loudness_offset_db``.
+            source's loudness plus the backend's ``loudness_offset_db`` (and with
+            ``keep_length`` exactly the source's length).
         sample_rate: The source's rate in Hz.
-        info: The backend's own result fields (e.g. ``generation``, ``insertions``).
+        info: The backend's own result fields (e.g. ``generation``, ``insertions``), and
+            ``length_factor`` (see ``fit_duration``) when the edit keeps the length.
         timings: Seconds per backend stage, for token backends: ``tokenize``, ``generate``
             and ``decode``, each summed over the passes.
     """
@@ -105,7 +116,12 @@ def render_audio(
         progress = scaled_progress(progress, _WORDS_END, 1.0)
     rendered, timings = _run_passes(backend, samples, sample_rate, edit, progress)
     out = fit_to_source(rendered, sample_rate, samples.shape[0], target_lufs)
-    return EditedAudio(out, sample_rate, rendered.info, timings)
+    info = rendered.info
+    if edit.keep_length:
+        spans = added_spans(info, sample_rate)
+        out, factor = fit_duration(out, sample_rate, samples.shape[-1], spans)
+        info = {**info, "length_factor": round(factor, 6)}
+    return EditedAudio(out, sample_rate, info, timings)
 
 
 def _run_passes(
@@ -225,3 +241,113 @@ def fit_to_source(
     out = audio.resample(out, rendered.sample_rate, source_rate)
     out = audio.fit_channels(out, channels)
     return audio.match_loudness(out, source_rate, target_lufs + rendered.loudness_offset_db)
+
+
+# Keep length (``EditSpec.keep_length``): pauses within _NEIGHBOUR_S of added sound are
+# shortened first, each to no less than _MIN_PAUSE_S; the rest is time-scaled.
+_NEIGHBOUR_S = 1.0
+_MIN_PAUSE_S = 0.15
+# A pause: 10 ms frames at least _PAUSE_BELOW_LOUD_DB under the loud frames (95th percentile)
+# or within _PAUSE_ABOVE_FLOOR_DB of the floor (10th percentile), for _MIN_PAUSE_S or more.
+_PAUSE_BELOW_LOUD_DB, _PAUSE_ABOVE_FLOOR_DB = 30.0, 10.0
+_JOIN_FADE_S = 0.01
+# Result words whose sound the edit added (``words`` of text edits).
+_ADDED_WORDS = frozenset({"inserted", "new", "replaced"})
+
+
+def added_spans(info: dict[str, Any], sample_rate: int) -> list[tuple[int, int]]:
+    """Sample ranges of the result that an edit added, as the backend reported them.
+
+    ``insertions`` (nonverbal sounds: input position and duration, each shifting the later
+    ones) and ``words`` of text edits whose action is ``inserted``, ``new`` or ``replaced``
+    (start and end in the result). Backends that report neither (a model re-saying the
+    whole slice) give none.
+    """
+    spans, shift = [], 0.0
+    for insertion in info.get("insertions", ()):
+        start = insertion["position"] + shift
+        spans.append((start, start + insertion["duration"]))
+        shift += insertion["duration"]
+    spans += [(w["start"], w["end"]) for w in info.get("words", ()) if w["action"] in _ADDED_WORDS]
+    return sorted((round(a * sample_rate), round(b * sample_rate)) for a, b in spans)
+
+
+def _pauses(out: np.ndarray, sample_rate: int) -> list[tuple[int, int]]:
+    """Sample ranges of the pauses in ``(channels, samples)`` audio (see _PAUSE_*)."""
+    hop = 0.01
+    level = frame_rms_db(audio.to_mono(out), sample_rate, hop=hop, window=0.02)
+    loud, floor = np.percentile(level, [95, 10])
+    quiet = level < max(loud - _PAUSE_BELOW_LOUD_DB, floor + _PAUSE_ABOVE_FLOOR_DB)
+    step = round(hop * sample_rate)
+    return [
+        (a * step, min(b * step, out.shape[-1]))
+        for a, b in runs(quiet)
+        if (b - a) * hop >= _MIN_PAUSE_S
+    ]
+
+
+def _outside(pause: tuple[int, int], spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``pause`` that no span covers (an added sound starts and ends quietly,
+    so the pause next to it may reach into it)."""
+    parts = [pause]
+    for s, e in spans:
+        parts = [p for a, b in parts for p in ((a, min(b, s)), (max(a, e), b)) if p[1] > p[0]]
+    return parts
+
+
+def _shorten_pauses(
+    out: np.ndarray, sample_rate: int, excess: int, spans: Sequence[tuple[int, int]]
+) -> np.ndarray:
+    """Removes up to ``excess`` samples from the pauses next to ``spans``, nearest first.
+
+    Each pause keeps ``_MIN_PAUSE_S``, half on each side, and loses the middle (joined with
+    a 10 ms cross-fade); the added sound itself is never cut.
+    """
+    keep = round(_MIN_PAUSE_S * sample_rate)
+    reach = round(_NEIGHBOUR_S * sample_rate)
+    fade = round(_JOIN_FADE_S * sample_rate)
+    pauses = sorted(
+        (min(a - e if a >= e else s - b for s, e in spans), a, b)
+        for pause in _pauses(out, sample_rate)
+        for a, b in _outside(pause, spans)
+    )
+    cuts = []
+    for distance, a, b in pauses:
+        if excess <= 0 or distance > reach:
+            break
+        take = min(b - a - keep, excess)
+        if take > fade:
+            cuts.append(((a + b) // 2 - take // 2, take))
+            excess -= take
+    pieces, previous = [], 0
+    for start, take in sorted(cuts):
+        # The piece ends `fade` samples into the removed stretch, which the cross-fade
+        # overlaps with the next piece: each cut shortens the audio by exactly `take`.
+        pieces.append(out[:, previous : start + fade])
+        previous = start + take
+    pieces.append(out[:, previous:])
+    return audio.crossfade_concat(pieces, fade)
+
+
+def fit_duration(
+    out: np.ndarray, sample_rate: int, length: int, spans: Sequence[tuple[int, int]] = ()
+) -> tuple[np.ndarray, float]:
+    """Fits ``(channels, samples)`` audio to exactly ``length`` samples.
+
+    A result longer than ``length`` with added sound (``spans``, sample ranges) first loses
+    pause next to that sound (down to ``_MIN_PAUSE_S`` per pause, nearest first); whatever
+    difference remains is time-scaled with Rubber Band, which keeps pitch and formants (the
+    CPU backend's speed change: F0 within 0.5 %, speaker similarity 0.97 at x0.8).
+
+    Returns:
+        The fitted audio and the time-scale factor used: the duration after the time-scale
+        over the duration before it (1.0 when none was needed, < 1 when compressed).
+    """
+    if out.shape[-1] > length and spans:
+        out = _shorten_pauses(out, sample_rate, out.shape[-1] - length, spans)
+    if out.shape[-1] == length:
+        return out, 1.0
+    from engine.backends.cpu.speed import change_speed  # pedalboard loads on first use
+
+    factor = length / out.shape[-1]
+    return change_speed(out, sample_rate, 1 / factor), factor

@@ -144,3 +144,12 @@ def test_text_edits(data: dict[str, object], expected: EditSpec) -> None:
 def test_bad_text_edits(data: dict[str, object], message: str) -> None:
     with pytest.raises(EditError, match=message):
         parse_edit(data)
+
+
+def test_keep_length_is_a_boolean_every_type_reads() -> None:
+    assert parse_edit({"type": "vad"}).keep_length is False
+    assert parse_edit({"type": "emotion", "option": "sad", "keep_length": True}).keep_length
+    for bad in (1, "true", None):
+        with pytest.raises(EditError, match=r"'edit.keep_length' must be true or false"):
+            parse_edit({"type": "vad", "keep_length": bad})
+    assert all("keep_length" in kind.uses for kind in EDIT_TYPES.values())

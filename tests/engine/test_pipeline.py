@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from engine.audio import integrated_loudness
 from engine.backends.base import Progress, Rendered, WordBackend
+from engine.backends.cpu import CpuBackend
 from engine.edits import EditSpec
 from engine.errors import BackendError, EditError
-from engine.pipeline import fit_to_source, render_audio, scaled_progress
+from engine.evaluation.harness import find_clips
+from engine.pipeline import (
+    added_spans,
+    fit_duration,
+    fit_to_source,
+    render_audio,
+    scaled_progress,
+)
 from engine.text.transcript import Transcript, Word
 from tests.engine.fake_backends import FakeRenderBackend, FakeTokenBackend
 
@@ -123,3 +134,88 @@ def test_word_edits_go_to_a_word_backend_once_and_other_edits_through_its_passes
         render_audio(backend, speechlike(), RATE, edit, _quiet)
     render_audio(backend, speechlike(), RATE, EditSpec("emotion", "happy"), _quiet)
     assert backend.calls == ["words:text", "words:fillers", "tokenize", "generate", "decode"]
+
+
+def test_keep_length_fits_a_token_backend_and_reports_the_factor() -> None:
+    backend = FakeTokenBackend()  # each pass adds 10 ms
+    source = speechlike()
+    edit = EditSpec("emotion", "happy", 2, keep_length=True)
+    edited = render_audio(backend, source, RATE, edit, _quiet)
+    assert edited.audio.shape == source.shape
+    assert edited.info["length_factor"] == pytest.approx(1.0 / 1.02, abs=1e-4)
+    plain = render_audio(backend, source, RATE, EditSpec("emotion", "happy", 2), _quiet)
+    assert "length_factor" not in plain.info and plain.audio.shape[-1] == RATE + RATE // 50
+
+
+def test_keep_length_takes_an_insertion_out_of_the_pauses_next_to_it() -> None:
+    """Tone 0.5 s | pause 0.6 s | inserted sound 0.2 s | pause 0.6 s | tone 0.5 s: the
+    0.2 s come out of the two pauses; the tones and the sound stay sample for sample."""
+    tone, pause = speechlike(0.5), np.zeros((1, round(0.6 * RATE)), np.float32)
+    sound = np.full((1, round(0.2 * RATE)), 0.1, np.float32)
+    out = np.concatenate([tone, pause, sound, pause, tone], axis=1)
+    spans = [(round(1.1 * RATE), round(1.3 * RATE))]
+    length = out.shape[-1] - round(0.2 * RATE)
+    fitted, factor = fit_duration(out, RATE, length, spans)
+    assert fitted.shape == (1, length) and factor == 1.0
+    half = tone.shape[-1]
+    np.testing.assert_array_equal(fitted[:, :half], tone)
+    np.testing.assert_array_equal(fitted[:, -half:], tone)
+    start = int(np.flatnonzero(np.abs(fitted[0, half:-half]) > 0)[0]) + half
+    np.testing.assert_array_equal(fitted[:, start : start + sound.shape[-1]], sound)
+    # Asked for more than the pauses hold (each keeps 0.15 s), the rest is time-scaled.
+    fitted, factor = fit_duration(out, RATE, out.shape[-1] - RATE, spans)
+    assert fitted.shape[-1] == out.shape[-1] - RATE
+    assert factor == pytest.approx((out.shape[-1] - RATE) / (out.shape[-1] - 0.9 * RATE), 0.02)
+
+
+def test_added_spans_from_insertions_and_words() -> None:
+    info = {
+        "insertions": [
+            {"tag": "Uhm", "position": 1.0, "duration": 0.5},
+            {"tag": "Sigh", "position": 2.0, "duration": 0.25},
+        ],
+        "words": [
+            {"word": "so", "action": "kept", "start": 0.0, "end": 0.2},
+            {"word": "[Laughter]", "action": "inserted", "start": 3.0, "end": 3.5},
+        ],
+    }
+    assert added_spans(info, 100) == [(100, 150), (250, 275), (300, 350)]
+
+
+@pytest.fixture(scope="module")
+def cpu_backend() -> CpuBackend:
+    backend = CpuBackend()
+    backend.load()
+    return backend
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        EditSpec("speed", "faster", keep_length=True),
+        EditSpec("denoise", keep_length=True),
+        EditSpec("vad", keep_length=True),
+        EditSpec("emotion", "happy", keep_length=True),
+        EditSpec("style", "whisper", keep_length=True),
+        EditSpec("paralinguistic", "Laughter", positions=(3.0,), keep_length=True),
+        EditSpec("text", "room_tone", target_text="DROP [Breathing]", keep_length=True),
+        EditSpec("fillers", keep_length=True),
+    ],
+    ids=lambda e: e.type,
+)
+def test_keep_length_on_the_cpu_backend(
+    cpu_backend: CpuBackend, data_dir: Path, edit: EditSpec
+) -> None:
+    clip = find_clips([data_dir / "en_stepaudio_happy.wav"])[0]
+    if edit.type == "text":  # the transcript without its third word, a breath at the end
+        words = clip.transcript.split()
+        target = " ".join(words[:2] + words[3:]) + " [Breathing]"
+        edit = replace(edit, text=clip.transcript, target_text=target)
+    edited = render_audio(cpu_backend, clip.audio, clip.sample_rate, edit, _quiet)
+    assert abs(edited.audio.shape[-1] - clip.audio.shape[-1]) / clip.sample_rate <= 0.010
+    assert edited.audio.shape[0] == clip.audio.shape[0]
+    factor = edited.info["length_factor"]
+    assert 0.3 < factor < 3.0
+    if edit.type == "paralinguistic":  # pauses took part of the laugh: less time-scale
+        added = edited.info["insertions"][0]["duration"]
+        assert factor > clip.duration / (clip.duration + added) + 0.01
