@@ -180,7 +180,7 @@ def _run_token_passes(
     generated: Any = None
     step = progress
     for i in range(passes):
-        step = scaled_progress(progress, i / passes, (i + 1) / passes)
+        previous, step = step, scaled_progress(progress, i / passes, (i + 1) / passes)
         if i == 0:
             with clock("tokenize"):
                 prompt = backend.tokenize(samples, sample_rate, step)
@@ -189,7 +189,7 @@ def _run_token_passes(
                 prompt = backend.next_prompt(generated, prompt, step)
         else:
             with clock("decode"):
-                decoded = backend.decode(generated, prompt, step)
+                decoded = backend.decode(generated, prompt, previous)  # the last pass's end
             loudness_change += decoded.loudness_offset_db
             with clock("tokenize"):
                 prompt = (

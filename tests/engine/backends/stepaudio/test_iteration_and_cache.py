@@ -78,8 +78,10 @@ def test_later_passes_call_no_tokenizer_and_equal_tokens_fed_by_hand(
 ) -> None:
     source = clip(1.5, seed=3)
     calls = _count_tokenizer_calls(backend, monkeypatch)
-    edited = render_audio(backend, source, RATE, EDIT, noop)
+    fractions: list[float] = []
+    edited = render_audio(backend, source, RATE, EDIT, lambda f, _: fractions.append(f))
     assert len(calls) == 1  # the input only; passes 2 and 3 start from tokens
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert edited.info["tokenizer"] == {"cache": "miss", "calls": 1}
     assert set(edited.timings) == {"tokenize", "generate", "decode"}
 
@@ -116,8 +118,10 @@ def test_the_retokenize_option_still_retokenizes(
     official = _loaded(model_dir, retokenize=True)
     source = clip(1.5, seed=5)
     calls = _count_tokenizer_calls(official, monkeypatch)
-    edited = render_audio(official, source, RATE, EDIT, noop)
+    fractions: list[float] = []
+    edited = render_audio(official, source, RATE, EDIT, lambda f, _: fractions.append(f))
     assert len(calls) == EDIT.iterations
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert edited.info["tokenizer"] == {"cache": "miss", "calls": EDIT.iterations}
 
     # The official loop: every pass decoded, its audio tokenized again; loudness changes add.
