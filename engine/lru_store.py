@@ -45,6 +45,9 @@ def content_key(audio: np.ndarray, header: Mapping[str, object]) -> str:
 class LruStore:
     """One table of a SQLite file; safe to share between threads and processes.
 
+    A cache never fails its caller: a database error on ``get`` or ``put`` (disk full, a
+    lock held too long, a damaged file) is logged and counts as a miss or a skipped store.
+
     Args:
         path: The database file (its folder must exist).
         table: Table name (lower-case letters and ``_``).
@@ -79,17 +82,27 @@ class LruStore:
 
     def get(self, key: str) -> bytes | None:
         """The value stored under ``key`` (marking it recently used), or ``None``."""
-        with self._lock, self._connect() as db:
-            row = db.execute(f"SELECT value FROM {self.table} WHERE key = ?", (key,)).fetchone()
-            if row is None:
-                return None
-            db.execute(f"UPDATE {self.table} SET used = ? WHERE key = ?", (time.time(), key))
+        try:
+            with self._lock, self._connect() as db:
+                row = db.execute(f"SELECT value FROM {self.table} WHERE key = ?", (key,)).fetchone()
+                if row is None:
+                    return None
+                db.execute(f"UPDATE {self.table} SET used = ? WHERE key = ?", (time.time(), key))
+        except sqlite3.Error as e:
+            _LOG.warning("%s: cannot read %s, counted as a miss: %s", self.table, self.path, e)
+            return None
         value = row[0]
         return value.encode() if isinstance(value, str) else bytes(value)  # str: a TEXT row
 
     def put(self, key: str, value: bytes) -> None:
         """Stores ``value`` under ``key``, then evicts the least recently used entries until
         the total fits ``max_bytes`` (the new entry stays, even when alone too big)."""
+        try:
+            self._put(key, value)
+        except sqlite3.Error as e:
+            _LOG.warning("%s: cannot store in %s, not cached: %s", self.table, self.path, e)
+
+    def _put(self, key: str, value: bytes) -> None:
         with self._lock, self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             db.execute(

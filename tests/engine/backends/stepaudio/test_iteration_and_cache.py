@@ -279,3 +279,12 @@ def test_the_command_line_sets_the_option_and_serve_the_cache_folder(
         made = create_backend("stepaudio", cache_dir=tmp_path, **options)
         assert isinstance(made, StepAudioBackend)
         assert made.retokenize is expected and made.cache_dir == tmp_path
+
+
+def test_a_broken_cache_file_never_fails_an_edit(tmp_path: Path) -> None:
+    cache = TokenizerCache(tmp_path, "models", max_bytes=1 << 20)
+    for leftover in tmp_path.glob(CACHE_FILE + "-*"):
+        leftover.unlink()
+    (tmp_path / CACHE_FILE).write_bytes(b"not a database" * 100)
+    cache.put("k", _features(10, 0))  # logged and skipped
+    assert cache.get("k") is None
