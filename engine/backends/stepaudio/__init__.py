@@ -218,9 +218,12 @@ class StepAudioBackend:
 
     def _open_cache(
         self, folder: Path, checkpoint: StepAudioCheckpoint, mel_config: MelConfig
-    ) -> TokenizerCache:
+    ) -> TokenizerCache | None:
         """The tokenizer cache in ``folder`` for the tokenizer and speaker models of
-        ``checkpoint`` and the settings that change their output."""
+        ``checkpoint`` and the settings that change their output; ``None`` (logged) when the
+        folder or its database cannot be used: the backend then works without a cache."""
+        import sqlite3
+
         from engine.backends.stepaudio.decoder.files import SPEAKER_ONNX_FILE
         from engine.backends.stepaudio.tokenizer import TOKENIZER_FILES
         from engine.backends.stepaudio.tokenizer_cache import TokenizerCache, model_identity
@@ -228,7 +231,12 @@ class StepAudioBackend:
         files = [checkpoint.tokenizer_dir / name for name in TOKENIZER_FILES]
         files.append(checkpoint.decoder_dir / SPEAKER_ONNX_FILE)
         settings = {"mel": dataclasses.asdict(mel_config), "dither": self.options.dither}
-        cache = TokenizerCache(folder, model_identity(files, settings), self.options.cache_bytes)
+        identity = model_identity(files, settings)
+        try:
+            cache = TokenizerCache(folder, identity, self.options.cache_bytes)
+        except (OSError, sqlite3.Error) as e:
+            _LOG.warning("no tokenizer cache: %s cannot be used (%s)", folder, e)
+            return None
         _LOG.info(
             "tokenizer cache: %s (bound %d MiB)", cache.store.path, cache.store.max_bytes >> 20
         )

@@ -288,3 +288,12 @@ def test_a_broken_cache_file_never_fails_an_edit(tmp_path: Path) -> None:
     (tmp_path / CACHE_FILE).write_bytes(b"not a database" * 100)
     cache.put("k", _features(10, 0))  # logged and skipped
     assert cache.get("k") is None
+
+
+def test_an_unusable_cache_folder_leaves_the_backend_without_a_cache(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / CACHE_FILE).write_bytes(b"not a database" * 100)
+    uncached = _loaded(model_dir, cache_dir=tmp_path)
+    assert uncached._cache is None
+    assert uncached.tokenize(clip(0.5), RATE, noop).cache == "miss"
