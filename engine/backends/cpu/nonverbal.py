@@ -51,6 +51,9 @@ _RATE_CAP = 32000
 _SEARCH_S, _FADE_S = 0.4, 0.010
 # Formant broadening of breath noise (Hz, standard deviation across frequency).
 _BREATH_BANDWIDTH_HZ = 120.0
+# Above this frequency (Hz) every sound takes the voice's average envelope (see
+# ``_voice_high_band``); below it the vowels keep their own formants (F1-F3).
+_HIGH_BAND_HZ = 3500.0
 # At most this many voiced frames are analysed for the speaker's envelopes.
 _MAX_FRAMES = 600
 # Micro-variation that keeps the synthetic voice from sounding machine-flat: F0 jitter
@@ -269,6 +272,11 @@ class VoiceSample:
         sp, ap = analysis.envelope_at(frames)
         envelopes = _vowel_envelopes(analysis, sp, frames)
         envelopes["nasal"] = _nasal_envelope(sp, analysis.sample_rate)
+        voice = _power_mean(sp)
+        envelopes = {
+            name: _voice_high_band(env, voice, analysis.sample_rate)
+            for name, env in envelopes.items()
+        }
         envelopes["breath"] = _breath_envelope(envelopes["schwa"], analysis.sample_rate)
         median = analysis.median_f0 or 150.0
         return cls(analysis.sample_rate, median, envelopes, np.median(ap, axis=0))
@@ -282,6 +290,25 @@ def _power_mean(sp: np.ndarray) -> np.ndarray:
     male test voice, left a 5-6 kHz hole 7 dB under its neighbours in the laughter.
     """
     return np.mean(sp, axis=0)
+
+
+def _voice_high_band(envelope: np.ndarray, voice: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``envelope`` below ``_HIGH_BAND_HZ``, the speaker's average voiced envelope ``voice``
+    (at the same level) above it, blended over 1 kHz.
+
+    The few frames averaged for one vowel (3 % of the voiced frames) still carry their own
+    dips above the formants that tell vowels apart; all voiced frames together give the
+    voice's own high band. Measured on the 18 clips of ``shared/audio``: the laughter's
+    5-6 kHz band lay up to 11 dB under the mean of 4-5 and 6-7 kHz with the vowel frames
+    alone, at most 4.1 dB with this (the speech itself: up to 2.8 dB).
+    """
+    freqs = np.linspace(0, sample_rate / 2, len(envelope))
+    low, high = _HIGH_BAND_HZ - 500, _HIGH_BAND_HZ + 500
+    near = (freqs >= low) & (freqs <= high)
+    own, shared = np.log(np.maximum(envelope, 1e-16)), np.log(np.maximum(voice, 1e-16))
+    offset = float(np.mean(own[near] - shared[near])) if near.any() else 0.0
+    weight = np.clip((high - freqs) / (high - low), 0.0, 1.0)
+    return np.exp(weight * own + (1 - weight) * (shared + offset))
 
 
 def _vowel_envelopes(
