@@ -11,6 +11,7 @@ __all__ = [
     "broaden_envelope",
     "frame_rms_db",
     "low_energy_point",
+    "pauses",
     "runs",
     "slaney_mel_filters",
     "smooth",
@@ -63,6 +64,29 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     padded = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
     edges = np.flatnonzero(padded[1:] != padded[:-1])
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+# A pause: 10 ms frames at least _PAUSE_BELOW_LOUD_DB under the loud frames (95th percentile)
+# or within _PAUSE_ABOVE_FLOOR_DB of the floor (10th percentile).
+_PAUSE_BELOW_LOUD_DB, _PAUSE_ABOVE_FLOOR_DB = 30.0, 10.0
+_PAUSE_HOP_S = 0.01
+
+
+def pauses(x: np.ndarray, sample_rate: int, min_seconds: float) -> list[tuple[int, int]]:
+    """``[start, end)`` sample ranges of the pauses of a mono signal that last at least
+    ``min_seconds``: 10 ms frames 30 dB under its loud frames (95th percentile) or within
+    10 dB of its floor (10th percentile)."""
+    level = frame_rms_db(x, sample_rate, hop=_PAUSE_HOP_S, window=0.02)
+    if len(level) == 0:
+        return []
+    loud, floor = np.percentile(level, [95, 10])
+    quiet = level < max(loud - _PAUSE_BELOW_LOUD_DB, floor + _PAUSE_ABOVE_FLOOR_DB)
+    step = round(_PAUSE_HOP_S * sample_rate)
+    return [
+        (a * step, min(b * step, len(x)))
+        for a, b in runs(quiet)
+        if (b - a) * _PAUSE_HOP_S >= min_seconds
+    ]
 
 
 def apply_tilt(

@@ -73,7 +73,8 @@ class EditType:
     needs_words: bool = False
 
 
-_TEXT = frozenset({"text"})
+# ``guard``: what a model generates is checked against the text it should say.
+_TEXT = frozenset({"text", "guard"})
 # Request fields every edit type reads: ``keep_length`` fits any result to the slice.
 _EVERY_TYPE = frozenset({"keep_length"})
 
@@ -145,7 +146,7 @@ EDIT_TYPES: Mapping[str, EditType] = {
         EditType(
             "paralinguistic",
             PARALINGUISTIC_TAGS,
-            frozenset({"text", "target_text", "positions"}),
+            frozenset({"text", "target_text", "positions", "guard"}),
             summary="Insert a nonverbal sound: option + positions (seconds into the slice), "
             "or target_text with inline [Tag]s.",
         ),
@@ -160,7 +161,7 @@ EDIT_TYPES: Mapping[str, EditType] = {
         EditType(
             "clone",
             (),
-            frozenset({"text", "target_text"}),
+            frozenset({"text", "target_text", "guard"}),
             frozenset({"target_text"}),
             summary="Say target_text in the voice of the clip (text = the clip's transcript).",
         ),
@@ -209,6 +210,10 @@ class EditSpec:
             them, never by a client.
         keep_length: Fit the result to the input slice's duration (pauses next to
             insertions shortened first, then a pitch-preserving time-scale).
+        guard: Check what a model generates against the text it should say and generate
+            again when it differs too much (``engine.guard``); off: one generation.
+        seed: The model's sampling seed; ``None`` leaves it to the backend. Set by the
+            engine when it generates again, never by a client.
     """
 
     type: str
@@ -221,6 +226,8 @@ class EditSpec:
     language: str = "auto"
     transcript: Transcript | None = None
     keep_length: bool = False
+    guard: bool = True
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         kind = EDIT_TYPES.get(self.type)
@@ -284,7 +291,7 @@ def parse_edit(data: Mapping[str, Any]) -> EditSpec:
     Args:
         data: The decoded JSON object: ``type``, ``option``, ``iterations``, ``text``,
             ``target_text``, ``position`` (a number or a list of numbers), ``fillers``,
-            ``language``, ``keep_length`` (a boolean).
+            ``language``, ``keep_length`` and ``guard`` (booleans).
 
     Raises:
         EditError: naming the bad field and the allowed values.
@@ -301,6 +308,7 @@ def parse_edit(data: Mapping[str, Any]) -> EditSpec:
         "fillers",
         "language",
         "keep_length",
+        "guard",
     }
     if unknown:
         raise EditError(f"unknown field(s) in 'edit': {', '.join(sorted(unknown))}")
@@ -311,9 +319,10 @@ def parse_edit(data: Mapping[str, Any]) -> EditSpec:
     for name in ("option", "text", "target_text", "language"):
         if not isinstance(data.get(name, ""), str):
             raise EditError(f"'edit.{name}' must be a string, got {data[name]!r}")
-    keep_length = data.get("keep_length", False)
-    if not isinstance(keep_length, bool):
-        raise EditError(f"'edit.keep_length' must be true or false, got {keep_length!r}")
+    keep_length, guard = data.get("keep_length", False), data.get("guard", True)
+    for name, flag in (("keep_length", keep_length), ("guard", guard)):
+        if not isinstance(flag, bool):
+            raise EditError(f"'edit.{name}' must be true or false, got {flag!r}")
     iterations = data.get("iterations", 1)
     if not isinstance(iterations, int) or isinstance(iterations, bool):
         raise EditError(f"'edit.iterations' must be a whole number, got {iterations!r}")
@@ -332,6 +341,7 @@ def parse_edit(data: Mapping[str, Any]) -> EditSpec:
         fillers=tuple(f.strip().lower() for f in fillers),
         language=data.get("language", "").strip().lower() or "auto",
         keep_length=keep_length,
+        guard=guard,
     )
 
 

@@ -8,7 +8,7 @@ and the in-process pedalboard effect (arrays). It knows nothing of files, jobs o
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -24,10 +24,13 @@ from engine.backends.base import (
     TokenBackend,
     TokenFeedbackBackend,
     WordBackend,
+    scaled_progress,
 )
-from engine.dsp import frame_rms_db, runs
+from engine.dsp import pauses
 from engine.edits import EDIT_TYPES, EditSpec
-from engine.errors import BackendError, EditError
+from engine.errors import BackendError, CheckpointError, EditError
+from engine.guard import Guard, guarded
+from engine.segments import Segment, plan_segments, stitch
 
 if TYPE_CHECKING:
     from engine.text.cache import TranscriptCache
@@ -67,11 +70,6 @@ class EditedAudio:
         return self.audio.shape[-1] / self.sample_rate
 
 
-def scaled_progress(progress: Progress, start: float, end: float) -> Progress:
-    """Maps a step's own 0..1 progress onto ``[start, end]`` of the caller's bar."""
-    return lambda f, stage: progress(start + (end - start) * min(max(f, 0.0), 1.0), stage)
-
-
 # Share of the progress bar that finding the words takes, for edits that need them.
 _WORDS_END = 0.3
 
@@ -84,8 +82,15 @@ def render_audio(
     progress: Progress,
     *,
     transcripts: TranscriptCache | None = None,
+    guard: Guard | None = None,
 ) -> EditedAudio:
     """Renders ``edit`` on ``(channels, samples)`` audio and fits the result to it.
+
+    For a token backend: an edit whose generation reads the slice's text
+    (``TokenBackend.reads_text``) gets the request's ``text``, else the engine's
+    transcription (the result's ``text_source`` says which), and what it generates is
+    checked against the text it should say (``guard``); a slice longer than the backend's
+    ``segment_seconds`` is edited in segments cut at pauses and stitched back.
 
     Args:
         backend: A backend (loaded, or loading itself on first use).
@@ -94,13 +99,18 @@ def render_audio(
         edit: The validated edit.
         progress: Receives (fraction 0..1, stage); raises ``JobCancelled`` to stop.
         transcripts: Cache of slices' words, for edits that work on words (``text``,
-            ``fillers``); they are found here when the edit does not carry them.
+            ``fillers``) or read the slice's text; they are found here when the edit does
+            not carry them.
+        guard: How generations are checked; ``None``: ``Guard()`` (the engine's
+            transcription, 3 tries, word error 0.2). ``EditSpec.guard`` turns it off.
 
     Raises:
         StepEditError: a subclass carrying the protocol error code.
     """
     _check_positions(edit, samples.shape[-1] / sample_rate)
     target_lufs = audio.integrated_loudness(samples, sample_rate)
+    clock = _StageClock()
+    found: dict[str, Any] = {}
     if EDIT_TYPES[edit.type].needs_words and edit.transcript is None:
         from engine.text.transcribe import transcribe  # the ASR stack loads on first use
 
@@ -114,32 +124,83 @@ def render_audio(
         )
         edit = replace(edit, transcript=transcript)
         progress = scaled_progress(progress, _WORDS_END, 1.0)
-    rendered, timings = _run_passes(backend, samples, sample_rate, edit, progress)
+    elif isinstance(backend, TokenBackend) and edit.type in backend.reads_text:
+        found["text_source"] = "request" if edit.text else "transcription"
+        if not edit.text or _segmented(backend, samples, sample_rate, edit):
+            with clock("transcribe"):
+                edit = _with_words(samples, sample_rate, edit, progress, transcripts)
+            progress = scaled_progress(progress, _WORDS_END, 1.0)
+    rendered, timings = _run_passes(backend, samples, sample_rate, edit, progress, guard or Guard())
     out = fit_to_source(rendered, sample_rate, samples.shape[0], target_lufs)
-    info = rendered.info
+    info = {**rendered.info, **found}
     if edit.keep_length:
         spans = added_spans(info, sample_rate)
         out, factor = fit_duration(out, sample_rate, samples.shape[-1], spans)
         info = {**info, "length_factor": round(factor, 6)}
-    return EditedAudio(out, sample_rate, info, timings)
+    return EditedAudio(out, sample_rate, info, {**clock.seconds, **timings})
+
+
+def _with_words(
+    samples: np.ndarray,
+    sample_rate: int,
+    edit: EditSpec,
+    progress: Progress,
+    transcripts: TranscriptCache | None,
+) -> EditSpec:
+    """``edit`` with the slice's words (``transcript``: the request's ``text`` aligned, else
+    recognised) and, when it had none, their text as ``text``.
+
+    Raises:
+        EditError: naming ``text`` when the slice cannot be transcribed here.
+    """
+    from engine.text.transcribe import transcribe  # the ASR stack loads on first use
+
+    try:
+        transcript, _ = transcribe(
+            samples,
+            sample_rate,
+            language=edit.language,
+            text=edit.text,
+            cache=transcripts,
+            progress=scaled_progress(progress, 0.0, _WORDS_END),
+        )
+    except CheckpointError as e:
+        raise EditError(
+            f"a {edit.type} edit reads the slice's words: send its 'text', or install the "
+            f"recogniser the engine transcribes with ({e})"
+        ) from e
+    return replace(edit, text=edit.text or transcript.text, transcript=transcript)
 
 
 def _run_passes(
-    backend: Backend, samples: np.ndarray, sample_rate: int, edit: EditSpec, progress: Progress
+    backend: Backend,
+    samples: np.ndarray,
+    sample_rate: int,
+    edit: EditSpec,
+    progress: Progress,
+    guard: Guard,
 ) -> tuple[Rendered, dict[str, float]]:
     """The one place where ``iterations`` become passes; returns the result and the seconds
-    spent per token stage (``tokenize``, ``generate``, ``decode``; none for other backends).
+    spent per token stage (``tokenize``, ``generate``, ``decode``, and ``check`` for
+    checked generations; none for other backends).
 
-    A token backend runs ``iterations`` passes (see ``_run_token_passes``). A render backend
-    renders once at the strength of ``iterations``: repeating DSP would only add artefacts.
-    An edit on words goes to a word backend's ``render_words`` once (a word is deleted or
-    re-said once, not more strongly).
+    A token backend runs ``iterations`` passes (see ``_run_token_passes``), per segment of
+    a long slice, each checked by ``guard``. A render backend renders once at the strength
+    of ``iterations``: repeating DSP would only add artefacts. An edit on words goes to a
+    word backend's ``render_words`` once (a word is deleted or re-said once, not more
+    strongly).
     """
     if EDIT_TYPES[edit.type].needs_words and isinstance(backend, WordBackend):
         progress(0.0, "render")
         return backend.render_words(samples, sample_rate, edit, progress), {}
     if isinstance(backend, TokenBackend):
-        return _run_token_passes(backend, samples, sample_rate, edit, progress)
+        clock = _StageClock()
+        if not _segmented(backend, samples, sample_rate, edit):
+            rendered = _checked_passes(backend, samples, sample_rate, edit, progress, guard, clock)
+            return rendered, clock.seconds
+        return _run_segments(backend, samples, sample_rate, edit, progress, guard, clock), (
+            clock.seconds
+        )
     if isinstance(backend, RenderBackend):
         progress(0.0, "render")
         return backend.render(samples, sample_rate, edit, progress), {}
@@ -158,22 +219,146 @@ class _StageClock:
         try:
             yield
         finally:
-            spent = time.perf_counter() - started
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + spent
+            self.add(stage, time.perf_counter() - started)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+
+def _segmented(
+    backend: TokenBackend, samples: np.ndarray, sample_rate: int, edit: EditSpec
+) -> bool:
+    """Whether the slice is edited in segments: it is longer than ``segment_seconds`` and
+    the edit follows the slice (clone says new text in its voice: never split).
+
+    Raises:
+        EditError: for a paralinguistic ``target_text`` on such a slice (its tags cannot be
+            shared out among the segments; ``option`` and ``position`` can).
+    """
+    seconds = samples.shape[-1] / sample_rate
+    if edit.type == "clone" or seconds <= backend.segment_seconds:
+        return False
+    if edit.type == "paralinguistic" and not edit.option:
+        raise EditError(
+            f"the slice ({seconds:.1f} s) is edited in segments of at most "
+            f"{backend.segment_seconds:g} s, which cannot share out a target_text: send "
+            "'option' and 'position' instead, or a shorter slice"
+        )
+    return True
+
+
+def _run_segments(
+    backend: TokenBackend,
+    samples: np.ndarray,
+    sample_rate: int,
+    edit: EditSpec,
+    progress: Progress,
+    guard: Guard,
+    clock: _StageClock,
+) -> Rendered:
+    """Edits a long slice in segments cut at pauses and stitches them in the pauses.
+
+    Each segment is edited with its own words (and its insertion positions; a
+    paralinguistic segment without one is kept as it is) and fitted to its own loudness.
+    The result's ``info["segments"]`` holds, per segment, its ``start`` and ``end`` in the
+    slice, ``output_start`` (where it begins in the result, before ``keep_length``) and the
+    backend's fields for it; the stage names say which segment is running.
+    """
+    words = edit.transcript.words if edit.transcript is not None else ()
+    segments = plan_segments(samples, sample_rate, backend.segment_seconds, words)
+    count = len(segments)
+    pieces: list[np.ndarray] = []
+    reports: list[dict[str, Any]] = []
+    for index, segment in enumerate(segments):
+        part = samples[:, segment.start : segment.end]
+        step = _segment_progress(progress, index, count)
+        step(0.0, "segment")
+        sub = _segment_edit(edit, segment, sample_rate, last=index == count - 1)
+        report: dict[str, Any] = {
+            "start": round(segment.start / sample_rate, 3),
+            "end": round(segment.end / sample_rate, 3),
+        }
+        if sub is None:
+            pieces.append(part)
+            reports.append({**report, "edited": False})
+            continue
+        rendered = _checked_passes(backend, part, sample_rate, sub, step, guard, clock)
+        loudness = audio.integrated_loudness(part, sample_rate)
+        pieces.append(fit_to_source(rendered, sample_rate, samples.shape[0], loudness))
+        reports.append({**report, **rendered.info})
+    out, starts = stitch(pieces, sample_rate)
+    for report, start in zip(reports, [0, *starts], strict=True):
+        report["output_start"] = round(start / sample_rate, 3)
+    change = audio.integrated_loudness(out, sample_rate) - audio.integrated_loudness(
+        samples, sample_rate
+    )
+    offset = change if np.isfinite(change) else 0.0  # the pieces' own loudness stays
+    return Rendered(out, sample_rate, float(offset), {"segments": reports})
+
+
+def _segment_progress(progress: Progress, index: int, count: int) -> Progress:
+    """Segment ``index``'s share of the bar, its stages named ``"<stage> <n>/<count>"``."""
+    share = scaled_progress(progress, index / count, (index + 1) / count)
+    return lambda f, stage: share(f, f"{stage} {index + 1}/{count}")
+
+
+def _segment_edit(
+    edit: EditSpec, segment: Segment, sample_rate: int, last: bool
+) -> EditSpec | None:
+    """The edit of one segment: its words, its insertion positions (in segment time); ``None``
+    for a paralinguistic segment without an insertion (it stays as it is)."""
+    start, end = segment.start / sample_rate, segment.end / sample_rate
+    positions = tuple(p - start for p in edit.positions if start <= p < end or (last and p == end))
+    if edit.type == "paralinguistic" and not positions:
+        return None
+    return replace(edit, text=segment.text, positions=positions, transcript=None)
+
+
+def _checked_passes(
+    backend: TokenBackend,
+    samples: np.ndarray,
+    sample_rate: int,
+    edit: EditSpec,
+    progress: Progress,
+    guard: Guard,
+    clock: _StageClock,
+) -> Rendered:
+    """The passes of ``edit`` on one slice, generated again while ``guard`` finds that they
+    say the wrong words (edit types in ``backend.reads_text`` only); the slice is
+    tokenized once for all tries."""
+    prompts: list[Any] = []
+
+    def first_prompt(step: Progress) -> Any:
+        if not prompts:
+            prompts.append(backend.tokenize(samples, sample_rate, step))
+        return prompts[0]
+
+    def render(attempt: EditSpec, step: Progress) -> Rendered:
+        return _run_token_passes(backend, first_prompt, attempt, step, clock)
+
+    if edit.type not in backend.reads_text:
+        return render(edit, progress)
+    rendered, checking = guarded(render, edit, guard, progress)
+    if checking:
+        clock.add("check", checking)
+    return rendered
 
 
 def _run_token_passes(
-    backend: TokenBackend, samples: np.ndarray, sample_rate: int, edit: EditSpec, progress: Progress
-) -> tuple[Rendered, dict[str, float]]:
+    backend: TokenBackend,
+    first_prompt: Callable[[Progress], Any],
+    edit: EditSpec,
+    progress: Progress,
+    clock: _StageClock,
+) -> Rendered:
     """``iterations`` passes of generate, each on the previous pass's output; one decode.
 
-    A ``TokenFeedbackBackend`` starts pass k+1 from pass k's tokens: the input is tokenized
-    once and only the last pass is decoded. Other token backends, and feedback backends with
-    ``retokenize`` set, decode every pass and tokenize its audio again, as the official
-    pipeline does; each decode reports its loudness change against its own input, so the
-    changes add up.
+    The first pass's prompt comes from ``first_prompt`` (the slice tokenized). A
+    ``TokenFeedbackBackend`` starts pass k+1 from pass k's tokens: only the last pass is
+    decoded. Other token backends, and feedback backends with ``retokenize`` set, decode
+    every pass and tokenize its audio again, as the official pipeline does; each decode
+    reports its loudness change against its own input, so the changes add up.
     """
-    clock = _StageClock()
     passes = edit.iterations
     loudness_change = 0.0
     prompt: Any = None
@@ -183,7 +368,7 @@ def _run_token_passes(
         previous, step = step, scaled_progress(progress, i / passes, (i + 1) / passes)
         if i == 0:
             with clock("tokenize"):
-                prompt = backend.tokenize(samples, sample_rate, step)
+                prompt = first_prompt(step)
         elif isinstance(backend, TokenFeedbackBackend) and not backend.retokenize:
             with clock("tokenize"):
                 prompt = backend.next_prompt(generated, prompt, step)
@@ -202,7 +387,7 @@ def _run_token_passes(
     with clock("decode"):
         rendered = backend.decode(generated, prompt, step)
     rendered.loudness_offset_db += loudness_change
-    return rendered, clock.seconds
+    return rendered
 
 
 def _check_positions(edit: EditSpec, duration: float) -> None:
@@ -247,9 +432,6 @@ def fit_to_source(
 # shortened first, each to no less than _MIN_PAUSE_S; the rest is time-scaled.
 _NEIGHBOUR_S = 1.0
 _MIN_PAUSE_S = 0.15
-# A pause: 10 ms frames at least _PAUSE_BELOW_LOUD_DB under the loud frames (95th percentile)
-# or within _PAUSE_ABOVE_FLOOR_DB of the floor (10th percentile), for _MIN_PAUSE_S or more.
-_PAUSE_BELOW_LOUD_DB, _PAUSE_ABOVE_FLOOR_DB = 30.0, 10.0
 _JOIN_FADE_S = 0.01
 # Result words whose sound the edit added (``words`` of text edits).
 _ADDED_WORDS = frozenset({"inserted", "new", "replaced"})
@@ -272,20 +454,6 @@ def added_spans(info: dict[str, Any], sample_rate: int) -> list[tuple[int, int]]
     return sorted((round(a * sample_rate), round(b * sample_rate)) for a, b in spans)
 
 
-def _pauses(out: np.ndarray, sample_rate: int) -> list[tuple[int, int]]:
-    """Sample ranges of the pauses in ``(channels, samples)`` audio (see _PAUSE_*)."""
-    hop = 0.01
-    level = frame_rms_db(audio.to_mono(out), sample_rate, hop=hop, window=0.02)
-    loud, floor = np.percentile(level, [95, 10])
-    quiet = level < max(loud - _PAUSE_BELOW_LOUD_DB, floor + _PAUSE_ABOVE_FLOOR_DB)
-    step = round(hop * sample_rate)
-    return [
-        (a * step, min(b * step, out.shape[-1]))
-        for a, b in runs(quiet)
-        if (b - a) * hop >= _MIN_PAUSE_S
-    ]
-
-
 def _outside(pause: tuple[int, int], spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """The parts of ``pause`` that no span covers (an added sound starts and ends quietly,
     so the pause next to it may reach into it)."""
@@ -306,13 +474,13 @@ def _shorten_pauses(
     keep = round(_MIN_PAUSE_S * sample_rate)
     reach = round(_NEIGHBOUR_S * sample_rate)
     fade = round(_JOIN_FADE_S * sample_rate)
-    pauses = sorted(
+    candidates = sorted(
         (min(a - e if a >= e else s - b for s, e in spans), a, b)
-        for pause in _pauses(out, sample_rate)
+        for pause in pauses(audio.to_mono(out), sample_rate, _MIN_PAUSE_S)
         for a, b in _outside(pause, spans)
     )
     cuts = []
-    for distance, a, b in pauses:
+    for distance, a, b in candidates:
         if excess <= 0 or distance > reach:
             break
         take = min(b - a - keep, excess)

@@ -18,11 +18,17 @@ __all__ = [
     "TokenBackend",
     "TokenFeedbackBackend",
     "WordBackend",
+    "scaled_progress",
 ]
 
 # Called by backends with (fraction of their own work in 0..1, stage name). It raises
 # engine.errors.JobCancelled when the job was cancelled, so long loops must call it often.
 Progress = Callable[[float, str], None]
+
+
+def scaled_progress(progress: Progress, start: float, end: float) -> Progress:
+    """Maps a step's own 0..1 progress onto ``[start, end]`` of the caller's bar."""
+    return lambda f, stage: progress(start + (end - start) * min(max(f, 0.0), 1.0), stage)
 
 
 @dataclass
@@ -77,7 +83,19 @@ class RenderBackend(Backend, Protocol):
 
 @runtime_checkable
 class TokenBackend(Backend, Protocol):
-    """A backend that edits token sequences: tokenize -> generate -> decode."""
+    """A backend that edits token sequences: tokenize -> generate -> decode.
+
+    ``reads_text`` names the edit types whose generation reads the slice's transcript
+    (``EditSpec.text``): the engine transcribes the slice when the request has no text, and
+    checks what such a generation says against the text it should say (``engine.guard``).
+    ``segment_seconds`` is the longest slice the model edits in one piece: a longer slice is
+    edited in segments cut at pauses (``engine.segments``).
+    """
+
+    reads_text: ClassVar[frozenset[str]]
+
+    @property
+    def segment_seconds(self) -> float: ...
 
     def tokenize(self, audio: np.ndarray, sample_rate: int, progress: Progress) -> Any:
         """Turns audio into the backend's prompt tokens (opaque to the engine)."""

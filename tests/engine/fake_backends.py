@@ -58,12 +58,14 @@ class FakeRenderBackend:
 
 class FakeTokenBackend:
     """Tokens are the audio itself; each pass appends 10 ms of the last sample and reports
-    a loudness change of -1 dB."""
+    a loudness change of -1 dB. It reads no text and edits up to 30 s in one piece."""
 
     name: ClassVar[str] = "stepaudio"
     description: ClassVar[str] = "test double"
     tagged_text: ClassVar[bool] = False
     edits: ClassVar[Mapping[str, tuple[str, ...]]] = {"emotion": ("happy",)}
+    reads_text: ClassVar[frozenset[str]] = frozenset()
+    segment_seconds: ClassVar[float] = 30.0
 
     def __init__(self) -> None:
         self.calls: list[str] = []

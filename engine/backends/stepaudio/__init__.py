@@ -98,6 +98,10 @@ class StepAudioBackend:
 
     name: ClassVar[str] = "stepaudio"
     tagged_text: ClassVar[bool] = True  # paralinguistic tags inline in target_text
+    # Every prompt of these carries the slice's transcript (the clone prompt: its speaker's).
+    reads_text: ClassVar[frozenset[str]] = frozenset(
+        {"emotion", "style", "speed", "paralinguistic", "clone"}
+    )
     description: ClassVar[str] = (
         "Step-Audio-EditX from the official checkpoints (--model-dir), run by StepEdit's own "
         "PyTorch code: every emotion, style, speed, paralinguistic, denoise and vad edit, and "
@@ -145,6 +149,11 @@ class StepAudioBackend:
     @property
     def device(self) -> str:
         return self._device
+
+    @property
+    def segment_seconds(self) -> float:
+        """Longest slice edited in one piece (``options.segment_seconds``)."""
+        return self.options.segment_seconds
 
     @property
     def retokenize(self) -> bool:
@@ -381,7 +390,8 @@ class StepAudioBackend:
 
         Args:
             prompt: From ``tokenize``.
-            edit: The edit (or ``clone``).
+            edit: The edit (or ``clone``); its ``seed``, when set, overrides
+                ``options.seed``.
             progress: Progress callback; raises ``JobCancelled`` to stop.
 
         Raises:
@@ -393,7 +403,9 @@ class StepAudioBackend:
         options = self.options
         ids, expected = self._prompt_ids(prompt, edit)
         bound = options.limits.bound(expected)
-        seed = options.seed if options.seed is not None else secrets.randbits(31)
+        seed = edit.seed if edit.seed is not None else options.seed
+        if seed is None:
+            seed = secrets.randbits(31)
         span = _GENERATE_END - _TOKENIZE_END
 
         def on_token(count: int) -> None:

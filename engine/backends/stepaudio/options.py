@@ -120,6 +120,8 @@ class StepAudioOptions:
             its audio tokenized again. Off: pass k+1 edits pass k's tokens, in the input's
             voice, and only the last pass is decoded.
         cache_bytes: Bound on the tokenizer cache's size on disk (when it has a folder).
+        segment_seconds: Longest slice edited in one piece (the official guidance keeps
+            prompts under 30 s); the engine edits a longer one in segments cut at pauses.
     """
 
     seed: int | None = None
@@ -132,3 +134,8 @@ class StepAudioOptions:
     dither: float | None = None
     retokenize: bool = False
     cache_bytes: int = 256 << 20
+    segment_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.segment_seconds > 0:
+            raise ValueError(f"segment_seconds must be > 0, got {self.segment_seconds}")

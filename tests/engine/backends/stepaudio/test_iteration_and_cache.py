@@ -28,7 +28,7 @@ from engine.pipeline import fit_to_source, render_audio
 from engine.render import render_file
 from tests.engine.backends.stepaudio.test_stepaudio_backend import FAST, RATE, clip, noop
 
-EDIT = EditSpec("emotion", "happy", iterations=3, text="it was a fine day")
+EDIT = EditSpec("emotion", "happy", iterations=3, text="it was a fine day", guard=False)
 
 
 def _loaded(model_dir: Path, **kwargs: Any) -> StepAudioBackend:
@@ -155,7 +155,9 @@ def test_second_edit_and_a_restart_hit_the_cache(
 
     restarted = _loaded(model_dir, cache_dir=tmp_path)
     calls = _count_tokenizer_calls(restarted, monkeypatch)
-    edited = render_audio(restarted, source, RATE, EditSpec("style", "whisper", text="hi"), noop)
+    edited = render_audio(
+        restarted, source, RATE, EditSpec("style", "whisper", text="hi", guard=False), noop
+    )
     assert edited.info["tokenizer"] == {"cache": "hit", "calls": 0} and calls == []
     # Another slice, or the same samples at another rate, is another entry.
     assert restarted.tokenize(clip(1.2, seed=7), RATE, noop).cache == "miss"
@@ -179,7 +181,7 @@ def test_the_result_reports_stage_times_and_tokenizer_work(model_dir: Path, tmp_
     for stem in ("first", "second"):
         written = render_file(
             cached,
-            EditSpec("emotion", "sad", iterations=2, text="hi there"),
+            EditSpec("emotion", "sad", iterations=2, text="hi there", guard=False),
             source=source,
             start=0.0,
             length=None,
