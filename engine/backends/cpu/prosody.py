@@ -1,10 +1,13 @@
-"""Applies an emotion/style recipe: targets, re-synthesis, tilt, effects, fillers, level.
+"""Applies an emotion/style recipe: targets, re-synthesis, voice quality, effects, level.
 
-Two renderers share one analysis and one set of targets (:mod:`targets`). Recipes that only
-touch pitch and timing go through Praat PSOLA (the quality leader in the survey: PESQ 3.65,
-speaker similarity 0.97); recipes that change voice quality (breathiness, whisper, creak,
-formant warp) need WORLD, which re-synthesises from F0, envelope and aperiodicity
-(:mod:`synthesis`).
+Recipes are rendered by Praat PSOLA (:mod:`synthesis`), which keeps the recorded
+waveform; formant warps, breathiness and creak are added pitch-synchronously or as noise
+shaped by the voice itself. Whisper, which removes the voicing, and the child voice, whose
+vocal tract only WORLD's envelope warp shortens enough, are re-synthesised by WORLD (at
+32 kHz at most; the band above comes from the PSOLA render of the same plan). After the
+level is set, the pauses of the result are replaced by the source's own pauses
+(time-mapped, at the source's level), so room tone and noise floor stay as recorded
+whatever the recipe did to the voice (louder, compressed, whispered).
 
 Channels: the analysis and the transform run on the mono mix, and the result is copied to
 every input channel. Speech takes are near-mono, and applying one time map to channels
@@ -14,65 +17,171 @@ analysed separately would misalign them.
 from __future__ import annotations
 
 import logging
+import math
 import zlib
 
 import numpy as np
+from scipy import signal
 
-from engine.audio import integrated_loudness, resample, to_mono
+from engine.audio import fit_length, integrated_loudness, resample, to_mono
 from engine.backends.base import Progress, Rendered
 from engine.backends.cpu import nonverbal
 from engine.backends.cpu.analysis import FRAME_PERIOD, Analysis, analyse
 from engine.backends.cpu.effects import apply_chain, set_loudness
-from engine.backends.cpu.recipes import Recipe, nominal, recipe_for, toward_neutral
-from engine.backends.cpu.synthesis import psola_render, world_render
-from engine.backends.cpu.targets import RenderPlan, plan, span_semitones
-from engine.dsp import apply_tilt
+from engine.backends.cpu.recipes import Recipe, recipe_for, toward_neutral
+from engine.backends.cpu.synthesis import WORLD_MAX_RATE, Psola, add_breath, world_render
+from engine.backends.cpu.targets import RenderPlan, plan
+from engine.dsp import apply_tilt, runs, smooth
 from engine.edits import EditSpec
 
-__all__ = ["apply_recipe", "render_expressive"]
+__all__ = ["apply_recipe", "render_expressive", "uses_world"]
 
 _LOG = logging.getLogger(__name__)
 
-# WORLD runs at most at this rate: 16 kHz of bandwidth keeps sibilants, and it is 2.5x
-# cheaper than 48 kHz (survey §2). PSOLA runs at the input rate (up to 48 kHz).
-_WORLD_MAX_RATE = 32000
-_PSOLA_MAX_RATE = 48000
+# Rendering rate: the input's, up to 48 kHz, so the whole recorded band is kept.
+_MAX_RATE = 48000
+# Pause restoration: the rendered speech is kept this long (s) into a pause after a phrase
+# and before the next one (decays, breaths and the effects' release), then cross-faded to the
+# source's pause over _PAUSE_FADE_S. A reverberant chain keeps its tail longer.
+_PAUSE_GUARD_S = 0.03
+_PAUSE_FADE_S = 0.04
+_TAIL_S = {"ethereal": 0.4}
+# Vocal-tract scale from which WORLD renders (child: x1.15-1.3).
+_WORLD_WARP = 1.12
+# Above this frequency (Hz) a formant-warped or WORLD render takes the plain PSOLA one
+# (order 8 after zero-phase filtering): the formants that matter sit well below it.
+_TOP_BAND_HZ = 12000.0
+_TOP_BAND_ORDER = 4
+# Voicing gate of the breath noise: smoothed over this many frames (no abrupt noise onsets).
+_BREATH_GATE_FRAMES = 4
 
 
 def apply_recipe(
     analysis: Analysis, recipe: Recipe, seed: int = 0, progress: Progress | None = None
 ) -> tuple[np.ndarray, RenderPlan]:
-    """Renders ``recipe`` on an analysed clip.
+    """Renders ``recipe`` on an analysed clip (without its hesitation fillers).
 
     Args:
         analysis: The clip (mono) and its analysis.
         recipe: A concrete, already scaled recipe.
-        seed: Seeds jitter, creak and Praat's generator, so renders are reproducible.
+        seed: Seeds jitter, creak, breath noise and Praat's generator (reproducible renders).
         progress: Optional progress callback.
 
     Returns:
         Mono ``float32`` audio at ``analysis.sample_rate`` (level not yet matched) and the
         plan, whose ``output_time`` maps source times onto the result.
     """
+    y, targets, _ = _render(analysis, recipe, seed, progress)
+    return y, targets
+
+
+def _render(
+    analysis: Analysis, recipe: Recipe, seed: int, progress: Progress | None
+) -> tuple[np.ndarray, RenderPlan, Psola]:
+    """:func:`apply_recipe`, plus the unwarped PSOLA of the clip, for the pauses."""
     report = progress or (lambda _f, _s: None)
     targets = plan(analysis, recipe, seed)
     report(0.3, "synthesis")
-    if recipe.needs_world:
-        y = world_render(analysis, recipe, targets)
+    rate = analysis.sample_rate
+    plain = Psola(analysis)
+    warp = _warp(recipe)
+    if uses_world(recipe):
+        y = world_render(analysis, targets, warp, recipe.whisper)
+        if rate > WORLD_MAX_RATE:
+            y = _with_top_band(y, plain.render(targets, seed), rate)
     else:
-        y = psola_render(analysis, targets, seed)
+        if warp == 1.0:
+            y = plain.render(targets, seed)
+        else:
+            y = Psola(analysis, warp).render(targets, seed)
+            if rate > 2 * _TOP_BAND_HZ:
+                y = _with_top_band(y, plain.render(targets, seed), rate)
+        y = add_breath(y, rate, _breath_per_sample(analysis, targets, len(y)), seed)
     report(0.7, "effects")
     y = apply_tilt(y, analysis.sample_rate, recipe.tilt_db_per_oct)
     y = apply_chain(y, analysis.sample_rate, recipe.effects)
-    if recipe.hesitations:
-        y = _insert_hesitations(analysis, recipe, targets, y)
-    return y, targets
+    return y, targets, plain
+
+
+def uses_world(recipe: Recipe) -> bool:
+    """True for whisper and for a vocal-tract change of :data:`_WORLD_WARP` or more.
+
+    On the female test clip, child's nominal x1.16 warp measured x1.067 done by resampling
+    before PSOLA (Praat's "Change gender" gave x1.069, x1.078 even at x1.25); WORLD's
+    envelope warp measured x1.084. Smaller warps (smiling, older, deeper) stay PSOLA.
+    """
+    return recipe.whisper or abs(math.log(_warp(recipe))) >= math.log(_WORLD_WARP)
+
+
+def _warp(recipe: Recipe) -> float:
+    """The envelope scale rendered: the F1-region warp counts by its square root."""
+    return recipe.formant_warp * recipe.f1_warp**0.5
+
+
+def _with_top_band(rendered: np.ndarray, plain: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``rendered`` below :data:`_TOP_BAND_HZ` and ``plain`` (PSOLA of the same plan, the
+    source's own band) above it: a warp down leaves the top of the band empty, a warp up
+    fills it from lower down, and WORLD stops at 16 kHz. Zero-phase Butterworth pair, power
+    complementary (the two renders are not phase-locked).
+    """
+    plain = fit_length(plain[np.newaxis, :], len(rendered))[0]
+    low = signal.butter(_TOP_BAND_ORDER, _TOP_BAND_HZ, "lowpass", fs=sample_rate, output="sos")
+    high = signal.butter(_TOP_BAND_ORDER, _TOP_BAND_HZ, "highpass", fs=sample_rate, output="sos")
+    out = signal.sosfiltfilt(low, rendered) + signal.sosfiltfilt(high, plain)
+    return out.astype(np.float32)
+
+
+def _output_positions(analysis: Analysis, targets: RenderPlan, count: int) -> np.ndarray:
+    """Nearest source frame shown at each of ``count`` output samples."""
+    times = (np.arange(count) + 0.5) / analysis.sample_rate
+    return np.rint(targets.source_position(times)).astype(int)
+
+
+def _breath_per_sample(analysis: Analysis, targets: RenderPlan, count: int) -> np.ndarray:
+    """The plan's breath offset on voiced frames (breathiness is a phonation), per sample."""
+    voiced = smooth((targets.f0 > 0).astype(float), _BREATH_GATE_FRAMES)
+    per_frame = np.maximum(targets.breath, 0.0) * voiced
+    return per_frame[_output_positions(analysis, targets, count)]
+
+
+def _pause_weight(analysis: Analysis, targets: RenderPlan, count: int, tail_s: float) -> np.ndarray:
+    """Per output sample, 1 inside the source's (time-mapped) silences, 0 in speech, faded."""
+    rate = analysis.sample_rate
+    pause = analysis.room_tone()[_output_positions(analysis, targets, count)]
+    weight = np.zeros(count)
+    fade = round(_PAUSE_FADE_S * rate)
+    lead, lag = round((_PAUSE_GUARD_S + tail_s) * rate), round(_PAUSE_GUARD_S * rate)
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade))
+    for a, b in runs(pause):
+        start = a if a == 0 else a + lead
+        stop = b if b == count else b - lag
+        if stop - start < 2 * fade:
+            continue
+        weight[start:stop] = 1.0
+        if a > 0:
+            weight[start : start + fade] = ramp
+        if b < count:
+            weight[stop - fade : stop] = ramp[::-1]
+    return weight
+
+
+def _restore_pauses(
+    y: np.ndarray, analysis: Analysis, targets: RenderPlan, psola: Psola, seed: int, tail_s: float
+) -> np.ndarray:
+    """Replaces the pauses of ``y`` by the source's own, time-mapped (PSOLA) at its level."""
+    bed = fit_length(psola.retime(targets.durations, seed)[np.newaxis, :], len(y))[0]
+    weight = _pause_weight(analysis, targets, len(y), tail_s)
+    return (y * (1 - weight) + bed * weight).astype(np.float32)
 
 
 def _insert_hesitations(
     analysis: Analysis, recipe: Recipe, targets: RenderPlan, y: np.ndarray
 ) -> np.ndarray:
-    """Puts ``recipe.hesitations`` "Uhm" fillers into the longest pauses (or mid-clip)."""
+    """Puts ``recipe.hesitations`` "Uhm" fillers into the longest pauses (or mid-clip).
+
+    Inserted after the level is set and the pauses restored (the filler is matched to the
+    loudness of the speech around it), so the time map still holds for both.
+    """
     pauses = sorted(analysis.pauses(), key=lambda p: p[1] - p[0], reverse=True)
     spots = [(a + b) / 2 * FRAME_PERIOD for a, b in pauses[: recipe.hesitations]]
     if not spots:
@@ -91,7 +200,7 @@ def _insert_hesitations(
 
 def _neutral_recipe(kind: str, analysis: Analysis, iterations: int) -> Recipe:
     pauses = [(b - a) * FRAME_PERIOD for a, b in analysis.pauses()]
-    return toward_neutral(kind, span_semitones(analysis.f0), pauses, iterations)
+    return toward_neutral(kind, analysis.f0_span(), pauses, iterations)
 
 
 def render_expressive(
@@ -106,16 +215,16 @@ def render_expressive(
         progress: Progress callback.
 
     Returns:
-        Audio with the input's channel count at the working rate, its level set to the
-        input loudness plus the recipe's intensity, which ``loudness_offset_db`` reports.
+        Audio with the input's channel count at the working rate (the input's, at most
+        48 kHz), its speech level set to the input loudness plus the recipe's intensity,
+        which ``loudness_offset_db`` reports; pauses keep the input's level.
     """
     mono = to_mono(audio)
     input_lufs = integrated_loudness(mono[np.newaxis, :], sample_rate)
     progress(0.0, "analysis")
-    removing = edit.option == "remove"
-    world = not removing and nominal(edit.type, edit.option).needs_world
-    rate = min(sample_rate, _WORLD_MAX_RATE if world else _PSOLA_MAX_RATE)
+    rate = min(sample_rate, _MAX_RATE)
     analysis = analyse(resample(mono, sample_rate, rate), rate)
+    removing = edit.option == "remove"
     if removing:
         recipe = _neutral_recipe(edit.type, analysis, edit.iterations)
     else:
@@ -125,18 +234,22 @@ def render_expressive(
     def stage(fraction: float, name: str) -> None:
         progress(0.1 + 0.85 * fraction, name)
 
-    y, _ = apply_recipe(analysis, recipe, seed, stage)
-    out = set_loudness(y, rate, input_lufs + recipe.intensity_db)
+    y, targets, plain = _render(analysis, recipe, seed, stage)
+    out = set_loudness(y, rate, input_lufs + recipe.intensity_db)[0]
+    tail = _TAIL_S.get(recipe.effects, 0.0)
+    out = _restore_pauses(out, analysis, targets, plain, seed, tail)
+    if recipe.hesitations:
+        out = _insert_hesitations(analysis, recipe, targets, out)
     info: dict[str, object] = {
         "recipe": recipe.name,
-        "renderer": "world" if recipe.needs_world else "psola",
+        "renderer": "world" if uses_world(recipe) else "psola",
     }
     if removing and np.mean(analysis.voiced) < 0.15:
         info["note"] = "the clip is almost unvoiced (whispered?); its voicing cannot be restored"
     progress(1.0, "effects")
     channels = audio.shape[0] if audio.ndim == 2 else 1
     return Rendered(
-        np.repeat(out, channels, axis=0),
+        np.repeat(out[np.newaxis, :], channels, axis=0),
         rate,
         loudness_offset_db=recipe.intensity_db,
         info=info,

@@ -47,9 +47,12 @@ _PULL: tuple[float, ...] = (0.5, 0.65, 0.75, 0.82, 0.87)
 _LOW_VOICE_HZ = 120.0
 _HIGH_VOICE_HZ = 210.0
 
-# F0 5-95 % span (semitones) taken as neutral read speech: the median over the clean read
-# English clips in shared/audio measured with the same tracker (8.7-13.8 st; own value).
-NEUTRAL_SPAN_ST = 9.0
+# F0 5-95 % spans (semitones, Analysis.f0_span) of neutral read speech: 6.5-13.8 st over
+# the read clips in shared/audio (VCTK 6.5, LibriSpeech 8.9, AISHELL 9.1, LJ Speech 12.8 and
+# 13.8). ``remove`` reads no activation from a span inside NEUTRAL_READ_SPAN_ST and pulls
+# the span toward NEUTRAL_SPAN_ST (own value inside the read range).
+NEUTRAL_READ_SPAN_ST = (6.0, 15.0)
+NEUTRAL_SPAN_ST = (9.5, 12.0)
 # Internal pauses longer than this (seconds) count as lengthened when removing an emotion.
 NEUTRAL_PAUSE_S = 0.5
 
@@ -73,10 +76,13 @@ class Recipe:
         pause_change: Relative change of internal pause durations (+0.3 = 30 % longer).
         intensity_db: Loudness change in dB (reported to the engine, which keeps it).
         tilt_db_per_oct: Spectral tilt change above 1 kHz in dB/octave (+ = brighter).
-        breathiness: Offset added to WORLD aperiodicity (0..1 scale; + = breathier).
+        breathiness: Breath noise mixed into voiced speech, on WORLD's aperiodicity scale
+            (0..1; + = breathier; the PSOLA renderer cannot make a voice less breathy than
+            recorded, so negative values, "tense", leave it as it is).
         formant_warp: Frequency scale of the spectral envelope (>1 = shorter vocal tract).
         formant_warp_high: ``formant_warp`` for a high voice; ``None`` = same.
-        f1_warp: Extra envelope scale below 1 kHz (the F1 region), on top of the above.
+        f1_warp: Extra envelope scale meant for the F1 region; rendered as a warp of the
+            whole envelope by its square root (the resampling warp acts on all formants).
         jitter: Random frame-to-frame F0 perturbation (relative standard deviation).
         tremor_hz: Rate of the F0/amplitude tremor.
         tremor_depth: Relative F0 tremor amplitude (0.03 = ±3 %).
@@ -90,7 +96,7 @@ class Recipe:
         creak: Share (0..1) of phrase-final voicing turned creaky (low, irregular F0).
         trail_off_db: Fade over the last 0.5 s of speech, dB.
         soft_onset_ms: Length of a gentle fade-in at each phrase onset (0 = none).
-        whisper: Replace voicing by breath noise (WORLD F0 = 0).
+        whisper: Replace voicing by breath noise (WORLD F0 = 0; the only WORLD render).
         effects: Named post-processing chain (``"radio"``, ``"news"``, ``"loud"``,
             ``"shout"``, ``"ethereal"``) or ``""``.
         hesitations: How many "Uhm" fillers to insert at the longest pauses.
@@ -128,19 +134,6 @@ class Recipe:
     whisper: bool = False
     effects: str = ""
     hesitations: int = 0
-
-    @property
-    def needs_world(self) -> bool:
-        """True when the recipe changes voice quality, which only WORLD can do."""
-        return (
-            self.whisper
-            or self.breathiness != 0
-            or self.onset_breathiness != 0
-            or self.creak != 0
-            or self.formant_warp != 1
-            or (self.formant_warp_high or 1.0) != 1
-            or self.f1_warp != 1
-        )
 
     @property
     def speech_duration_factor(self) -> float:
@@ -659,22 +652,27 @@ def toward_neutral(
     """The ``remove`` recipe for a clip: pulls its prosody back toward neutral delivery.
 
     There is no neutral recording of the speaker to go back to, so the clip's own F0 span
-    is compared with neutral read speech (:data:`NEUTRAL_SPAN_ST`). The excess (or lack)
-    of span is read as activation A with Schröder's rule ``range = 4 + 0.04 A`` (range
-    scales with ``1 + A/100``), and the F0 level and rate that Schröder ties to A
-    (``pitch % = 0.3 A``, ``rate % = 0.5 A``) are undone by the same share. Pauses longer
-    than :data:`NEUTRAL_PAUSE_S` are shortened. Voice quality (breathiness, whisper) is left
-    alone: it cannot be told apart from the speaker's own voice.
+    is compared with neutral read speech. A span outside :data:`NEUTRAL_READ_SPAN_ST` is
+    read as activation A (by how far it lies beyond the nearer end) with Schröder's rule
+    ``range = 4 + 0.04 A`` (range scales with ``1 + A/100``), and the F0 level and rate that
+    Schröder ties to A (``pitch % = 0.3 A``, ``rate % = 0.5 A``) are undone by the same
+    share; inside it, level and rate stay. The span itself is pulled toward
+    :data:`NEUTRAL_SPAN_ST`. Pauses longer than :data:`NEUTRAL_PAUSE_S` are shortened.
+    Voice quality (breathiness, whisper) is left alone: it cannot be told apart from the
+    speaker's own voice.
 
     Args:
         kind: ``"emotion"`` or ``"style"`` (only changes the name and summary).
-        span_st: The clip's F0 5-95 % span in semitones.
+        span_st: The clip's F0 5-95 % span in semitones (:meth:`Analysis.f0_span`).
         pause_seconds: Durations of its internal pauses.
         iterations: 1..5; each pulls further (50 % of the way at 1, 87 % at 5).
     """
     pull = _PULL[min(max(iterations, 1), MAX_ITERATIONS) - 1]
     span = max(span_st, 1.0)
-    activation = 100 * (span / NEUTRAL_SPAN_ST - 1)
+    read_low, read_high = NEUTRAL_READ_SPAN_ST
+    nearest_read = min(max(span, read_low), read_high)
+    activation = 100 * (span / nearest_read - 1)
+    target = min(max(span, NEUTRAL_SPAN_ST[0]), NEUTRAL_SPAN_ST[1])
     long_pauses = [p for p in pause_seconds if p > NEUTRAL_PAUSE_S]
     pause_change = 0.0
     if long_pauses:
@@ -684,9 +682,10 @@ def toward_neutral(
         name="remove",
         summary=f"{kind} removed: F0 span, level, rate and long pauses pulled toward neutral",
         basis="Schröder's activation rules (pitch 0.3 A %, range 4 + 0.04 A st, rate 0.5 A %) "
-        f"inverted from the clip's span against {NEUTRAL_SPAN_ST:.0f} st neutral read speech",
+        f"inverted from the clip's span against {read_low:.0f}-{read_high:.0f} st of neutral "
+        "read speech",
         f0_shift=float(np.clip(-pull * 0.003 * activation, -0.2, 0.2)),
-        f0_range=float(np.clip((NEUTRAL_SPAN_ST / span) ** pull, 0.6, 1.6)),
+        f0_range=float(np.clip((target / span) ** pull, 0.6, 1.6)),
         tempo=float(np.clip(-pull * 0.005 * activation, -0.2, 0.2)),
         pause_change=pause_change,
     )

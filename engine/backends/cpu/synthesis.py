@@ -1,4 +1,14 @@
-"""The two re-synthesis engines behind the recipes: WORLD (voice quality) and Praat PSOLA."""
+"""Re-synthesis behind the recipes: Praat PSOLA for most, WORLD where the voice must change.
+
+PSOLA keeps the recorded waveform (noise floor, room tone, the band above 16 kHz, clean
+onsets) and moves only pitch marks. Voice quality is added on top of it, pitch-synchronously
+or as shaped noise: a formant warp resamples the source before PSOLA (Praat's "Change
+gender" method), breathiness mixes in aspiration noise that carries the output's own
+spectral envelope, and creak is the irregular half-F0 the plan already asks for. WORLD, which
+issue 13 measured at 0.3-0.9 DNSMOS OVRL lost on average with a click train in pauses and
+nothing above 16 kHz, is left for whisper (no voicing to keep) and large vocal-tract
+changes (the child voice), whose pauses and top band the caller takes from PSOLA.
+"""
 
 from __future__ import annotations
 
@@ -6,61 +16,192 @@ import numpy as np
 import parselmouth
 import pyworld
 from parselmouth.praat import call
+from scipy import signal
+from scipy.ndimage import uniform_filter1d
 
+from engine.audio import fit_length, resample
 from engine.backends.cpu.analysis import FRAME_PERIOD, Analysis
-from engine.backends.cpu.recipes import Recipe
 from engine.backends.cpu.targets import RenderPlan
 from engine.dsp import broaden_envelope
 
-__all__ = ["psola_render", "world_render"]
+__all__ = ["WORLD_MAX_RATE", "Psola", "add_breath", "psola_render", "world_render"]
 
-# Added to D4C's aperiodicity in every WORLD render. Measured: plain copy-synthesis raised
-# Praat HNR by 1.1-3.1 dB on three clips (the resynthesis is more periodic than the voice
-# was); +0.1 brings it back within 0.6 dB, so "breathier" recipes are breathier than the
-# input, not merely than WORLD's own copy.
+# WORLD runs at most at this rate (16 kHz of band; 48 kHz cost 2.5 times as much, survey §2).
+WORLD_MAX_RATE = 32000
+# Added to D4C's aperiodicity in every voiced WORLD render. Measured: plain copy-synthesis
+# raised Praat HNR by 1.1-3.1 dB on three clips (the resynthesis is more periodic than the
+# voice was); +0.1 brings it back within 0.6 dB.
 _AP_CALIBRATION = 0.1
 # Standard deviation (Hz) of the smoothing that broadens the formants of whispered speech
 # (enough to keep the voiced-frame share under 10 %; wider cost speaker similarity).
 _WHISPER_BANDWIDTH_HZ = 60.0
+# Breath noise: amplitude relative to the voice per unit of ``RenderPlan.breath`` (on WORLD's
+# aperiodicity scale; 2.0 gives the HNR drop the WORLD renders gave: -1.6 dB for sad's
+# 0.15 on the male test clip) and the band it fills (from 100 Hz, full from 500 Hz: a
+# noise confined above 1-2 kHz, where aspiration is loudest, left Praat's HNR unchanged,
+# as most of the voice's energy is lower), and the width (Hz) over which the voice's
+# spectrum is smoothed into an envelope (wider than the harmonic spacing of a low voice, so
+# no harmonics are copied).
+_BREATH_GAIN = 2.0
+_BREATH_LOW_HZ, _BREATH_FULL_HZ = 100.0, 500.0
+_BREATH_SMOOTH_HZ = 400.0
+_BREATH_WINDOW_S = 0.02
 
 
-def _warp_axis(bins: int, sample_rate: int, warp: float, f1_warp: float) -> np.ndarray:
-    """Source bin (fractional) for each output bin: ``sp'(f) = sp(f / alpha(f))``.
+class Psola:
+    """Praat PSOLA on one clip: one pitch-mark analysis, any number of renders.
 
-    ``alpha`` is ``warp * f1_warp`` up to 1 kHz and ``warp`` from 2 kHz, blended between.
+    Args:
+        analysis: The clip and its analysis.
+        warp: Formant (spectral envelope) scale: the source is first played ``warp`` times
+            faster by resampling, which moves formants, F0 and timing alike; the renders
+            then bring F0 to the targets and timing back (Praat's "Change gender").
     """
-    freqs = np.linspace(0, sample_rate / 2, bins)
-    blend = np.clip((freqs - 1000.0) / 1000.0, 0.0, 1.0)
-    alpha = warp * f1_warp ** (1 - blend)
-    source = np.maximum.accumulate(freqs / alpha)
-    return np.clip(source / (sample_rate / 2) * (bins - 1), 0, bins - 1)
+
+    def __init__(self, analysis: Analysis, warp: float = 1.0) -> None:
+        self._analysis = analysis
+        sr = analysis.sample_rate
+        x = analysis.signal
+        self._scale = 1.0
+        if warp != 1.0:
+            slow_rate = round(sr / warp)
+            x = resample(x.astype(np.float32), sr, slow_rate).astype(np.float64)
+            self._scale = sr / slow_rate
+        # Praat's manipulation subtracts the mean; a clip whose speech is asymmetric would
+        # get the opposite offset in its pauses (-50 dBFS measured), so it is put back.
+        self._offset = float(np.mean(x))
+        sound = parselmouth.Sound(x, sampling_frequency=sr)
+        self._duration = sound.get_total_duration()
+        self._manipulation = call(
+            sound,
+            "To Manipulation",
+            0.01,
+            analysis.pitch_floor * self._scale,
+            analysis.pitch_ceiling * self._scale,
+        )
+        self._own_pitch = call(self._manipulation, "Extract pitch tier")
+        self._times = analysis.times / self._scale
+
+    def render(self, targets: RenderPlan, seed: int) -> np.ndarray:
+        """The plan's pitch (0 = unvoiced, no point) and durations, then its gains.
+
+        Args:
+            targets: Per-frame F0, durations and gains.
+            seed: Seeds Praat's generator (survey gotcha 9), so renders are reproducible.
+
+        Returns:
+            Mono ``float32`` samples at ``analysis.sample_rate``.
+        """
+        tier = call("Create PitchTier", "target", 0.0, self._duration)
+        for t, hz in zip(self._times[::2], targets.f0[::2], strict=True):
+            if hz > 0:
+                call(tier, "Add point", float(t), float(hz))
+        y = self._resynthesise(tier, targets.durations, seed)
+        if np.any(targets.gain_db):
+            sr = self._analysis.sample_rate
+            frames = targets.source_position((np.arange(len(y)) + 0.5) / sr)
+            gain_db = np.interp(frames, np.arange(len(targets.gain_db)), targets.gain_db)
+            y = (y * 10 ** (gain_db / 20)).astype(np.float32)
+        return y
+
+    def retime(self, durations: np.ndarray, seed: int) -> np.ndarray:
+        """The source with only its timing changed (its own pitch and level)."""
+        return self._resynthesise(self._own_pitch, durations, seed)
+
+    def _resynthesise(
+        self, pitch: parselmouth.Data, durations: np.ndarray, seed: int
+    ) -> np.ndarray:
+        call([pitch, self._manipulation], "Replace pitch tier")
+        tier = call("Create DurationTier", "target", 0.0, self._duration)
+        for t, factor in zip(self._times[::2], durations[::2], strict=True):
+            call(tier, "Add point", float(t), float(factor * self._scale))
+        call([tier, self._manipulation], "Replace duration tier")
+        # Overlap-add draws on Praat's random generator (survey gotcha 9): seed it.
+        parselmouth.praat.run(f"random_initializeWithSeedUnsafelyButPredictably ({seed})")
+        result = call(self._manipulation, "Get resynthesis (overlap-add)")
+        return (result.values[0] + self._offset).astype(np.float32)
 
 
-def world_render(analysis: Analysis, recipe: Recipe, targets: RenderPlan) -> np.ndarray:
-    """Re-synthesises with WORLD: warped, broadened or breathier envelope, new F0 and timing.
+def psola_render(analysis: Analysis, targets: RenderPlan, seed: int) -> np.ndarray:
+    """Re-synthesises with Praat PSOLA: the plan's pitch and duration tiers, its gains.
 
     Returns:
         Mono ``float32`` samples at ``analysis.sample_rate``.
     """
-    sp, ap = analysis.envelope()
+    return Psola(analysis).render(targets, seed)
+
+
+def add_breath(y: np.ndarray, sample_rate: int, breath: np.ndarray, seed: int) -> np.ndarray:
+    """Mixes aspiration noise into voiced speech.
+
+    The noise is the voice's own short-time spectrum smoothed over frequency (no harmonics)
+    with random phase, high-passed like glottal turbulence, so it follows every formant and
+    every change of level sample-exactly. The voice is turned down as the noise comes up, so
+    the level stays.
+
+    Args:
+        y: Mono rendered speech.
+        sample_rate: Its rate in Hz.
+        breath: Breath amount per sample of ``y`` (0 = none; WORLD aperiodicity scale).
+        seed: Seeds the random phases.
+
+    Returns:
+        ``y`` with the noise, ``float32``.
+    """
+    amount = np.clip(_BREATH_GAIN * breath, 0.0, 0.9)
+    if not np.any(amount > 0):
+        return y
+    window = 2 ** int(np.ceil(np.log2(_BREATH_WINDOW_S * sample_rate)))
+    freqs, _, spectrum = signal.stft(y, sample_rate, nperseg=window, noverlap=3 * window // 4)
+    bins = max(1, round(_BREATH_SMOOTH_HZ / (freqs[1] - freqs[0])))
+    power = uniform_filter1d(np.abs(spectrum) ** 2, bins, axis=0, mode="nearest")
+    band = np.clip((freqs - _BREATH_LOW_HZ) / (_BREATH_FULL_HZ - _BREATH_LOW_HZ), 0.0, 1.0)
+    phase = np.random.default_rng(seed).uniform(0, 2 * np.pi, spectrum.shape)
+    noisy = np.sqrt(power) * band[:, np.newaxis] * np.exp(1j * phase)
+    _, noise = signal.istft(noisy, sample_rate, nperseg=window, noverlap=3 * window // 4)
+    noise = fit_length(noise[np.newaxis, :], len(y))[0]
+    out = y * np.sqrt(1 - amount**2) + amount * noise
+    return out.astype(np.float32)
+
+
+def world_render(
+    analysis: Analysis, targets: RenderPlan, warp: float = 1.0, whisper: bool = False
+) -> np.ndarray:
+    """Re-synthesises with WORLD: F0, timing, breath and gains of the plan, warped envelope.
+
+    Runs at :data:`WORLD_MAX_RATE` at most (the caller takes the band above from PSOLA).
+
+    Args:
+        analysis: The clip and its analysis.
+        targets: The plan.
+        warp: Frequency scale of the spectral envelope (``sp'(f) = sp(f / warp)``).
+        whisper: Breath noise only (F0 0, aperiodicity 1) through a broadened envelope.
+
+    Returns:
+        Mono ``float32`` samples at ``analysis.sample_rate``.
+    """
+    rate = min(analysis.sample_rate, WORLD_MAX_RATE)
+    x = resample(analysis.signal.astype(np.float32), analysis.sample_rate, rate)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    f0 = np.ascontiguousarray(analysis.f0)
+    sp = pyworld.cheaptrick(x, f0, analysis.times, rate)
     sp = sp * 10 ** (targets.gain_db[:, np.newaxis] / 10)
     bins = sp.shape[1]
-    if recipe.formant_warp != 1 or recipe.f1_warp != 1:
-        axis = _warp_axis(bins, analysis.sample_rate, recipe.formant_warp, recipe.f1_warp)
+    if warp != 1.0:
+        axis = np.clip(np.arange(bins) / warp, 0, bins - 1)
         lo = np.floor(axis).astype(int)
         hi = np.minimum(lo + 1, bins - 1)
         w = axis - lo
         sp = sp[:, lo] * (1 - w) + sp[:, hi] * w
-    if recipe.whisper:
-        sp = broaden_envelope(sp, analysis.sample_rate, _WHISPER_BANDWIDTH_HZ)
-    ap = np.clip(ap + _AP_CALIBRATION + targets.breath[:, np.newaxis], 0.001, 1.0)
-
-    cumulative = np.concatenate([[0.0], np.cumsum(targets.durations)])
-    out_frames = int(cumulative[-1])
-    position = np.interp(np.arange(out_frames) + 0.5, cumulative, np.arange(len(cumulative)))
-    position = np.clip(position - 0.5, 0, len(targets.f0) - 1)
+    if whisper:
+        sp = broaden_envelope(sp, rate, _WHISPER_BANDWIDTH_HZ)
+        ap = np.ones_like(sp)
+    else:
+        ap = pyworld.d4c(x, f0, analysis.times, rate)
+        ap = np.clip(ap + _AP_CALIBRATION + targets.breath[:, np.newaxis], 0.001, 1.0)
+    position = targets.source_position((np.arange(targets.output_frames) + 0.5) * FRAME_PERIOD)
     lo = np.floor(position).astype(int)
-    hi = np.minimum(lo + 1, len(targets.f0) - 1)
+    hi = np.minimum(lo + 1, len(sp) - 1)
     w = (position - lo)[:, np.newaxis]
     log_sp = np.log(np.maximum(sp, 1e-16))
     sp_out = np.exp(log_sp[lo] * (1 - w) + log_sp[hi] * w)
@@ -71,43 +212,13 @@ def world_render(analysis: Analysis, recipe: Recipe, targets: RenderPlan) -> np.
         targets.f0[lo] * (1 - w[:, 0]) + targets.f0[hi] * w[:, 0],
         targets.f0[nearest],
     )
-    if recipe.whisper:
+    if whisper:
         f0_out[:] = 0.0
-        ap_out[:] = 1.0
     y = pyworld.synthesize(
         np.ascontiguousarray(f0_out),
         np.ascontiguousarray(sp_out),
         np.ascontiguousarray(ap_out),
-        analysis.sample_rate,
+        rate,
         FRAME_PERIOD * 1000,
     )
-    return y.astype(np.float32)
-
-
-def psola_render(analysis: Analysis, targets: RenderPlan, seed: int) -> np.ndarray:
-    """Re-synthesises with Praat PSOLA: the plan's pitch and duration tiers, its gains.
-
-    Returns:
-        Mono ``float32`` samples at ``analysis.sample_rate``.
-    """
-    sr = analysis.sample_rate
-    samples = np.arange(len(analysis.signal)) / sr
-    gain = 10 ** (np.interp(samples, analysis.times, targets.gain_db) / 20)
-    sound = parselmouth.Sound(analysis.signal * gain, sampling_frequency=sr)
-    duration = sound.get_total_duration()
-    manipulation = call(
-        sound, "To Manipulation", 0.01, analysis.pitch_floor, analysis.pitch_ceiling
-    )
-    pitch = call("Create PitchTier", "target", 0.0, duration)
-    for t, hz in zip(analysis.times[::2], targets.f0[::2], strict=True):
-        if hz > 0:
-            call(pitch, "Add point", float(t), float(hz))
-    call([pitch, manipulation], "Replace pitch tier")
-    tier = call("Create DurationTier", "target", 0.0, duration)
-    for t, factor in zip(analysis.times[::2], targets.durations[::2], strict=True):
-        call(tier, "Add point", float(t), float(factor))
-    call([tier, manipulation], "Replace duration tier")
-    # Overlap-add draws on Praat's random generator (survey gotcha 9): seed it.
-    parselmouth.praat.run(f"random_initializeWithSeedUnsafelyButPredictably ({seed})")
-    result = call(manipulation, "Get resynthesis (overlap-add)")
-    return result.values[0].astype(np.float32)
+    return resample(y.astype(np.float32), rate, analysis.sample_rate)

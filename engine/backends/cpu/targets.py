@@ -10,7 +10,7 @@ from engine.backends.cpu.analysis import FRAME_PERIOD, Analysis
 from engine.backends.cpu.recipes import Recipe
 from engine.dsp import smooth
 
-__all__ = ["RenderPlan", "plan", "span_semitones"]
+__all__ = ["RenderPlan", "plan"]
 
 # Length (s) of the phrase-final pitch movement, phrase-final lengthening, breathy onsets
 # and the creaky stretch at full strength.
@@ -34,14 +34,29 @@ class RenderPlan:
     gain_db: np.ndarray
     breath: np.ndarray
 
+    @property
+    def _cumulative(self) -> np.ndarray:
+        """Output frame count at the start of each source frame (one more entry than frames)."""
+        return np.concatenate([[0.0], np.cumsum(self.durations)])
+
+    @property
+    def output_frames(self) -> int:
+        """Length of the rendered audio in frames."""
+        return int(self._cumulative[-1])
+
     def output_time(self, source_time: float) -> float:
         """Where a moment of the source lands in the rendered audio (seconds)."""
-        cumulative = np.concatenate([[0.0], np.cumsum(self.durations)]) * FRAME_PERIOD
-        frames = np.arange(len(cumulative))
-        return float(np.interp(source_time / FRAME_PERIOD, frames, cumulative))
+        frames = np.arange(len(self.durations) + 1)
+        return float(np.interp(source_time / FRAME_PERIOD, frames, self._cumulative * FRAME_PERIOD))
+
+    def source_position(self, output_times: np.ndarray) -> np.ndarray:
+        """Fractional source frame index (centre-based) shown at each output time (s)."""
+        frames = np.arange(len(self.durations) + 1)
+        position = np.interp(np.asarray(output_times) / FRAME_PERIOD, self._cumulative, frames)
+        return np.clip(position - 0.5, 0, len(self.durations) - 1)
 
 
-def span_semitones(f0: np.ndarray) -> float:
+def _span_semitones(f0: np.ndarray) -> float:
     """5-95 % span of the voiced F0 values in semitones (0 with fewer than 10 frames)."""
     voiced = f0[f0 > 0]
     if voiced.size < 10:
@@ -123,7 +138,7 @@ def _target_f0(
     modal = ~creaky[voiced]
     weights = durations[voiced][modal]
     low, centre, high = _weighted_percentiles(shaped[modal], weights, [5, 50, 95])
-    scale = recipe.f0_range * span_semitones(f0) / max(high - low, 0.1)
+    scale = recipe.f0_range * _span_semitones(f0) / max(high - low, 0.1)
     relative = (shaped - centre) * scale + 12 * np.log2(1 + recipe.f0_shift)
     out[voiced] = median * 2 ** (relative / 12)
     # Creak: about half the F0, irregular; left out of the span above, as listeners (and
