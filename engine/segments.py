@@ -69,10 +69,15 @@ def plan_segments(
 
     Returns:
         The segments in order, covering the take; one when it is short enough.
+
+    Raises:
+        ValueError: for ``max_seconds`` under 1.
     """
+    if max_seconds < 1:
+        raise ValueError(f"segments must be allowed 1 s or more, got {max_seconds} s")
     mono = audio.to_mono(np.atleast_2d(samples))
     total = mono.shape[-1]
-    longest = max(1, math.floor(max_seconds * sample_rate))
+    longest = math.floor(max_seconds * sample_rate)
     spans = [(round(w.start * sample_rate), round(w.end * sample_rate)) for w in words]
     # (middle, seconds) of each pause no word spans
     candidates = [
@@ -133,24 +138,32 @@ def stitch(pieces: Sequence[np.ndarray], sample_rate: int) -> tuple[np.ndarray, 
         The joined audio and the sample of the result where each piece after the first
         begins (the start of its cross-fade).
     """
-    out = np.asarray(pieces[0], dtype=np.float32)
+    parts: list[np.ndarray] = []
     starts: list[int] = []
-    for piece in pieces[1:]:
-        quiet = min(_quiet_end(out, sample_rate, last=True), _quiet_end(piece, sample_rate))
+    position = 0  # samples in ``parts``
+    carry = np.asarray(pieces[0], dtype=np.float32)  # what is left of the previous piece
+    for before, piece in itertools.pairwise(pieces):
+        piece = np.asarray(piece, dtype=np.float32)
+        quiet = min(_quiet_end(before, sample_rate, last=True), _quiet_end(piece, sample_rate))
         fade = round(min(max(quiet, _MIN_FADE_S), _MAX_FADE_S) * sample_rate)
-        fade = min(fade, out.shape[-1], piece.shape[-1])
-        starts.append(out.shape[-1] - fade)
-        out = audio.crossfade_concat([out, np.asarray(piece, dtype=np.float32)], fade)
-    return out, starts
+        fade = min(fade, carry.shape[-1], piece.shape[-1])
+        parts.append(carry[:, : carry.shape[-1] - fade])
+        position += parts[-1].shape[-1]
+        starts.append(position)
+        parts.append(
+            audio.crossfade_concat([carry[:, carry.shape[-1] - fade :], piece[:, :fade]], fade)
+        )
+        position += fade
+        carry = piece[:, fade:]
+    parts.append(carry)
+    return np.concatenate(parts, axis=-1), starts
 
 
 def _quiet_end(piece: np.ndarray, sample_rate: int, last: bool = False) -> float:
     """Seconds of pause at the start of ``piece`` (or at its end, with ``last``), judged
-    against the piece's own level over its last (first) ten seconds."""
-    reach = 10 * sample_rate
+    against the piece's own levels."""
     mono = audio.to_mono(piece)
-    part = mono[-reach:] if last else mono[:reach]
-    for a, b in pauses(part, sample_rate, 0.0):
-        if (b == len(part)) if last else (a == 0):
+    for a, b in pauses(mono, sample_rate, 0.0):
+        if (b == len(mono)) if last else (a == 0):
             return (b - a) / sample_rate
     return 0.0

@@ -12,6 +12,7 @@ import soundfile
 from engine.audio import resample, to_mono
 from engine.dsp import frame_rms_db, pauses
 from engine.edits import EditSpec
+from engine.engine import EngineConfig
 from engine.errors import EditError
 from engine.pipeline import render_audio
 from engine.segments import plan_segments, stitch
@@ -161,3 +162,14 @@ def test_a_tagged_paralinguistic_edit_of_a_long_take_is_refused(take: np.ndarray
     edit = EditSpec("paralinguistic", text="a b", target_text="a [Laughter] b")
     with pytest.raises(EditError, match="send 'option' and 'position'"):
         render_audio(Reader(), take, RATE, edit, lambda _f, _s: None)
+
+
+def test_a_take_as_long_as_the_engine_allows_is_edited(take: np.ndarray) -> None:
+    longest = EngineConfig().max_input_seconds  # 600 s
+    source = np.tile(take, (1, int(np.ceil(longest / TAKE_S))))[:, : round(longest * RATE)]
+    backend = FakeTokenBackend()
+    edited = render_audio(backend, source, RATE, EditSpec("emotion", "happy"), lambda _f, _s: None)
+    segments = edited.info["segments"]
+    assert len(segments) == backend.calls.count("decode") >= longest / 30
+    assert all(s["end"] - s["start"] <= 30.0 for s in segments)
+    assert segments[-1]["end"] == pytest.approx(longest)

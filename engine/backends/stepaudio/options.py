@@ -137,5 +137,5 @@ class StepAudioOptions:
     segment_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        if not self.segment_seconds > 0:
-            raise ValueError(f"segment_seconds must be > 0, got {self.segment_seconds}")
+        if not self.segment_seconds >= 1:
+            raise ValueError(f"segment_seconds must be >= 1, got {self.segment_seconds}")
