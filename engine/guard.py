@@ -19,19 +19,20 @@ from typing import Any
 
 import numpy as np
 
+from engine.audio import resample, to_mono
 from engine.backends.base import Progress, Rendered, scaled_progress
 from engine.edits import EditSpec
 from engine.errors import StepEditError
 from engine.evaluation.asr import normalise_words, word_error_rate
 from engine.text.align import split_tokens
 from engine.text.diff import parse_target
-from engine.text.transcript import join_words
+from engine.text.transcript import is_cjk, join_words
 
 __all__ = ["Checker", "Guard", "guarded", "heard_text", "intended_text", "word_errors"]
 
 _LOG = logging.getLogger(__name__)
 
-# (render, its rate, the edit's language) -> the words heard in it.
+# (render, its rate, language: "en" or "zh") -> the words heard in it.
 Checker = Callable[[np.ndarray, int, str], str]
 # Share of one try's progress bar that the render takes; the check takes the rest.
 _RENDER_END = 0.9
@@ -39,11 +40,13 @@ _SEEDS = 1 << 31
 
 
 def heard_text(audio: np.ndarray, sample_rate: int, language: str) -> str:
-    """The words the engine's transcription hears in ``audio``, fillers left out."""
-    from engine.text.transcribe import transcribe  # the ASR stack loads on first use
+    """The words the engine's recogniser hears in ``audio`` (``en``: Whisper tiny.en; ``zh``:
+    the multilingual model), without prompt: plain recognition, no word times."""
+    from engine.text.asr import ASR_RATE, recognise  # the ASR stack loads on first use
+    from engine.text.models import whisper_for
 
-    transcript, _ = transcribe(audio, sample_rate, language=language)
-    return join_words(w.text for w in transcript.words if not w.filler)
+    mono = resample(to_mono(np.atleast_2d(audio)), sample_rate, ASR_RATE)
+    return join_words(w.text for w in recognise(mono, whisper_for(language), language).words)
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ class Guard:
     Attributes:
         max_wer: Word error rate (every CJK character a word) up to which a try is kept.
         tries: Generations at most, the first included (1: check and report only).
-        check: Hears a render; the engine's transcription by default.
+        check: Hears a render in a language (``en`` or ``zh``: the edit's, or for ``auto``
+            the intended text's); the engine's recogniser by default.
     """
 
     max_wer: float = 0.2
@@ -112,6 +116,9 @@ def guarded(
     intended = intended_text(edit)
     if not edit.guard or not normalise_words(intended):
         return render(edit, progress), 0.0
+    language = edit.language
+    if language == "auto":
+        language = "zh" if any(is_cjk(ch) for ch in intended) else "en"
     made: list[_Try] = []
     seed = edit.seed
     checking = 0.0
@@ -122,7 +129,7 @@ def guarded(
         step(_RENDER_END, "check")
         started = time.perf_counter()
         try:
-            heard = guard.check(rendered.audio, rendered.sample_rate, edit.language)
+            heard = guard.check(rendered.audio, rendered.sample_rate, language)
         except StepEditError as e:
             _LOG.warning("generation not checked: %s", e)
             checking += time.perf_counter() - started

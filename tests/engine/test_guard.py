@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -34,9 +36,11 @@ class Checker:
     def __init__(self, *heard: str) -> None:
         self.heard = list(heard)
         self.calls = 0
+        self.languages: list[str] = []
 
     def __call__(self, audio: np.ndarray, sample_rate: int, language: str) -> str:
         self.calls += 1
+        self.languages.append(language)
         return self.heard[min(self.calls, len(self.heard)) - 1]
 
 
@@ -112,6 +116,15 @@ def test_a_checker_that_cannot_run_keeps_the_first_try() -> None:
 )
 def test_the_intended_text_leaves_tags_out(edit: EditSpec, intended: str) -> None:
     assert intended_text(edit) == intended
+
+
+def test_the_render_is_heard_in_the_edits_language_or_that_of_the_intended_text() -> None:
+    checker = Checker("我们走吧")
+    clone = EditSpec("clone", text="hello", target_text="我们走吧")
+    guarded(Renders(), clone, Guard(check=checker), _quiet)
+    guarded(Renders(), EDIT, Guard(check=checker), _quiet)
+    guarded(Renders(), replace(EDIT, language="zh"), Guard(check=checker, tries=1), _quiet)
+    assert checker.languages == ["zh", "en", "en", "en", "zh"]
 
 
 def test_word_errors_count_each_cjk_character_as_a_word() -> None:
