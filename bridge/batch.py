@@ -270,18 +270,20 @@ class _Batch:
         self._lock = threading.Lock()
 
     def run(self, task: _Task) -> FileResult | None:
-        """Edits one file; ``None`` when the batch stopped before it started."""
+        """Edits one file; ``None`` when the batch stopped before it ended."""
         if self.stop.is_set():
             return None
         started = time.monotonic()
         result = self._edit(task)
+        if result is None:
+            return None
         result = FileResult(
             result.source, result.state, result.output, result.reason, time.monotonic() - started
         )
         self.display.finished(result)
         return result
 
-    def _edit(self, task: _Task) -> FileResult:
+    def _edit(self, task: _Task) -> FileResult | None:
         if not task.key:
             return FileResult(
                 task.source, "failed", reason="[input_not_found] cannot read the file"
@@ -302,6 +304,8 @@ class _Batch:
                 if resumed and e.code not in _CLIENT_SIDE:
                     continue  # e.g. cancelled when the earlier run stopped
                 self.manifest.put(task.key, None)
+                if e.code == "cancelled" and self.stop.is_set():
+                    return None  # this run stopped it: the next one starts it afresh
                 return FileResult(task.source, "failed", reason=f"[{e.code}] {e}")
             if path.is_file():
                 relative = os.path.relpath(path, task.output_dir)
