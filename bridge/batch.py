@@ -52,7 +52,8 @@ MANIFEST_NAME = ".stepedit-batch.json"
 _MANIFEST_VERSION = 1
 # Seconds between redraws of the terminal display.
 _REDRAW_S = 0.2
-# Codes that say a job id is unusable, not that the file is: the job is asked for anew.
+# Errors about reaching the engine, not about the job: a job asked for again by its id
+# after them fails as it is, instead of being tried under a new id.
 _CLIENT_SIDE = frozenset({"no_engine", "unauthorized", "queue_full"})
 
 State = Literal["ok", "skipped", "failed"]
@@ -259,12 +260,8 @@ class _Batch:
         display: _Display,
         connect: Callable[[], StepEditClient],
     ) -> None:
-        self.edit, self.manifest, self.display, self.connect = (
-            dict(edit),
-            manifest,
-            display,
-            connect,
-        )
+        self.edit = dict(edit)
+        self.manifest, self.display, self.connect = manifest, display, connect
         self.stop = threading.Event()
         self._in_flight: dict[str, Path] = {}
         self._lock = threading.Lock()
@@ -297,15 +294,18 @@ class _Batch:
         request = {"input": str(task.source), "edit": self.edit, "output_dir": str(task.output_dir)}
         for attempt, job_id in enumerate(ids):
             resumed = attempt < len(ids) - 1
+            if self.stop.is_set():
+                return None
             self.manifest.put(task.key, {"source": str(task.source), "job_id": job_id})
             try:
                 path = self._run_job(task, job_id, request)
             except ClientError as e:
+                if e.code == "cancelled" and self.stop.is_set():
+                    self.manifest.put(task.key, None)  # the next run starts it afresh
+                    return None
                 if resumed and e.code not in _CLIENT_SIDE:
                     continue  # e.g. cancelled when the earlier run stopped
                 self.manifest.put(task.key, None)
-                if e.code == "cancelled" and self.stop.is_set():
-                    return None  # this run stopped it: the next one starts it afresh
                 return FileResult(task.source, "failed", reason=f"[{e.code}] {e}")
             if path.is_file():
                 relative = os.path.relpath(path, task.output_dir)
