@@ -322,6 +322,7 @@ class _Batch:
     def _run_job(self, task: _Task, job_id: str, request: Mapping[str, Any]) -> Path:
         with self._lock:
             self._in_flight[job_id] = task.source
+        self.display.progress(task.source, 0.0, "queued")
         try:
             with self.connect() as client:
                 outcome = client.edit(
