@@ -428,9 +428,8 @@ def fit_to_source(
     return audio.match_loudness(out, source_rate, target_lufs + rendered.loudness_offset_db)
 
 
-# Keep length (``EditSpec.keep_length``): pauses within _NEIGHBOUR_S of added sound are
-# shortened first, each to no less than _MIN_PAUSE_S; the rest is time-scaled.
-_NEIGHBOUR_S = 1.0
+# Keep length (``EditSpec.keep_length``): pauses are shortened first, those nearest the added
+# sound first, each to no less than _MIN_PAUSE_S; the rest is time-scaled.
 _MIN_PAUSE_S = 0.15
 _JOIN_FADE_S = 0.01
 # Result words whose sound the edit added (``words`` of text edits).
@@ -456,32 +455,50 @@ def added_spans(info: dict[str, Any], sample_rate: int) -> list[tuple[int, int]]
 
 def _outside(pause: tuple[int, int], spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """The parts of ``pause`` that no span covers (an added sound starts and ends quietly,
-    so the pause next to it may reach into it)."""
+    so the pause next to it may reach into it; so may a word's quiet edge)."""
     parts = [pause]
     for s, e in spans:
         parts = [p for a, b in parts for p in ((a, min(b, s)), (max(a, e), b)) if p[1] > p[0]]
     return parts
 
 
+def _silences(out: np.ndarray, sample_rate: int) -> list[tuple[int, int]]:
+    """Pauses that are quiet (``engine.dsp.pauses``) and hold no speech: outside the
+    silence remover's speech, whose word edges are found on the audio, by its cut guard.
+
+    The level rule alone took quiet word endings for pauses (LJ050: 0.6 s inside the last
+    word, "thereunder").
+    """
+    from engine.backends.cpu.vad import CUT_GUARD_S, SilenceRemover  # Silero on first use
+
+    remover = SilenceRemover()
+    guard = round(CUT_GUARD_S * sample_rate)
+    speech = [(a - guard, b + guard) for a, b in remover.speech_samples(out, sample_rate)]
+    return [
+        part
+        for pause in pauses(audio.to_mono(out), sample_rate, _MIN_PAUSE_S)
+        for part in _outside(pause, speech)
+    ]
+
+
 def _shorten_pauses(
     out: np.ndarray, sample_rate: int, excess: int, spans: Sequence[tuple[int, int]]
 ) -> np.ndarray:
-    """Removes up to ``excess`` samples from the pauses next to ``spans``, nearest first.
+    """Removes up to ``excess`` samples from the pauses, those nearest ``spans`` first.
 
     Each pause keeps ``_MIN_PAUSE_S``, half on each side, and loses the middle (joined with
     a 10 ms cross-fade); the added sound itself is never cut.
     """
     keep = round(_MIN_PAUSE_S * sample_rate)
-    reach = round(_NEIGHBOUR_S * sample_rate)
     fade = round(_JOIN_FADE_S * sample_rate)
     candidates = sorted(
         (min(a - e if a >= e else s - b for s, e in spans), a, b)
-        for pause in pauses(audio.to_mono(out), sample_rate, _MIN_PAUSE_S)
+        for pause in _silences(out, sample_rate)
         for a, b in _outside(pause, spans)
     )
     cuts = []
-    for distance, a, b in candidates:
-        if excess <= 0 or distance > reach:
+    for _nearness, a, b in candidates:
+        if excess <= 0:
             break
         take = min(b - a - keep, excess)
         if take > fade:
@@ -503,7 +520,7 @@ def fit_duration(
     """Fits ``(channels, samples)`` audio to exactly ``length`` samples.
 
     A result longer than ``length`` with added sound (``spans``, sample ranges) first loses
-    pause next to that sound (down to ``_MIN_PAUSE_S`` per pause, nearest first); whatever
+    pause (down to ``_MIN_PAUSE_S`` per pause, those nearest the sound first); whatever
     difference remains is time-scaled with Rubber Band, which keeps pitch and formants (the
     CPU backend's speed change: F0 within 0.5 %, speaker similarity 0.97 at x0.8).
 

@@ -165,7 +165,9 @@ def test_keep_length_takes_an_insertion_out_of_the_pauses_next_to_it() -> None:
     # Asked for more than the pauses hold (each keeps 0.15 s), the rest is time-scaled.
     fitted, factor = fit_duration(out, RATE, out.shape[-1] - RATE, spans)
     assert fitted.shape[-1] == out.shape[-1] - RATE
-    assert factor == pytest.approx((out.shape[-1] - RATE) / (out.shape[-1] - 0.9 * RATE), 0.02)
+    # The pauses gave most of their 2 x 0.45 s (less the guard kept next to the tones).
+    length = out.shape[-1] - RATE
+    assert length / (out.shape[-1] - 0.7 * RATE) <= factor <= length / (out.shape[-1] - 0.9 * RATE)
 
 
 def test_added_spans_from_insertions_and_words() -> None:
