@@ -195,12 +195,8 @@ def _run_passes(
         return backend.render_words(samples, sample_rate, edit, progress), {}
     if isinstance(backend, TokenBackend):
         clock = _StageClock()
-        if not _segmented(backend, samples, sample_rate, edit):
-            rendered = _checked_passes(backend, samples, sample_rate, edit, progress, guard, clock)
-            return rendered, clock.seconds
-        return _run_segments(backend, samples, sample_rate, edit, progress, guard, clock), (
-            clock.seconds
-        )
+        run = _run_segments if _segmented(backend, samples, sample_rate, edit) else _checked_passes
+        return run(backend, samples, sample_rate, edit, progress, guard, clock), clock.seconds
     if isinstance(backend, RenderBackend):
         progress(0.0, "render")
         return backend.render(samples, sample_rate, edit, progress), {}
