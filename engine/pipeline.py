@@ -252,7 +252,8 @@ def _run_segments(
     guard: Guard,
     clock: _StageClock,
 ) -> Rendered:
-    """Edits a long slice in segments cut at pauses and stitches them in the pauses.
+    """Edits a long slice in segments cut at pauses (outside its words and, where it can,
+    outside the speech the silence remover finds) and stitches them in the pauses.
 
     Each segment is edited with its own words (and its insertion positions; a
     paralinguistic segment without one is kept as it is) and fitted to its own loudness.
@@ -261,7 +262,8 @@ def _run_segments(
     backend's fields for it; the stage names say which segment is running.
     """
     words = edit.transcript.words if edit.transcript is not None else ()
-    segments = plan_segments(samples, sample_rate, backend.segment_seconds, words)
+    speech = _speech(samples, sample_rate)
+    segments = plan_segments(samples, sample_rate, backend.segment_seconds, words, speech)
     count = len(segments)
     pieces: list[np.ndarray] = []
     reports: list[dict[str, Any]] = []
@@ -465,16 +467,20 @@ def _silences(out: np.ndarray, sample_rate: int) -> list[tuple[int, int]]:
     The level rule alone took quiet word endings for pauses (LJ050: 0.6 s inside the last
     word, "thereunder").
     """
-    from engine.backends.cpu.vad import CUT_GUARD_S, SilenceRemover  # Silero on first use
-
-    remover = SilenceRemover()
-    guard = round(CUT_GUARD_S * sample_rate)
-    speech = [(a - guard, b + guard) for a, b in remover.speech_samples(out, sample_rate)]
+    speech = _speech(out, sample_rate)
     return [
         part
         for pause in pauses(audio.to_mono(out), sample_rate, _MIN_PAUSE_S)
         for part in _outside(pause, speech)
     ]
+
+
+def _speech(out: np.ndarray, sample_rate: int) -> list[tuple[int, int]]:
+    """Sample ranges of speech as the silence remover finds it, widened by its cut guard."""
+    from engine.backends.cpu.vad import CUT_GUARD_S, SilenceRemover  # Silero on first use
+
+    guard = round(CUT_GUARD_S * sample_rate)
+    return [(a - guard, b + guard) for a, b in SilenceRemover().speech_samples(out, sample_rate)]
 
 
 def _shorten_pauses(

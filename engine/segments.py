@@ -52,20 +52,27 @@ class Segment:
 
 
 def plan_segments(
-    samples: np.ndarray, sample_rate: int, max_seconds: float, words: Sequence[Word] = ()
+    samples: np.ndarray,
+    sample_rate: int,
+    max_seconds: float,
+    words: Sequence[Word] = (),
+    speech: Sequence[tuple[int, int]] = (),
 ) -> list[Segment]:
     """Splits a take into segments of at most ``max_seconds``, cut in pauses.
 
-    Each cut is the middle of a pause of at least 0.1 s that no word of ``words`` spans,
-    picked near the point that would make the remaining segments equally long. Where a
-    stretch of ``max_seconds`` holds no such pause, the cut falls at its quietest 10 ms in
-    the second half (logged).
+    Each cut is the middle of a pause of at least 0.1 s that no word of ``words`` spans and
+    that lies outside ``speech``, picked near the point that would make the remaining
+    segments equally long. Where a stretch of ``max_seconds`` holds no such pause, a pause
+    inside ``speech`` is taken, else the stretch's quietest 10 ms in its second half (both
+    logged).
 
     Args:
         samples: ``(channels, samples)`` or mono audio.
         sample_rate: Its rate in Hz.
         max_seconds: Longest segment.
         words: The take's words with times, when known; they give each segment its text.
+        speech: Sample ranges of speech (a voice activity detector's), when known: the
+            level alone takes a quiet word ending for a pause.
 
     Returns:
         The segments in order, covering the take; one when it is short enough.
@@ -79,20 +86,25 @@ def plan_segments(
     total = mono.shape[-1]
     longest = math.floor(max_seconds * sample_rate)
     spans = [(round(w.start * sample_rate), round(w.end * sample_rate)) for w in words]
-    # (middle, seconds) of each pause no word spans
-    candidates = [
+    # (middle, seconds) of each pause no word spans; those outside the speech come first
+    loose = [
         ((a + b) // 2, (b - a) / sample_rate)
         for a, b in pauses(mono, sample_rate, _MIN_PAUSE_S)
         if not any(s < (a + b) // 2 < e for s, e in spans)
     ]
+    strict = [c for c in loose if not any(s <= c[0] < e for s, e in speech)]
     shortest = min(round(_MIN_SEGMENT_S * sample_rate), longest // 2)
     cuts: list[int] = []
     start = 0
     while total - start > longest:
         left = total - start
         ideal = start + left / math.ceil(left / longest)
-        fitting = [c for c in candidates if start + shortest <= c[0] <= start + longest]
+        window = (start + shortest, start + longest)
+        outside = _within(strict, window)
+        fitting = outside or _within(loose, window)
         if fitting:
+            if not outside:
+                _LOG.info("a segment is cut in a pause the voice detector took for speech")
             # distance from the ideal cut less the pause's length, weighted
             cut = min(
                 fitting, key=lambda c: abs(c[0] - ideal) / sample_rate - _PAUSE_WEIGHT * c[1]
@@ -111,6 +123,12 @@ def plan_segments(
         Segment(a, b, _text_between(words, a / sample_rate, b / sample_rate))
         for a, b in itertools.pairwise(bounds)
     ]
+
+
+def _within(
+    candidates: Sequence[tuple[int, float]], window: tuple[int, int]
+) -> list[tuple[int, float]]:
+    return [c for c in candidates if window[0] <= c[0] <= window[1]]
 
 
 def _quietest(mono: np.ndarray, sample_rate: int, lo: int, hi: int) -> int:

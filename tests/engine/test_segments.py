@@ -86,6 +86,17 @@ def test_segments_carry_their_words_and_no_cut_splits_a_word(take: np.ndarray) -
     assert said == [w.text for w in words]  # every word once, in order
 
 
+def test_cuts_keep_out_of_speech_when_a_pause_outside_it_is_at_hand(take: np.ndarray) -> None:
+    first = plan_segments(take, RATE, 30.0)
+    taken = first[1].start
+    speech = [(taken - RATE // 10, taken + RATE // 10)]  # the detector heard speech there
+    moved = plan_segments(take, RATE, 30.0, speech=speech)
+    assert len(moved) == 4 and taken not in [s.start for s in moved]
+    # Speech everywhere: the pauses are used all the same.
+    anywhere = plan_segments(take, RATE, 30.0, speech=[(0, take.shape[-1])])
+    assert [s.start for s in anywhere] == [s.start for s in first]
+
+
 def test_a_take_without_pauses_is_cut_at_its_quietest_points() -> None:
     t = np.arange(10 * RATE) / RATE
     hum = (0.3 + 0.2 * np.sin(2 * np.pi * 0.37 * t)) * np.sin(2 * np.pi * 220 * t)
