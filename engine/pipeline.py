@@ -126,7 +126,8 @@ def render_audio(
         progress = scaled_progress(progress, _WORDS_END, 1.0)
     elif isinstance(backend, TokenBackend) and edit.type in backend.reads_text:
         found["text_source"] = "request" if edit.text else "transcription"
-        if not edit.text or _segmented(backend, samples, sample_rate, edit):
+        long = _segmented(backend, samples, sample_rate, edit)
+        if not edit.text or long:
             with clock("transcribe"):
                 edit = _with_words(samples, sample_rate, edit, progress, transcripts)
             progress = scaled_progress(progress, _WORDS_END, 1.0)
@@ -147,12 +148,14 @@ def _with_words(
     progress: Progress,
     transcripts: TranscriptCache | None,
 ) -> EditSpec:
-    """``edit`` with the slice's words (``transcript``: the request's ``text`` aligned, else
-    recognised) and, when it had none, their text as ``text``.
+    """``edit`` with the slice's words (``transcript``: the edit's own, else the request's
+    ``text`` aligned, else recognised) and, when it had none, their text as ``text``.
 
     Raises:
         EditError: naming ``text`` when the slice cannot be transcribed here.
     """
+    if edit.transcript is not None:
+        return replace(edit, text=edit.text or edit.transcript.text)
     from engine.text.transcribe import transcribe  # the ASR stack loads on first use
 
     try:
@@ -195,7 +198,9 @@ def _run_passes(
         return backend.render_words(samples, sample_rate, edit, progress), {}
     if isinstance(backend, TokenBackend):
         clock = _StageClock()
-        run = _run_segments if _segmented(backend, samples, sample_rate, edit) else _checked_passes
+        run = _checked_passes
+        if _segmented(backend, samples, sample_rate, edit):
+            run = _clone_from_first_segment if edit.type == "clone" else _run_segments
         return run(backend, samples, sample_rate, edit, progress, guard, clock), clock.seconds
     if isinstance(backend, RenderBackend):
         progress(0.0, "render")
@@ -224,15 +229,15 @@ class _StageClock:
 def _segmented(
     backend: TokenBackend, samples: np.ndarray, sample_rate: int, edit: EditSpec
 ) -> bool:
-    """Whether the slice is edited in segments: it is longer than ``segment_seconds`` and
-    the edit follows the slice (clone says new text in its voice: never split).
+    """Whether the slice is longer than ``segment_seconds``: edited in segments, or for
+    clone (new text in the slice's voice) cut to its first segment, its voice prompt.
 
     Raises:
         EditError: for a paralinguistic ``target_text`` on such a slice (its tags cannot be
             shared out among the segments; ``option`` and ``position`` can).
     """
     seconds = samples.shape[-1] / sample_rate
-    if edit.type == "clone" or seconds <= backend.segment_seconds:
+    if seconds <= backend.segment_seconds:
         return False
     if edit.type == "paralinguistic" and not edit.option:
         raise EditError(
@@ -292,6 +297,29 @@ def _run_segments(
     )
     offset = change if np.isfinite(change) else 0.0  # the pieces' own loudness stays
     return Rendered(out, sample_rate, float(offset), {"segments": reports})
+
+
+def _clone_from_first_segment(
+    backend: TokenBackend,
+    samples: np.ndarray,
+    sample_rate: int,
+    edit: EditSpec,
+    progress: Progress,
+    guard: Guard,
+    clock: _StageClock,
+) -> Rendered:
+    """Clones in the voice of the slice's first segment, with its words: a voice prompt as
+    long as the model edits well (the official guidance: under 30 s). The result's
+    ``info["voice_prompt"]`` gives its ``start`` and ``end`` in the slice."""
+    words = edit.transcript.words if edit.transcript is not None else ()
+    speech = _speech(samples, sample_rate)
+    first = plan_segments(samples, sample_rate, backend.segment_seconds, words, speech)[0]
+    prompt = samples[:, : first.end]
+    sub = replace(edit, text=first.text, transcript=None)
+    rendered = _checked_passes(backend, prompt, sample_rate, sub, progress, guard, clock)
+    voice = {"start": 0.0, "end": round(first.end / sample_rate, 3)}
+    rendered.info = {**rendered.info, "voice_prompt": voice}
+    return rendered
 
 
 def _segment_progress(progress: Progress, index: int, count: int) -> Progress:

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile
 
 from engine.audio import resample, to_mono
+from engine.backends.base import Progress
 from engine.dsp import frame_rms_db, pauses
 from engine.edits import EditSpec
 from engine.engine import EngineConfig
 from engine.errors import EditError
 from engine.pipeline import render_audio
 from engine.segments import plan_segments, stitch
-from engine.text.transcript import Word
+from engine.text.transcript import Transcript, Word
 from tests.engine.fake_backends import FakeTokenBackend
 
 RATE = 16000
@@ -184,3 +186,31 @@ def test_a_take_as_long_as_the_engine_allows_is_edited(take: np.ndarray) -> None
     assert len(segments) == backend.calls.count("decode") >= longest / 30
     assert all(s["end"] - s["start"] <= 30.0 for s in segments)
     assert segments[-1]["end"] == pytest.approx(longest)
+
+
+def test_a_clone_from_a_long_take_speaks_in_the_voice_of_its_first_segment(
+    take: np.ndarray,
+) -> None:
+    class Cloner(FakeTokenBackend):
+        reads_text = frozenset({"clone"})
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.edits_received: list[EditSpec] = []
+
+        def generate(self, prompt: Any, edit: EditSpec, progress: Progress) -> Any:
+            self.edits_received.append(edit)
+            return super().generate(prompt, edit, progress)
+
+    words = tuple(Word(f"w{i}", t, t + 0.2) for i, t in enumerate(np.arange(0.0, TAKE_S - 1, 2.0)))
+    transcript = Transcript(words, "en", "test", TAKE_S)
+    edit = EditSpec("clone", target_text="Something new.", transcript=transcript, guard=False)
+    backend = Cloner()
+    edited = render_audio(backend, take, RATE, edit, lambda _f, _s: None)
+    end = edited.info["voice_prompt"]["end"]
+    assert 15.0 <= end <= 30.0 and backend.calls == ["tokenize", "generate", "decode"]
+    # The fake says its prompt again: the first segment, 10 ms longer.
+    assert edited.audio.shape[-1] == round(end * RATE) + RATE // 100
+    said = backend.edits_received[0].text.split()
+    assert said == [w.text for w in words if (w.start + w.end) / 2 < end]
+    assert edited.info["text_source"] == "transcription"
