@@ -84,12 +84,14 @@ def _serve(args: argparse.Namespace) -> int:
                 state_dir=state,
                 input_roots=tuple(args.input_roots),
                 output_roots=tuple(args.output_roots),
+                transfer_bytes=int(args.transfer_mb * 2**20),
             ),
         )
         # The server checks the settings (secret, roots) before the model takes time to load.
         server = StepEditServer(
             engine, args.host, args.port, _serve_keyring(args, state), args.require_auth
         )
+        tcp = server.serve_tcp()
     except (ValueError, OSError, StepEditError) as e:  # bad settings
         print(f"stepedit serve: {e}", file=sys.stderr)
         return 2
@@ -102,10 +104,10 @@ def _serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    thread = threading.Thread(target=server.serve_forever, name="stepedit-osc", daemon=True)
-    thread.start()
+    for name, target in (("stepedit-osc", server), ("stepedit-tcp", tcp)):
+        threading.Thread(target=target.serve_forever, name=name, daemon=True).start()
     _LOG.info(
-        "serving protocol v%d on %s:%d (%s)",
+        "serving protocol v%d on %s:%d, UDP and TCP (%s)",
         protocol.PROTOCOL_VERSION,
         args.host,
         server.port,
@@ -114,6 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
     stop.wait()
     _LOG.info("shutting down")
     engine.stop()
+    tcp.shutdown()
     server.shutdown()
     server.server_close()
     return 0
@@ -414,7 +417,18 @@ def _add_serve_command(commands: Any) -> None:
         "signed messages (see 'stepedit secret') and --input-root/--output-root",
     )
     serve.add_argument(
-        "--port", type=int, default=protocol.DEFAULT_PORT, help="UDP port (default: %(default)s)"
+        "--port",
+        type=int,
+        default=protocol.DEFAULT_PORT,
+        help="UDP port, and TCP port of the same number (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--transfer-mb",
+        "--transfer_mb",
+        type=float,
+        default=4096.0,
+        help="budget of uploaded audio and results kept for remote clients, in MiB "
+        "(default: %(default)s)",
     )
     _add_backend_arguments(serve)
     serve.add_argument(

@@ -8,6 +8,7 @@ See docs/protocol.md for the client author's view.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +21,16 @@ __all__ = [
     "ERROR_CODES",
     "JOB_STATES",
     "MAX_BUNDLE_DEPTH",
+    "MAX_CHUNK_BYTES",
     "MAX_DATAGRAM_BYTES",
+    "MAX_FRAME_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_MESSAGES",
     "MAX_RESULT_BYTES",
     "MAX_SECONDS",
     "PROTOCOL_VERSION",
     "RESULT_KEYS",
+    "TRANSFER_ADDRESS",
     "EditRequest",
     "JobRequest",
     "JobStatus",
@@ -35,11 +39,16 @@ __all__ = [
     "TranscribeRequest",
     "build_result",
     "build_transcript_result",
+    "decode_chunk",
     "decode_datagram",
+    "decode_download",
     "decode_edit",
+    "decode_frame",
     "decode_job_query",
     "decode_reply_port",
     "decode_transcribe",
+    "decode_transfer_id",
+    "decode_upload",
     "encode",
     "encode_status",
     "encode_status_message",
@@ -62,6 +71,20 @@ ADDRESS = {
     "cancel": "/stepedit/cancel",  # job_id:s [reply_port:i] -> the job's latest message
     "status": "/stepedit/status",  # job_id:s [reply_port:i] -> the job's latest message
     "auth": "/stepedit/auth",  # key_id:s timestamp:s nonce:s tag:s packet:b (bridge.auth)
+}
+
+# Additions to v1 over TCP only (see docs/protocol.md, "Audio over TCP"): moving audio
+# to and from an engine that cannot read the client's files. Kept apart from ``ADDRESS``,
+# which the REAPER library mirrors; it moves audio through ``stepedit send`` instead.
+TRANSFER_ADDRESS = {
+    "upload": "/stepedit/upload",  # upload_id:s size:i -> upload_offset
+    "chunk": "/stepedit/upload/chunk",  # upload_id:s offset:i data:b -> upload_offset
+    "upload_offset": "/stepedit/upload/offset",  # upload_id:s offset:i size:i (held/declared)
+    "upload_release": "/stepedit/upload/release",  # upload_id:s -> released
+    "download": "/stepedit/download",  # job_id:s offset:i length:i -> data
+    "data": "/stepedit/data",  # job_id:s offset:i total:i sha256:s data:b
+    "download_release": "/stepedit/download/release",  # job_id:s -> released
+    "released": "/stepedit/released",  # id:s
 }
 
 # Every code a client can receive in /stepedit/error, with what it means.
@@ -103,6 +126,11 @@ MAX_RESULT_BYTES = 60_000
 # Largest request datagram the engine reads whole (the UDP payload limit over IPv4).
 MAX_DATAGRAM_BYTES = 65_507
 
+# Most audio bytes in one upload chunk or download reply, and the largest TCP frame (a
+# chunk, its arguments and a signature envelope around it).
+MAX_CHUNK_BYTES = 1 << 20
+MAX_FRAME_BYTES = MAX_CHUNK_BYTES + 4096
+
 # Bounds on what one datagram may ask of the decoder: bundles nested at most this deep,
 # at most this many messages in all, request JSON nested at most this deep.
 MAX_BUNDLE_DEPTH = 8
@@ -126,8 +154,19 @@ RESULT_KEYS = (
     "timings",
 )
 
+# An upload's id: the SHA-256 of its bytes, lowercase hex.
+_UPLOAD_ID = re.compile(r"[0-9a-f]{64}")
+
 # Fields every job request may carry, and those of each kind.
-_JOB_FIELDS = {"input", "start", "length", "output_dir", "reply_port", "status_file"}
+_JOB_FIELDS = {
+    "input",
+    "input_upload",
+    "start",
+    "length",
+    "output_dir",
+    "reply_port",
+    "status_file",
+}
 _EDIT_FIELDS = _JOB_FIELDS | {"edit"}
 _TRANSCRIBE_FIELDS = _JOB_FIELDS | {"language", "text"}
 
@@ -153,7 +192,10 @@ class JobRequest:
     """What every job request says: which slice of which file, where results and replies go.
 
     Attributes:
-        input: Absolute path of the source audio file.
+        input: Absolute path of the source audio file (``""`` when ``input_upload`` names
+            the audio instead).
+        input_upload: The id of an upload of this key (``TRANSFER_ADDRESS``) holding the
+            audio, instead of a path.
         start: Seconds into the file where the slice starts.
         length: Seconds in the slice; ``None`` means to the end of the file.
         output_dir: Folder for the result; ``None`` means the input's folder.
@@ -163,6 +205,7 @@ class JobRequest:
     """
 
     input: str
+    input_upload: str | None = None
     start: float = 0.0
     length: float | None = None
     output_dir: str | None = None
@@ -247,6 +290,21 @@ def decode_datagram(data: bytes) -> list[Message]:
         raise _malformed(str(e)) from e
 
 
+def decode_frame(data: bytes) -> list[Message]:
+    """Decodes one TCP frame (an OSC message or bundle) into messages, as
+    ``decode_datagram`` does, with frames of up to ``MAX_FRAME_BYTES``.
+
+    Raises:
+        ProtocolError: code ``malformed``.
+    """
+    if len(data) > MAX_FRAME_BYTES:
+        raise _malformed(f"frame of {len(data)} bytes exceeds {MAX_FRAME_BYTES}")
+    try:
+        return decode_packet(data, MAX_BUNDLE_DEPTH, MAX_MESSAGES)
+    except OscError as e:
+        raise _malformed(str(e)) from e
+
+
 def _malformed(message: str) -> ProtocolError:
     return ProtocolError("malformed", f"not a valid OSC packet: {message}")
 
@@ -281,6 +339,64 @@ def decode_job_query(args: Sequence[Any]) -> tuple[str, int | None]:
         raise ProtocolError("bad_arguments", "expected job_id:s [reply_port:i]")
     _check_job_id(args[0])
     return args[0], _port(args[1], "reply_port", args[0]) if len(args) == 2 else None
+
+
+def decode_upload(args: Sequence[Any]) -> tuple[str, int]:
+    """Arguments of ``/stepedit/upload``: ``upload_id:s size:i`` (the id is the bytes'
+    SHA-256 in lowercase hex)."""
+    if len(args) != 2 or not isinstance(args[1], int) or isinstance(args[1], bool):
+        raise ProtocolError("bad_arguments", "expected upload_id:s size:i")
+    upload_id = decode_transfer_id(args[:1], upload=True)
+    if args[1] <= 0:
+        raise ProtocolError("bad_arguments", f"size must be positive, got {args[1]}", upload_id)
+    return upload_id, args[1]
+
+
+def decode_chunk(args: Sequence[Any]) -> tuple[str, int, bytes]:
+    """Arguments of ``/stepedit/upload/chunk``: ``upload_id:s offset:i data:b``."""
+    if len(args) != 3 or not isinstance(args[2], bytes):
+        raise ProtocolError("bad_arguments", "expected upload_id:s offset:i data:b")
+    upload_id = decode_transfer_id(args[:1], upload=True)
+    offset = _non_negative(args[1], "offset", upload_id)
+    if not 0 < len(args[2]) <= MAX_CHUNK_BYTES:
+        raise ProtocolError(
+            "too_long", f"a chunk holds 1-{MAX_CHUNK_BYTES} bytes, got {len(args[2])}", upload_id
+        )
+    return upload_id, offset, args[2]
+
+
+def decode_download(args: Sequence[Any]) -> tuple[str, int, int]:
+    """Arguments of ``/stepedit/download``: ``job_id:s offset:i length:i`` (length at most
+    ``MAX_CHUNK_BYTES``)."""
+    if len(args) != 3:
+        raise ProtocolError("bad_arguments", "expected job_id:s offset:i length:i")
+    job_id = decode_transfer_id(args[:1])
+    offset = _non_negative(args[1], "offset", job_id)
+    length = _non_negative(args[2], "length", job_id)
+    if not 0 < length <= MAX_CHUNK_BYTES:
+        raise ProtocolError(
+            "too_long", f"length must be 1-{MAX_CHUNK_BYTES} bytes, got {length}", job_id
+        )
+    return job_id, offset, length
+
+
+def decode_transfer_id(args: Sequence[Any], upload: bool = False) -> str:
+    """The single ``id:s`` argument of a release (a job id, or an upload id when
+    ``upload``), also the first argument of the other transfer messages."""
+    if len(args) != 1 or not isinstance(args[0], str):
+        raise ProtocolError("bad_arguments", "expected id:s")
+    if upload and not _UPLOAD_ID.fullmatch(args[0]):
+        raise ProtocolError(
+            "bad_arguments", f"an upload id is 64 lowercase hex characters, got {args[0]!r}"
+        )
+    _check_job_id(args[0])
+    return str(args[0])
+
+
+def _non_negative(value: Any, name: str, job_id: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ProtocolError("bad_arguments", f"{name} must be an int >= 0, got {value!r}", job_id)
+    return value
 
 
 def _number(data: Mapping[str, Any], name: str, job_id: str) -> float | None:
@@ -360,9 +476,16 @@ def _common_fields(data: dict[str, Any], fields: set[str], job_id: str) -> dict[
     if not _is_utf8(data):
         raise ProtocolError("bad_request", "request holds a string that is not valid UTF-8", job_id)
     input_path = _absolute_path(data, "input", job_id)
-    if input_path is None:
+    upload = data.get("input_upload")
+    if (input_path is None) == (upload is None):
         raise ProtocolError(
-            "bad_request", "'input' (absolute path of the audio file) is required", job_id
+            "bad_request",
+            "give one of 'input' (absolute path of the audio file) or 'input_upload'",
+            job_id,
+        )
+    if upload is not None and not (isinstance(upload, str) and _UPLOAD_ID.fullmatch(upload)):
+        raise ProtocolError(
+            "bad_request", "'input_upload' must be an upload id (64 hex characters)", job_id
         )
     start = _number(data, "start", job_id) or 0.0
     length = _number(data, "length", job_id)
@@ -371,7 +494,8 @@ def _common_fields(data: dict[str, Any], fields: set[str], job_id: str) -> dict[
     if length is not None and length <= 0:
         raise ProtocolError("bad_request", f"'length' must be > 0, got {length}", job_id)
     return {
-        "input": input_path,
+        "input": input_path or "",
+        "input_upload": upload,
         "start": start,
         "length": length,
         "output_dir": _absolute_path(data, "output_dir", job_id),

@@ -34,6 +34,7 @@ from engine.jobs import Job, Listener, Transcription, build_job, job_from_reques
 from engine.journal import Journal, JournaledJob
 from engine.render import WrittenEdit, WrittenTranscript, render_file, transcribe_file
 from engine.status_files import StatusFiles
+from engine.transfers import TransferLimits, TransferStore
 
 if TYPE_CHECKING:
     from engine.text.cache import TranscriptCache
@@ -46,8 +47,11 @@ _LOG = logging.getLogger(__name__)
 _PROGRESS_INTERVAL_S = 0.1
 # Bounds of the queue_full retry hint, and the hint before any job has been rendered.
 _MIN_RETRY_HINT_S, _MAX_RETRY_HINT_S, _FIRST_RETRY_HINT_S = 0.25, 60.0, 1.0
-# The transcript cache's folder inside the state folder.
-_CACHE_SUBDIR = "cache"
+# The transcript cache's folder inside the state folder, and the transfer store's.
+_CACHE_SUBDIR, _TRANSFERS_SUBDIR = "cache", "transfers"
+# The most bytes a second of uploaded audio may take: 8 channels of 48 kHz float32, as
+# ``audio.read_slice`` bounds a slice by default; plus room for a header.
+_UPLOAD_BYTES_PER_S, _UPLOAD_HEADER_BYTES = 8 * 48_000 * 4, 1 << 16
 # How often the worker looks whether the running job was cancelled.
 _CANCEL_POLL_S = 0.05
 # How long stop() waits for the worker to report a cancelled render (it abandons the
@@ -73,6 +77,8 @@ class EngineConfig:
             cache); ``None`` keeps nothing, so a restart forgets every job.
         input_roots: Folders inputs must lie in; empty allows any readable file.
         output_roots: Folders outputs and status files must lie in; empty allows any.
+        transfer_bytes: Budget of the uploads and results kept in the state folder for
+            clients that cannot share files with the engine.
     """
 
     max_queue: int = 32
@@ -82,9 +88,10 @@ class EngineConfig:
     state_dir: Path | None = None
     input_roots: tuple[Path, ...] = ()
     output_roots: tuple[Path, ...] = ()
+    transfer_bytes: int = 4 << 30
 
     def __post_init__(self) -> None:
-        for name in ("max_queue", "max_input_seconds", "retain_finished"):
+        for name in ("max_queue", "max_input_seconds", "retain_finished", "transfer_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
@@ -133,6 +140,7 @@ class Engine:
         )
         self._render_seconds: deque[float] = deque(maxlen=8)  # recent renders, for hints
         self._taken: _Record | None = None  # the job the worker took from the queue
+        self.transfers = self._transfer_store()
 
     @property
     def version(self) -> str:
@@ -182,12 +190,9 @@ class Engine:
             return known
         status_file = Path(request.status_file) if request.status_file else None
         try:
+            placed, input_roots, output_roots = self._placed(request, owner)
             job = job_from_request(
-                job_id,
-                request,
-                self.backend,
-                input_roots=self.config.input_roots,
-                output_roots=self.config.output_roots,
+                job_id, placed, self.backend, input_roots=input_roots, output_roots=output_roots
             )
             if job.status_file is not None and self._status_files.foreign(job.status_file):
                 raise InputError(
@@ -258,7 +263,63 @@ class Engine:
             self._events.put(None)
             self._notifier.join()
 
+    def result_file(self, job_id: str, owner: str = "") -> Path:
+        """The file a finished job of ``owner`` wrote (for downloads).
+
+        Raises:
+            JobError: ``unknown_job`` for a job that is not ``owner``'s or not done.
+        """
+        status = self.status(job_id, owner)
+        if status.state != "done":
+            raise JobError(f"job {job_id!r} has no result (it is {status.state})")
+        return Path(status.output_path)
+
     # -- internals (the lock is held where a name says so) ---------------------------------
+
+    def _transfer_store(self) -> TransferStore | None:
+        """The store of uploads and results in the state folder (none without one)."""
+        config = self.config
+        if config.state_dir is None:
+            return None
+        most = int(config.max_input_seconds * _UPLOAD_BYTES_PER_S) + _UPLOAD_HEADER_BYTES
+        limits = TransferLimits(
+            max_bytes=config.transfer_bytes,
+            max_upload_bytes=min(most, config.transfer_bytes),
+            max_seconds=config.max_input_seconds,
+        )
+        return TransferStore(config.state_dir / _TRANSFERS_SUBDIR, limits, self._files_in_use)
+
+    def _files_in_use(self) -> set[Path]:
+        """The inputs of jobs not finished yet (the transfer store never evicts them)."""
+        with self._lock:
+            return {r.job.input for r in self._jobs.values() if not r.status.finished}
+
+    def _placed(
+        self, request: JobRequest, owner: str, check: bool = True
+    ) -> tuple[JobRequest, tuple[Path, ...], tuple[Path, ...]]:
+        """The request as its job reads it, and the input and output roots it is checked
+        against. A request on an upload reads the upload of ``owner`` (the only input it
+        may name) and, without an output folder, writes into the key's results.
+
+        Args:
+            check: Whether the upload must exist (not for jobs recovered as finished).
+
+        Raises:
+            StepEditError: ``input_not_found`` for an upload this key does not hold;
+                ``bad_request`` on an engine without a state folder.
+        """
+        config = self.config
+        if request.input_upload is None:
+            return request, config.input_roots, config.output_roots
+        if self.transfers is None:
+            raise InputError("this engine keeps no uploads: it runs without a state folder")
+        path = self.transfers.upload_path(owner, request.input_upload, check)
+        output_roots = config.output_roots
+        if request.output_dir is None:
+            results = self.transfers.results_dir(owner)
+            request = replace(request, output_dir=str(results))
+            output_roots = (*output_roots, results) if output_roots else ()
+        return replace(request, input=str(path)), (path,), output_roots
 
     def _cancel(self, record: _Record, reason: tuple[str, str]) -> JobStatus:
         """Cancels a queued job at once, a running one through the worker; under the lock."""
@@ -275,7 +336,10 @@ class Engine:
         and resends are answered, never rendered again); an unfinished one is checked again
         and queued, or reported failed; under the lock."""
         try:
-            job = build_job(entry.job_id, entry.request)
+            placed, input_roots, output_roots = self._placed(
+                entry.request, entry.owner, check=False
+            )
+            job = build_job(entry.job_id, placed)
         except StepEditError as e:  # e.g. an edit this version no longer has
             _LOG.error("journaled job %r cannot be taken up: %s", entry.job_id, e)
             self._journal_forget([entry.job_id])
@@ -296,10 +360,10 @@ class Engine:
                 )
             record.job = job_from_request(
                 entry.job_id,
-                entry.request,
+                placed,
                 self.backend,
-                input_roots=self.config.input_roots,
-                output_roots=self.config.output_roots,
+                input_roots=input_roots,
+                output_roots=output_roots,
             )
         except StepEditError as e:
             self._update(record, "error", error=(e.code, f"not resumed after a restart: {e}"))
