@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bridge import auth, protocol
+from bridge import auth, protocol, remote_cli
 from bridge.client import ClientError, JobOutcome, StepEditClient, new_job_id
 from bridge.edit_flags import EDIT_FLAGS, edit_from_flags
 from engine.backends import BACKEND_NAMES, DEFAULT_BACKEND
@@ -34,10 +34,15 @@ def _engine_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _client(args: argparse.Namespace) -> StepEditClient:
+def _client(args: argparse.Namespace, transport: str = "udp") -> StepEditClient:
     host, port = args.engine
     return StepEditClient(
-        host, port, timeout=args.timeout, secret=_client_secret(args), key_id=args.key_id
+        host,
+        port,
+        timeout=args.timeout,
+        secret=_client_secret(args),
+        key_id=args.key_id,
+        transport=transport,
     )
 
 
@@ -200,11 +205,16 @@ def _run_job(args: argparse.Namespace, kind: str, request: dict[str, Any]) -> Jo
     """Runs an edit or a transcription with a progress bar; prints the result JSON (with
     ``output_path``) when ``--json`` asks for it."""
     bar = _ProgressBar()
-    with _client(args) as client:
-        try:
-            outcome = client.run(protocol.ADDRESS[kind], request, None if args.quiet else bar)
-        finally:
-            bar.close()
+    try:
+        outcome = remote_cli.run_job(
+            args,
+            kind,
+            request,
+            lambda transport: _client(args, transport),
+            None if args.quiet else bar,
+        )
+    finally:
+        bar.close()
     if args.json:
         document = {"output_path": outcome.output_path, **outcome.result}
         print(json.dumps(document, indent=2, ensure_ascii=False))
@@ -265,6 +275,9 @@ def _send(args: argparse.Namespace) -> int:
     except (OSError, json.JSONDecodeError) as e:
         print(f"stepedit send: cannot read {args.request_file}: {e}", file=sys.stderr)
         return 2
+    if isinstance(request, dict) and remote_cli.travels(args, request):
+        connect = lambda transport: _client(args, transport)  # noqa: E731
+        return remote_cli.mirror_job(args, request, connect, args.job_id)
     with _client(args) as client:
         try:
             reply = client.submit(args.job_id, request, protocol.ADDRESS[args.kind])
@@ -509,6 +522,7 @@ def _add_edit_command(commands: Any) -> None:
     _add_edit_arguments(edit)
     edit.add_argument("--json", action="store_true", help="print the result JSON")
     _add_client_options(edit)
+    remote_cli.add_remote_options(edit)
     edit.set_defaults(run=_edit)
 
 
@@ -589,6 +603,7 @@ def _add_transcribe_command(commands: Any) -> None:
         "--json", action="store_true", help="print the result JSON (words with times)"
     )
     _add_client_options(transcribe)
+    remote_cli.add_remote_options(transcribe)
     transcribe.set_defaults(run=_transcribe)
 
 
@@ -603,6 +618,7 @@ def _add_query_commands(commands: Any) -> None:
         help="what the request file asks for (default: %(default)s)",
     )
     _add_client_options(send)
+    remote_cli.add_remote_options(send)
     send.set_defaults(run=_send)
     for name, helptext, run in (
         ("ping", "check that the engine answers", _ping),
