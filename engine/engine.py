@@ -28,11 +28,12 @@ from bridge.protocol import (
 from engine import __version__, audio
 from engine.backends.base import Backend
 from engine.capabilities import describe
-from engine.edits import EDIT_TYPES, EditSpec
+from engine.edits import EditSpec
 from engine.errors import InputError, JobCancelled, JobError, QueueFullError, StepEditError
 from engine.jobs import Job, Listener, Transcription, build_job, job_from_request, output_stem
 from engine.journal import Journal, JournaledJob
 from engine.render import WrittenEdit, WrittenTranscript, render_file, transcribe_file
+from engine.state import CACHE_SUBDIR
 from engine.status_files import StatusFiles
 from engine.transfers import TransferLimits, TransferStore
 
@@ -47,8 +48,8 @@ _LOG = logging.getLogger(__name__)
 _PROGRESS_INTERVAL_S = 0.1
 # Bounds of the queue_full retry hint, and the hint before any job has been rendered.
 _MIN_RETRY_HINT_S, _MAX_RETRY_HINT_S, _FIRST_RETRY_HINT_S = 0.25, 60.0, 1.0
-# The transcript cache's folder inside the state folder, and the transfer store's.
-_CACHE_SUBDIR, _TRANSFERS_SUBDIR = "cache", "transfers"
+# The transfer store's folder inside the state folder (caches go in CACHE_SUBDIR).
+_TRANSFERS_SUBDIR = "transfers"
 # The most bytes a second of uploaded audio may take: 8 channels of 48 kHz float32, as
 # ``audio.read_slice`` bounds a slice by default; plus room for a header.
 _UPLOAD_BYTES_PER_S, _UPLOAD_HEADER_BYTES = 8 * 48_000 * 4, 1 << 16
@@ -517,7 +518,7 @@ class Engine:
         if self._transcripts is None and self.config.state_dir is not None:
             from engine.text.cache import TranscriptCache
 
-            self._transcripts = TranscriptCache(self.config.state_dir / _CACHE_SUBDIR)
+            self._transcripts = TranscriptCache(self.config.state_dir / CACHE_SUBDIR)
         return self._transcripts
 
     def _render(self, record: _Record) -> None:
@@ -566,7 +567,6 @@ class Engine:
     def _work(self, record: _Record, waited: float) -> tuple[Path, dict[str, Any]]:
         """Does a job's work; returns the file written and the result JSON."""
         job, work = record.job, record.job.work
-        needs_words = isinstance(work, Transcription) or EDIT_TYPES[work.type].needs_words
         where: dict[str, Any] = dict(
             source=job.input,
             start=job.start,
@@ -575,7 +575,8 @@ class Engine:
             stem=output_stem(job),
             max_input_seconds=self.config.max_input_seconds,
             progress=lambda f, s: self._progress(record, f, s),
-            transcripts=self._transcript_cache() if needs_words else None,
+            # Word edits, and edits whose backend reads the slice's text, transcribe it.
+            transcripts=self._transcript_cache(),
         )
         if isinstance(work, Transcription):
             heard = transcribe_file(language=work.language, text=work.text, **where)
