@@ -32,12 +32,12 @@ from engine.edits import EditSpec
 from engine.errors import InputError, JobCancelled, JobError, QueueFullError, StepEditError
 from engine.jobs import Job, Listener, Transcription, build_job, job_from_request, output_stem
 from engine.journal import Journal, JournaledJob
-from engine.render import WrittenEdit, WrittenTranscript, render_file, transcribe_file
 from engine.state import CACHE_SUBDIR
 from engine.status_files import StatusFiles
 from engine.transfers import TransferLimits, TransferStore
 
 if TYPE_CHECKING:
+    from engine.render import WrittenEdit, WrittenTranscript
     from engine.text.cache import TranscriptCache
 
 __all__ = ["Engine", "EngineConfig"]
@@ -566,6 +566,9 @@ class Engine:
 
     def _work(self, record: _Record, waited: float) -> tuple[Path, dict[str, Any]]:
         """Does a job's work; returns the file written and the result JSON."""
+        # The render stack (and its DSP imports) loads with the first job, not the server.
+        from engine.render import render_file, transcribe_file
+
         job, work = record.job, record.job.work
         where: dict[str, Any] = dict(
             source=job.input,
