@@ -138,7 +138,7 @@ def run_with_upload(
     stem, suffix = _split(name)
     result = _localised(outcome.result, request, source, start)
     if suffix == ".json":
-        result_bytes = _localised_sidecar(result_bytes, start)
+        result_bytes = _localised_sidecar(result_bytes, source, start)
     folder = Path(request.get("output_dir") or source.parent)
 
     def write(file: BinaryIO) -> None:
@@ -185,10 +185,11 @@ def _localised(
     return local
 
 
-def _localised_sidecar(data: bytes, start: float) -> bytes:
-    """A transcript sidecar with source times in the local file (the upload began at 0)."""
-    document = json.loads(data)
-    return json.dumps(_shifted(document, start), ensure_ascii=False, indent=2).encode("utf-8")
+def _localised_sidecar(data: bytes, source: Path, start: float) -> bytes:
+    """A transcript sidecar naming the local file, with word times in it (the upload began
+    at the slice's start)."""
+    document = {**_shifted(json.loads(data), start), "input": str(source), "start": start}
+    return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
 
 
 def _shifted(transcript: dict[str, Any], start: float) -> dict[str, Any]:
