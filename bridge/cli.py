@@ -383,7 +383,7 @@ def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_const",
         const=True,
         help="decode and re-tokenize every iteration as the official pipeline does, instead of "
-        "editing the previous pass's tokens (stepaudio)",
+        "editing the previous pass's tokens (stepaudio; default: off)",
     )
 
 
