@@ -8,7 +8,7 @@ One run measures, on the same machine and engine:
   in SLIP frames (what the engine's TCP side speaks), in length-prefixed frames (the OSC 1.0
   stream alternative), and whole uploads and downloads (OSC, signatures, hashes, disk).
 
-Usage: python -m bench.bench_transfer [--repeats 3] [--edit vad]
+Usage: python -m bench.bench_transfer [--repeats 3] [--edit vad | speed:faster]
 """
 
 from __future__ import annotations
@@ -114,10 +114,15 @@ def _median_time(run: Callable[[], object], repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--edit", default="vad", help="edit type (default: %(default)s)")
+    parser.add_argument(
+        "--edit",
+        default="vad",
+        help="TYPE or TYPE:OPTION, e.g. speed:faster (default: %(default)s)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    edit = {"type": args.edit}
+    kind, _, option = args.edit.partition(":")
+    edit = {"type": kind, **({"option": option} if option else {})}
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         files = base / "files"
