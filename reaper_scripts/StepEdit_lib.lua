@@ -24,7 +24,8 @@ table (what the StepEdit_*.lua actions call). Each module is a file of one conce
   StepEdit/auth.lua       sign(packet, key): the /stepedit/auth envelope (pure Lua)
   StepEdit/files.lua      paths, command-line quoting, file reads and writes (pure Lua)
   StepEdit/settings.lua   ExtState section "StepEdit": settings, running jobs, cancel requests
-  StepEdit/items.lua      item_slice(item), edit_label(edit), take_name(edit, passes)
+  StepEdit/items.lua      item_slice(item), edit_label(edit), take_name(edit, passes),
+                          sensitive_spans(slice)
   StepEdit/transport.lua  OSC over UDP (LuaSocket) or `stepedit send` + status files, one
                           interface; query(addresses, on_reply) for ping/capabilities
   StepEdit/ui.lua         messages, progress (ReaImGui window or console), dialogs

@@ -372,14 +372,16 @@ function M.settings_dialog()
     { "Take markers at words (0/1)", s.take_markers and 1 or 0 },
     { "English fillers (blank: the engine's)", table.concat(s.fillers.en, " ") },
     { "Mandarin fillers (blank: the engine's)", table.concat(s.fillers.zh, " ") },
+    { "Engine is remote (auto/0/1)", settings.raw("remote") },
+    { "Shared paths (here=engine; ...)", table.concat(s.map_paths, "; ") },
     { "Engine key id", s.key and s.key.id or settings.DEFAULTS.key_id },
     -- "*": REAPER hides what is typed in this field
     { "*Engine secret (stepedit secret; blank: none)", s.key and s.key.secret or "" },
   })
   if not values then return no_undo() end
   local keys = { "host", "port", "engine_command", "keep_length", "iterations", "transport",
-                 "language", "mask_sound", "take_markers", "fillers_en", "fillers_zh", "key_id",
-                 "secret" }
+                 "language", "mask_sound", "take_markers", "fillers_en", "fillers_zh", "remote",
+                 "map_paths", "key_id", "secret" }
   local secret = values[#keys]:match("^%s*(.-)%s*$"):lower()
   if secret ~= "" and not secret:match("^" .. ("%x"):rep(64) .. "$") then
     values[#keys] = s.key and s.key.secret or ""

@@ -330,50 +330,9 @@ end
 local EDIT_WORDING = { done = "take(s) added", nothing = "nothing to edit",
                        failed = "could not be edited; their takes are unchanged" }
 
--- plan(item) -> slice, spec, passes  |  nil, reason.  Starts one job per planned item.
-function M.start(plan, opts)
-  opts = opts or {}
-  local s = settings.settings()
-  local selected = opts.items or items.selected_items()
-  if #selected == 0 then
-    msg("Select one or more speech items first.")
-    return no_undo()
-  end
-  local batch = { jobs = {}, refused = {}, settings = s, keep_length = s.keep_length,
-                  address = opts.address or "edit", undo_name = opts.undo_name,
-                  prepare = opts.prepare, apply = opts.apply, on_take = opts.on_take,
-                  after = opts.after, wording = opts.wording or EDIT_WORDING,
-                  failure_note = opts.failure_note }
-  local names = {}
-  for _, item in ipairs(selected) do
-    local slice, spec, passes = plan(item)
-    if slice then
-      local job = { id = new_job_id(), slice = slice, passes = passes, address = batch.address,
-                    stage = "sending", fraction = 0 }
-      job.request = { input = slice.input, start = slice.start, length = slice.length }
-      if batch.address == "transcribe" then
-        for key, value in pairs(spec) do job.request[key] = value end
-        job.label = "transcribe"
-      else
-        job.edit, job.request.edit, job.label = spec, spec, items.edit_label(spec)
-        local name = items.take_name(spec, passes)
-        batch.undo_name = opts.undo_name or
-          ((batch.undo_name == nil or batch.undo_name == name) and name or "StepEdit edits")
-      end
-      job.owns_name = not names[slice.take_guid] -- one job shows progress in a take's name
-      names[slice.take_guid] = true
-      batch.jobs[#batch.jobs + 1] = job
-    else
-      batch.refused[#batch.refused + 1] = { slice = { item = item }, failure = spec }
-    end
-  end
-  if #batch.jobs == 0 then
-    local lines = {}
-    for _, refusal in ipairs(batch.refused) do lines[#lines + 1] = failure_line(refusal) end
-    msg("StepEdit: " .. batch.wording.nothing .. ".\n\n" .. table.concat(lines, "\n"))
-    return no_undo()
-  end
-
+-- Sends the planned jobs and follows them.
+local function launch(batch)
+  local s = batch.settings
   local ok, transport = pcall(transports.open_transport, s)
   if not ok then
     msg("StepEdit cannot reach the engine: " .. tostring(transport))
@@ -397,6 +356,80 @@ function M.start(plan, opts)
   settings.set_running(ids, {})
   batch.sent = running
   return run_batch(batch)
+end
+
+-- keep_length goes in the request only where the engine lists it in the edit type's `uses`
+-- (older engines refuse unknown fields); the result then lasts exactly the slice, and the
+-- item keeps its length as it does without the field.
+local function ask_keep_length(batch)
+  transports.query({ codec.ADDRESS.capabilities }, function(replies, why)
+    if not replies then return msg(transports.no_reply_message(why)) end
+    local ok, caps = pcall(codec.json_decode, replies[codec.ADDRESS.capabilities].args[1])
+    local types = ok and type(caps) == "table" and type(caps.edit_types) == "table"
+      and caps.edit_types or {}
+    for _, job in ipairs(batch.jobs) do
+      local kind = types[job.edit.type]
+      for _, field in ipairs(type(kind) == "table" and kind.uses or {}) do
+        if field == "keep_length" then
+          local edit = {}
+          for k, v in pairs(job.edit) do edit[k] = v end
+          edit.keep_length = true
+          job.request.edit = edit
+        end
+      end
+    end
+    launch(batch)
+  end)
+end
+
+-- plan(item) -> slice, spec, passes  |  nil, reason.  Starts one job per planned item.
+function M.start(plan, opts)
+  opts = opts or {}
+  local s = settings.settings()
+  local selected = opts.items or items.selected_items()
+  if #selected == 0 then
+    msg("Select one or more speech items first.")
+    return no_undo()
+  end
+  local batch = { jobs = {}, refused = {}, settings = s, keep_length = s.keep_length,
+                  address = opts.address or "edit", undo_name = opts.undo_name,
+                  prepare = opts.prepare, apply = opts.apply, on_take = opts.on_take,
+                  after = opts.after, wording = opts.wording or EDIT_WORDING,
+                  failure_note = opts.failure_note }
+  local names = {}
+  for _, item in ipairs(selected) do
+    local slice, spec, passes = plan(item)
+    if slice then
+      local job = { id = new_job_id(), slice = slice, passes = passes, address = batch.address,
+                    stage = "sending", fraction = 0 }
+      job.request = { input = slice.input, start = slice.start, length = slice.length }
+      -- masked by the client before upload; a local engine's audio never leaves
+      if s.remote then job.sensitive = items.sensitive_spans(slice) end
+      if batch.address == "transcribe" then
+        for key, value in pairs(spec) do job.request[key] = value end
+        job.label = "transcribe"
+      else
+        job.edit, job.request.edit, job.label = spec, spec, items.edit_label(spec)
+        local name = items.take_name(spec, passes)
+        batch.undo_name = opts.undo_name or
+          ((batch.undo_name == nil or batch.undo_name == name) and name or "StepEdit edits")
+      end
+      job.owns_name = not names[slice.take_guid] -- one job shows progress in a take's name
+      names[slice.take_guid] = true
+      batch.jobs[#batch.jobs + 1] = job
+    else
+      batch.refused[#batch.refused + 1] = { slice = { item = item }, failure = spec }
+    end
+  end
+  if #batch.jobs == 0 then
+    local lines = {}
+    for _, refusal in ipairs(batch.refused) do lines[#lines + 1] = failure_line(refusal) end
+    msg("StepEdit: " .. batch.wording.nothing .. ".\n\n" .. table.concat(lines, "\n"))
+    return no_undo()
+  end
+
+  if batch.address == "edit" and s.keep_length then return ask_keep_length(batch) end
+  return launch(batch)
 end
 
 return M

@@ -5,6 +5,7 @@
 --   edit_label(edit)          -> "happy", "remove silences", ...
 --   take_name(edit, passes)   -> "StepEdit happy ×2"
 --   describe_item(slice_or_item) -> "\"voice.wav\" at 0:01.5" (for messages)
+--   sensitive_spans(slice)    -> {{start, end}, ...} file seconds under "sensitive" regions
 
 local import = ...
 local files = import("files")
@@ -128,6 +129,27 @@ function M.item_slice(item)
     lead_in = (start - (reaper.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS") + offset))
       / playrate, -- item time before the first sample sent (item starts before its source)
   }
+end
+
+-- The parts of the slice under project regions named "sensitive", in seconds of the file
+-- (what `stepedit send --sensitive` masks before the audio leaves this computer).
+function M.sensitive_spans(slice)
+  local spans, i = {}, 0
+  local item_start = slice.position + slice.lead_in
+  local function file_time(t)
+    local into = math.max(0, math.min(slice.length, (t - item_start) * slice.playrate))
+    return slice.start + into
+  end
+  while true do
+    local found, is_region, from, to, name = reaper.EnumProjectMarkers3(0, i)
+    if found == 0 then break end
+    if is_region and name:lower():find("sensitive", 1, true) then
+      local a, b = file_time(from), file_time(to)
+      if b > a then spans[#spans + 1] = { a, b } end
+    end
+    i = i + 1
+  end
+  return spans
 end
 
 -- Where the edit cursor is in the slice's source time, or nil when it is outside the item.

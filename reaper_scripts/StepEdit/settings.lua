@@ -4,8 +4,11 @@
 --
 --   settings()               -> {host, port, engine_command, keep_length, iterations, transport,
 --                                language, mask_sound, take_markers, fillers = {en=, zh=},
---                                key = {id=, secret=} | nil (sign requests when set)}
+--                                key = {id=, secret=} | nil (sign requests when set),
+--                                remote (the engine cannot read this computer's files),
+--                                map_paths = {"CLIENT_PREFIX=ENGINE_PREFIX", ...}}
 --   set_setting(key, value)     persisted
+--   raw(key)                 -> the stored text, or the default
 --   running_ids(), set_running(add, remove)   ids of the jobs running scripts wait for
 --   cancel_serial(), request_cancel()         "Cancel jobs" bumps the serial; batches watch it
 
@@ -24,6 +27,8 @@ M.DEFAULTS = {
   -- The engine's secret (`stepedit secret`) lives only here, in REAPER's own settings file,
   -- never in a project or a log; "" sends plain requests.
   key_id = "default", secret = "",
+  -- "auto": remote when the host is not this computer; "1"/"0" force it.
+  remote = "auto", map_paths = "", -- "C:/Projects=/mnt/projects; ..." (shared storage)
 }
 
 M.LANGUAGES = { auto = true, en = true, zh = true }
@@ -42,6 +47,23 @@ local function ext(key)
   return value
 end
 
+local function is_loopback(host)
+  return host == "localhost" or host == "::1" or host:match("^127%.") ~= nil
+end
+
+-- "a=b; c=d" -> {"a=b", "c=d"}: prefixes may hold spaces, not ";".
+local function path_maps(text)
+  local maps = {}
+  for entry in text:gmatch("[^;]+") do
+    local here, there = entry:match("^%s*(.-)%s*=%s*(.-)%s*$")
+    if here and here ~= "" and there ~= "" then maps[#maps + 1] = here .. "=" .. there end
+  end
+  return maps
+end
+
+-- The stored text of a setting, or its default (what a dialog shows).
+M.raw = ext
+
 -- Pasted values may bring spaces; blank reads as the default.
 local function trimmed(key)
   local value = ext(key):match("^%s*(.-)%s*$")
@@ -58,8 +80,9 @@ function M.settings()
   local language = ext("language"):lower()
   local mask = ext("mask_sound"):lower():gsub("[ -]", "_")
   local secret = trimmed("secret")
+  local host, remote = ext("host"), ext("remote")
   return {
-    host = ext("host"),
+    host = host,
     port = port,
     engine_command = ext("engine_command"),
     keep_length = ext("keep_length") == "1",
@@ -70,6 +93,8 @@ function M.settings()
     take_markers = ext("take_markers") == "1",
     fillers = { en = word_list(ext("fillers_en")), zh = word_list(ext("fillers_zh")) },
     key = secret ~= "" and { id = trimmed("key_id"), secret = secret } or nil,
+    remote = remote == "1" or (remote ~= "0" and not is_loopback(host)),
+    map_paths = path_maps(ext("map_paths")),
   }
 end
 

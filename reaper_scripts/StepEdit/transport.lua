@@ -2,6 +2,9 @@
 -- StepEdit transports: how the scripts talk to the engine. Two kinds, one interface:
 -- OSC over UDP when LuaSocket loads (the "Mavriq Lua Sockets" package), else the engine's
 -- `stepedit send` client started with ExecProcess, then the job's status file is polled.
+-- A remote engine (settings.remote) always gets the client: UDP datagrams cannot carry the
+-- slice's audio, and `stepedit send --remote` uploads it, downloads the result into the
+-- local output folder and mirrors the job's statuses into the local status file.
 --
 --   open_transport(settings) -> transport (raises when the setting asks for a missing kind)
 --   sockets_available()      -> true when LuaSocket loads (OSC is possible)
@@ -16,7 +19,9 @@
 --   .kind                     "osc" | "process"
 --   .engine_down_s            no word about any job this long after sending: engine down
 --   :start(job)               -> true | nil, why   sends job.request under job.id, as an
---                                edit, or as a transcription when job.address == "transcribe"
+--                                edit, or as a transcription when job.address == "transcribe";
+--                                job.sensitive = {{start, end}, ...} masks those file seconds
+--                                before upload (remote engines)
 --   :poll(jobs, now)          -> events {id, kind = accepted|progress|done|error, fraction,
 --                                stage, output_path, result (JSON text or table; nil when
 --                                the reply was cut short), code, message, retry_after}
@@ -204,9 +209,28 @@ local function client_options(s)
   return options .. " --key-id " .. files.quote(s.key.id) .. " --secret-file " .. files.quote(path)
 end
 
+-- `send` options of a remote engine: the audio travels unless a mapping covers the paths.
+local function send_options(s)
+  if not s.remote then return "" end
+  local options = " --remote --sensitive-sound " .. s.mask_sound
+  for _, map in ipairs(s.map_paths) do options = options .. " --map-path " .. files.quote(map) end
+  return options
+end
+
+-- Whole milliseconds that cover each span.
+local function sensitive_options(job)
+  local options = ""
+  for _, span in ipairs(job.sensitive or {}) do
+    options = options .. string.format(" --sensitive %.3f-%.3f",
+      math.floor(span[1] * 1000) / 1000, math.ceil(span[2] * 1000) / 1000)
+  end
+  return options
+end
+
 local function open_process(s)
   return setmetatable({ command = s.engine_command, kind = "process", engine_down_s = 1.8,
-                        options = client_options(s), dir = jobs_dir() }, Process)
+                        options = client_options(s), send_options = send_options(s),
+                        dir = jobs_dir() }, Process)
 end
 
 function Process:run(args)
@@ -223,7 +247,7 @@ function Process:start(job)
   job.status_stamp = nil
   local kind = job.address == "transcribe" and "--kind transcribe " or ""
   if not self:run("send " .. kind .. "--job-id " .. job.id .. " --request-file " ..
-      files.quote(job.request_file)) then
+      files.quote(job.request_file) .. self.send_options .. sensitive_options(job)) then
     return nil, "could not run the StepEdit client \"" .. self.command .. "\""
   end
   job.polled_at = 0
@@ -298,7 +322,12 @@ end
 
 function M.open_transport(s)
   s = s or settings.settings()
-  if s.transport ~= "process" then
+  if s.remote and s.transport == "osc" then
+    error("the engine is set as remote (or its host is not this computer), and OSC over " ..
+      "UDP cannot carry audio: set the transport to auto or process, or \"Engine is " ..
+      "remote\" to 0 when the engine can read this computer's files", 0)
+  end
+  if s.transport ~= "process" and not s.remote then
     local transport = open_osc(s)
     if transport then return transport end
     if s.transport == "osc" then

@@ -96,6 +96,51 @@ describe("StepEdit actions", function()
     run("Slower")
     assert.are.equal("StepEdit slower", item.takes[2].name)
     close(2, item.values.D_LENGTH)
+    assert.is_nil(engine.requests[1].request.edit.keep_length) -- the engine does not list it
+  end)
+
+  it("asks for keep_length where the engine lists it, and keeps the item's length", function()
+    engine.capabilities.edit_types.denoise.uses = { "keep_length" }
+    emu:set_extstate("StepEdit", "keep_length", "1", true)
+    local item = emu:add_item(emu.track, { file = wav, length = 2 })
+    run("Denoise")
+    assert.is_true(engine.requests[1].request.edit.keep_length)
+    close(2, item.values.D_LENGTH)
+    assert.is_nil(lib.json_decode(item.takes[2].ext.StepEdit).edit.keep_length) -- not repeated
+  end)
+
+  it("runs the stepedit client in remote mode for a remote engine, even with sockets", function()
+    emu:set_extstate("StepEdit", "remote", "1", true)
+    emu:set_extstate("StepEdit", "map_paths", "/p=/q", true)
+    emu:set_extstate("StepEdit", "engine_command", "/no/such/stepedit", true)
+    emu:add_item(emu.track, { file = wav, position = 10, startoffs = 1, length = 2, playrate = 0.5 })
+    reaper.AddProjectMarker2(0, true, 10.5, 11, "Sensitive: name", -1, 0) -- file 1.25-1.5
+    reaper.AddProjectMarker2(0, true, 11.5, 13, "sensitive", -1, 0)     -- file 1.75-2 (end)
+    reaper.AddProjectMarker2(0, true, 10, 11, "intro", -1, 0)
+    reaper.AddProjectMarker2(0, true, 20, 21, "sensitive", -1, 0)       -- after the item
+    run("Denoise")
+    assert.matches(" send .* %-%-remote %-%-sensitive%-sound room_tone %-%-map%-path /p=/q " ..
+      "%-%-sensitive 1%.250%-1%.500 %-%-sensitive 1%.750%-2%.000 %-%-engine ",
+      emu.processes[1].cmdline)
+    assert.are.equal(0, #engine.requests)
+  end)
+
+  it("sends a local engine no sensitive spans: its audio does not travel", function()
+    emu:add_item(emu.track, { file = wav, length = 2 })
+    reaper.AddProjectMarker2(0, true, 0.5, 1, "sensitive", -1, 0)
+    run("Denoise")
+    assert.are.equal(1, #engine.requests)
+    assert.are.equal(0, #emu.processes)
+  end)
+
+  it("refuses the osc transport for a remote engine: UDP cannot carry audio", function()
+    emu:set_extstate("StepEdit", "transport", "osc", true)
+    emu:set_extstate("StepEdit", "host", "192.0.2.7", true)
+    emu:add_item(emu.track, { file = wav, length = 2 })
+    run("Denoise")
+    assert.matches("OSC over UDP cannot carry audio", emu.messages[1].text, 1, true)
+    assert.are.equal(0, #emu.processes)
+    assert.are.equal(0, #emu.undo_points)
   end)
 
   it("copies the playrate so the new take plays like the old one", function()
@@ -273,16 +318,18 @@ describe("StepEdit actions", function()
 
   it("stores the settings dialog's values in ExtState", function()
     emu.responses.GetUserInputs = { { "localhost", "9400", "/opt/stepedit", "1", "3", "process",
-                                      "EN", "Room tone", "1", "um, uh like", "", "studio",
+                                      "EN", "Room tone", "1", "um, uh like", "", "1",
+                                      "/home/me/p=/mnt/p; /x = /y", "studio",
                                       " " .. ("AB"):rep(32) .. " " } }
     run("Settings")
-    assert.are.equal(13, emu.inputs_asked[1].n)
+    assert.are.equal(15, emu.inputs_asked[1].n)
     local s = lib.settings()
     assert.are.same({ host = "localhost", port = 9400, engine_command = "/opt/stepedit",
                       keep_length = true, iterations = 3, transport = "process",
                       language = "en", mask_sound = "room_tone", take_markers = true,
                       fillers = { en = { "um", "uh", "like" }, zh = {} },
-                      key = { id = "studio", secret = ("ab"):rep(32) } }, s)
+                      key = { id = "studio", secret = ("ab"):rep(32) }, remote = true,
+                      map_paths = { "/home/me/p=/mnt/p", "/x=/y" } }, s)
     assert.is_true(emu.extstate.StepEdit.port.persist)
   end)
 

@@ -93,7 +93,7 @@ function Emulator.new(opts)
   self.now_fn = opts.now   -- real clock: function() -> seconds
   self.sleep_fn = opts.sleep -- real clock: function(seconds)
   self.t = 1000.0
-  self.project = { tracks = {}, cursor = 0 }
+  self.project = { tracks = {}, cursor = 0, markers = {} }
   self.extstate = {}
   self.queue, self.atexit_fns = {}, {}
   self.console, self.messages, self.undo_points, self.commands = {}, {}, {}, {}
@@ -465,6 +465,23 @@ function Emulator:_build_api()
   function r.GetCursorPosition() return emu.project.cursor end
   function r.SetEditCurPos(t) emu.project.cursor = t end
   function r.GetMousePosition() return 0, 0 end
+  -- Project markers and regions, kept sorted by position (not part of dump()).
+  -- AddProjectMarker2(proj, isrgn, pos, rgnend, name, wantidx, color) -> its index number;
+  -- EnumProjectMarkers3(proj, idx) -> retval (idx + 1, 0 past the last), isrgn, pos,
+  -- rgnend, name, markrgnindexnumber, color.
+  function r.AddProjectMarker2(_, isrgn, pos, rgnend, name, wantidx, color)
+    local markers = emu.project.markers
+    local number = wantidx >= 0 and wantidx or #markers + 1
+    markers[#markers + 1] = { isrgn = isrgn, pos = pos, rgnend = isrgn and rgnend or 0,
+                              name = name, number = number, color = color or 0 }
+    table.sort(markers, function(a, b) return a.pos < b.pos end)
+    return number
+  end
+  function r.EnumProjectMarkers3(_, idx)
+    local m = emu.project.markers[idx + 1]
+    if not m then return 0, false, 0, 0, "", 0, 0 end
+    return idx + 1, m.isrgn, m.pos, m.rgnend, m.name, m.number, m.color
+  end
 
   -- Pointers ---------------------------------------------------------------------
 

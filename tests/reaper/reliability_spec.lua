@@ -166,13 +166,13 @@ describe("StepEdit reliability", function()
     it("keeps a badly pasted secret out of the settings and says why", function()
       emu:set_extstate("StepEdit", "secret", SECRET, true)
       local answer = { "127.0.0.1", tostring(engine.port), "stepedit", "0", "1", "auto", "auto",
-                       "room_tone", "0", "", "", "default", "not a secret" }
+                       "room_tone", "0", "", "", "auto", "", "default", "not a secret" }
       emu.responses.GetUserInputs = { answer }
       run("Settings")
-      assert.are.equal("*", emu.inputs_asked[1].captions[13]:sub(1, 1), "typed secrets are hidden")
+      assert.are.equal("*", emu.inputs_asked[1].captions[15]:sub(1, 1), "typed secrets are hidden")
       assert.are.equal(SECRET, lib.settings().key.secret)
       assert.matches("64 hex characters", emu.messages[1].text, 1, true)
-      answer[13] = ""
+      answer[15] = ""
       emu.responses.GetUserInputs = { answer }
       run("Settings")
       assert.is_nil(lib.settings().key) -- blank: plain requests again

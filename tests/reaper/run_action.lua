@@ -10,6 +10,7 @@ scenario.json:
   sockets         false hides LuaSocket from the script (stock REAPER: process transport)
   extstate        {key: value} for section "StepEdit"
   cursor          edit cursor position (seconds)
+  regions         [{start, end, name}] project regions
   items           [{file, position, length, startoffs, playrate, selected, section_offset}]
   responses       {MB: [...], GetUserInputs: [[...]], showmenu: [...]}
   edit_text       [[[pattern, replacement], ...], ...]: further GetUserInputs answers, each the
@@ -48,6 +49,9 @@ for _, rewrites in ipairs(scenario.edit_text or {}) do
   end)
 end
 emu.project.cursor = scenario.cursor or 0
+for _, region in ipairs(scenario.regions or {}) do
+  emu.reaper.AddProjectMarker2(0, true, region.start, region["end"], region.name, -1, 0)
+end
 
 local track = emu:add_track()
 for _, spec in ipairs(scenario.items or {}) do
