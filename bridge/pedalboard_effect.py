@@ -30,6 +30,7 @@ from pedalboard.io import AudioFile
 from bridge import auth, protocol
 from bridge.client import ClientError, StepEditClient, new_job_id
 from bridge.edit_flags import edit_from_flags
+from bridge.remote import PathMap, audio_travels, run_with_upload
 from engine.edits import parse_edit
 
 if TYPE_CHECKING:
@@ -51,12 +52,13 @@ class StepEdit:
 
     The edit renders on a resident engine when one answers a ping within ``ping_timeout``,
     else here, in this process, through the engine's own pipeline (``mode`` says which);
-    both give the same audio for the same backend. On the engine, the audio travels as a
-    32-bit float WAV in a temporary folder the engine reads and writes its result to: one
-    on this machine (``host`` on loopback), or ``shared_dir`` when the engine runs on
-    another machine that sees that folder at the same path. Without ``shared_dir`` an
-    engine elsewhere is not used: sending the audio with the request needs the client's
-    remote edit call (issue 11, item 1).
+    both give the same audio for the same backend. For the engine the audio is written as a
+    32-bit float WAV in a temporary folder: one on this machine, which an engine on
+    loopback reads and writes its result to, or ``shared_dir`` when the engine sees that
+    folder at the same path. An engine that cannot read it (not on loopback and no
+    ``shared_dir``, or ``remote=True``) gets the WAV's bytes over TCP and sends the result
+    back (``bridge.remote.run_with_upload``, signed with ``secret``); ``sends_audio`` says
+    which. Float WAVs both ways: the audio is not quantised either way.
 
     Unlike pedalboard's plugins, an edit works on a whole take and may change its length
     (speed, silence removal, insertions): use the returned array's length. It keeps no
@@ -81,6 +83,8 @@ class StepEdit:
         keep_length: Fit the result to the input's duration.
         in_process: ``None``: the engine when it answers, else here; ``True``: always here;
             ``False``: always the engine.
+        remote: Send the audio to the engine even on loopback (as for an engine on
+            another machine), unless ``shared_dir`` is given.
         host: The engine's address.
         port: Its port.
         secret: The engine's secret (``stepedit secret``), to sign requests; ``None``
@@ -88,12 +92,15 @@ class StepEdit:
         key_id: The secret's name in the engine's keyring.
         timeout: Seconds to wait for the engine to answer a request.
         ping_timeout: Seconds to wait for a ping when choosing where to render.
-        shared_dir: A folder the engine sees at the same path (shared storage).
+        shared_dir: A folder the engine sees at the same path (shared storage): the
+            audio goes by path, not over TCP.
         backend: The backend of in-process renders (loaded once per process).
 
+    Attributes:
+        sends_audio: Whether the engine gets the audio itself rather than a path.
+
     Raises:
-        ValueError: not exactly one edit named, both ``paralinguistic`` and ``tag``, or
-            ``in_process=False`` for an engine elsewhere without ``shared_dir``.
+        ValueError: not exactly one edit named, or both ``paralinguistic`` and ``tag``.
         engine.errors.EditError: the edit is invalid (a ``ValueError``).
     """
 
@@ -117,6 +124,7 @@ class StepEdit:
         language: str | None = None,
         keep_length: bool = False,
         in_process: bool | None = None,
+        remote: bool = False,
         host: str = "127.0.0.1",
         port: int = protocol.DEFAULT_PORT,
         secret: str | None = None,
@@ -151,23 +159,27 @@ class StepEdit:
         self.key_id = key_id
         self.shared_dir = None if shared_dir is None else Path(shared_dir)
         self.backend = backend
-        self._engine_readable = auth.is_loopback(host) or self.shared_dir is not None
-        if in_process is False and not self._engine_readable:
-            raise ValueError(
-                f"the engine at {host}:{port} is not on this machine and cannot read its "
-                "temporary files: give shared_dir= (a folder it sees at the same path)"
-            )
+        folder = str(self.shared_dir or tempfile.gettempdir())
+        self.sends_audio = audio_travels(
+            host,
+            {"input": folder, "output_dir": folder},
+            remote=remote,
+            maps=[PathMap(folder, folder)] if self.shared_dir else [],
+        )
         self._mode: Mode | None = "in_process" if in_process else None
         self._engine_required = in_process is False
 
     def __repr__(self) -> str:
-        where = self._mode or "engine if reachable"
+        where: str = self._mode or "engine if reachable"
+        if self.sends_audio and where != "in_process":
+            where += ", audio sent"
         return f"StepEdit({self.edit!r}, {where}, engine={self.host}:{self.port})"
 
     @property
     def mode(self) -> Mode:
         """``"engine"`` or ``"in_process"``: where the next call renders (pings the engine
-        the first time it is asked, unless ``in_process`` decided it).
+        the first time it is asked, unless ``in_process`` decided it). ``"engine"`` is a
+        remote one too: ``sends_audio`` says whether the audio travels to it.
 
         Raises:
             bridge.client.ClientError: the engine refuses the ping (``unauthorized``: give
@@ -180,14 +192,6 @@ class StepEdit:
     def _engine_answers(self) -> bool:
         if self._engine_required:
             return True
-        if not self._engine_readable:
-            _LOG.info(
-                "rendering in-process: the engine at %s:%d cannot read this machine's files "
-                "(give shared_dir=)",
-                self.host,
-                self.port,
-            )
-            return False
         try:
             with self._client(self.ping_timeout) as client:
                 client.ping()
@@ -199,8 +203,14 @@ class StepEdit:
         return True
 
     def _client(self, timeout: float) -> StepEditClient:
+        """A client of the engine: over TCP when the audio travels (as it must), else UDP."""
         return StepEditClient(
-            self.host, self.port, timeout=timeout, secret=self._secret, key_id=self.key_id
+            self.host,
+            self.port,
+            timeout=timeout,
+            secret=self._secret,
+            key_id=self.key_id,
+            transport="tcp" if self.sends_audio else "udp",
         )
 
     def process(
@@ -256,11 +266,12 @@ class StepEdit:
         with tempfile.TemporaryDirectory(prefix="stepedit-", dir=self.shared_dir) as folder:
             source = Path(folder) / "input.wav"
             soundfile.write(source, samples.T, rate, subtype="FLOAT")
+            request = {"input": str(source), "edit": self.edit, "output_dir": folder}
             with self._client(self.timeout) as client:
-                outcome = client.edit(
-                    {"input": str(source), "edit": self.edit, "output_dir": folder},
-                    job_id=new_job_id(),
-                )
+                if self.sends_audio:
+                    outcome = run_with_upload(client, protocol.ADDRESS["edit"], request)
+                else:
+                    outcome = client.edit(request, job_id=new_job_id())
             edited, _ = soundfile.read(outcome.output_path, dtype="float32", always_2d=True)
         return np.ascontiguousarray(edited.T)
 

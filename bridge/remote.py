@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, BinaryIO
 
+from bridge import auth
 from bridge.client import JobOutcome, Progress, StepEditClient, new_job_id
 from bridge.privacy import Sensitive, mask_slice
 
-__all__ = ["PathMap", "map_request", "run_with_upload", "unmap_path"]
+__all__ = ["PathMap", "audio_travels", "map_request", "run_with_upload", "unmap_path"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -80,6 +81,18 @@ def map_request(request: Mapping[str, Any], maps: Sequence[PathMap]) -> dict[str
                 return None
             mapped[name] = swapped
     return mapped
+
+
+def audio_travels(
+    host: str, request: Mapping[str, Any], *, remote: bool, maps: Sequence[PathMap]
+) -> bool:
+    """Whether a job's audio goes to the engine at ``host`` (``run_with_upload``) rather
+    than its paths: not when a mapping covers every path of the request (shared storage),
+    else when ``remote`` asks for it or the engine is not on loopback (it cannot read this
+    machine's files)."""
+    if maps and map_request(request, maps) is not None:
+        return False
+    return remote or not auth.is_loopback(host)
 
 
 def unmap_path(path: str, maps: Sequence[PathMap]) -> str:

@@ -2,12 +2,15 @@
 engine.
 
 Equality with the engine is bit-exact: the audio reaches the engine as a 32-bit float WAV
-and the engine writes float results for float sources, so nothing is quantised on the way.
+(a file, or its bytes over TCP for a remote engine) and the engine writes float results for
+float sources, so nothing is quantised on the way.
 """
 
 from __future__ import annotations
 
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +46,20 @@ def engine_render(
         outcome = client.edit({"input": str(source), "edit": edit, "output_dir": str(folder)})
     edited, _ = soundfile.read(outcome.output_path, dtype="float32", always_2d=True)
     return np.ascontiguousarray(edited.T)
+
+
+@pytest.fixture(scope="module")
+def remote_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    """An engine that takes signed messages only and reads and writes one folder of its own:
+    not the client's temporary folder, as an engine on another machine."""
+    base = tmp_path_factory.mktemp("remote")
+    files = base / "files"
+    files.mkdir()
+    assert not Path(tempfile.gettempdir()).resolve().is_relative_to(files.resolve())
+    roots = ("--input-root", str(files), "--output-root", str(files))
+    running = start_engine(base, "--backend", "cpu", "--require-auth", *roots)
+    yield running
+    stop_engine(running)
 
 
 def test_pedalboard_itself_cannot_hold_a_python_effect() -> None:
@@ -168,8 +185,6 @@ def test_bad_constructions_name_the_problem() -> None:
         StepEdit(emotion="gleeful")
     with pytest.raises(EditError, match="needs 'position'"):
         StepEdit(tag="Laughter")
-    with pytest.raises(ValueError, match="shared_dir"):
-        StepEdit(denoise=True, host="192.0.2.7", in_process=False)
 
 
 def test_without_an_engine_it_renders_in_process(data_dir: Path) -> None:
@@ -180,8 +195,8 @@ def test_without_an_engine_it_renders_in_process(data_dir: Path) -> None:
     np.testing.assert_array_equal(
         effect(audio, rate), StepEdit(speed="faster", in_process=True)(audio, rate)
     )
-    # An engine elsewhere cannot read a temporary file here: not even pinged.
-    assert StepEdit(denoise=True, host="192.0.2.7").mode == "in_process"
+    # An engine elsewhere that does not answer (TEST-NET address): here too.
+    assert StepEdit(denoise=True, host="192.0.2.7", ping_timeout=0.1).mode == "in_process"
     with pytest.raises(ClientError) as e:
         StepEdit(speed="faster", port=nobody, in_process=False, timeout=0.2)(audio, rate)
     assert e.value.code == "no_engine"
@@ -205,6 +220,51 @@ def test_engine_path_signs_with_the_secret(tmp_path: Path, data_dir: Path) -> No
         assert e.value.code == "unauthorized"
     finally:
         stop_engine(signed_only)
+
+
+def test_where_the_audio_goes(tmp_path: Path) -> None:
+    assert not StepEdit(vad=True).sends_audio  # loopback: by path
+    assert StepEdit(vad=True, remote=True).sends_audio
+    assert StepEdit(vad=True, host="192.0.2.7").sends_audio  # elsewhere: over TCP
+    assert not StepEdit(vad=True, host="192.0.2.7", shared_dir=tmp_path).sends_audio
+    assert not StepEdit(vad=True, remote=True, shared_dir=tmp_path).sends_audio
+
+
+def test_chain_on_a_remote_engine_equals_the_in_process_render(
+    remote_engine: EngineProcess, data_dir: Path
+) -> None:
+    # Bit-exact (tolerance 0): float WAV bytes up, the engine's float result down.
+    audio, rate = read(data_dir / CLIP)
+    highpass, compressor = HighpassFilter(80), Compressor(threshold_db=-24, ratio=4)
+    effect = StepEdit(
+        emotion="happy",
+        iterations=2,
+        remote=True,
+        port=remote_engine.port,
+        secret=remote_engine.secret,
+        in_process=False,
+    )
+    assert effect.mode == "engine" and effect.sends_audio
+    got = Chain([highpass, effect, compressor])(audio, rate)
+    here = StepEdit(emotion="happy", iterations=2, in_process=True)
+    expected = Chain([highpass, here, compressor])(audio, rate)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    # It rendered there, from the upload: no request named the wrapper's temporary folder.
+    log = remote_engine.log_text()
+    assert "upload" in log and f"{Path(tempfile.gettempdir())}/stepedit-" not in log
+
+
+def test_a_remote_engine_needs_the_secret(remote_engine: EngineProcess, data_dir: Path) -> None:
+    audio, rate = read(data_dir / CLIP)
+    for secret in (None, "0" * 64):
+        with pytest.raises(ClientError) as refused:
+            StepEdit(vad=True, remote=True, port=remote_engine.port, secret=secret)(audio, rate)
+        assert refused.value.code == "unauthorized"
+    signed = StepEdit(vad=True, remote=True, port=remote_engine.port, secret=remote_engine.secret)
+    np.testing.assert_array_equal(
+        signed(audio, rate), StepEdit(vad=True, in_process=True)(audio, rate)
+    )
 
 
 def test_errors_carry_the_engines_codes(engine: EngineProcess) -> None:
