@@ -2,15 +2,21 @@
 
 Every audio file named (folders are searched recursively) becomes one engine job whose
 result lands in the output folder, under the file's subfolder when it was found in a folder.
-The engine writes each result atomically under a new name, so nothing is ever overwritten
-and an interrupted batch leaves no partial file.
+Each result is written atomically under a new name, so nothing is ever overwritten and an
+interrupted batch leaves no partial file. An engine that cannot read the files (another
+machine) gets each file's audio and sends the result back (``bridge.remote``): the CLI
+decides as for ``stepedit edit`` (``bridge.remote_cli``) and passes ``run_job``.
 
 Resuming: ``<output folder>/.stepedit-batch.json`` (rewritten atomically) maps each
 (source path, size, modification time, edit) to its job id and, once done, its output. A
 rerun skips the files whose output exists for the same edit; a job that was in flight when
 the batch stopped is asked for again under its id, so the engine answers with the result it
-finished meanwhile (or the job's progress) instead of rendering it twice. A changed source
-file or another edit is a new entry. One batch at a time may use an output folder.
+finished meanwhile (or the job's progress) instead of rendering it twice. That holds for a
+remote job too: its audio is offered again (the engine keeps uploads by content hash, so
+nothing is sent twice), the engine answers for the job id, and the result it still holds is
+downloaded. Only a result downloaded and released just before the batch died is rendered
+again, under a new id. A changed source file or another edit is a new entry. One batch at a
+time may use an output folder.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from bridge import protocol
-from bridge.client import ClientError, StepEditClient, new_job_id
+from bridge.client import ClientError, JobOutcome, Progress, StepEditClient, new_job_id
 from engine.audio import atomic_write_bytes
 from engine.edits import parse_edit
 
@@ -38,6 +44,7 @@ __all__ = [
     "MANIFEST_NAME",
     "BatchReport",
     "FileResult",
+    "JobRunner",
     "find_audio_files",
     "run_batch",
 ]
@@ -57,6 +64,9 @@ _REDRAW_S = 0.2
 _CLIENT_SIDE = frozenset({"no_engine", "unauthorized", "queue_full"})
 
 State = Literal["ok", "skipped", "failed"]
+# Runs one edit request to the end under a job id, reporting progress; returns the local
+# result (``client.edit``, or ``bridge.remote_cli.run_job`` for an engine elsewhere).
+JobRunner = Callable[[Mapping[str, Any], Progress, str], JobOutcome]
 
 
 @dataclass(frozen=True)
@@ -259,9 +269,11 @@ class _Batch:
         manifest: _Manifest,
         display: _Display,
         connect: Callable[[], StepEditClient],
+        run_job: JobRunner,
     ) -> None:
         self.edit = dict(edit)
         self.manifest, self.display, self.connect = manifest, display, connect
+        self.run_job = run_job
         self.stop = threading.Event()
         self._in_flight: dict[str, Path] = {}
         self._lock = threading.Lock()
@@ -324,10 +336,9 @@ class _Batch:
             self._in_flight[job_id] = task.source
         self.display.progress(task.source, 0.0, "queued")
         try:
-            with self.connect() as client:
-                outcome = client.edit(
-                    request, lambda f, s: self.display.progress(task.source, f, s), job_id
-                )
+            outcome = self.run_job(
+                request, lambda f, s: self.display.progress(task.source, f, s), job_id
+            )
         finally:
             with self._lock:
                 self._in_flight.pop(job_id, None)
@@ -354,6 +365,7 @@ def run_batch(
     *,
     jobs: int = 2,
     connect: Callable[[], StepEditClient],
+    run_job: JobRunner | None = None,
     progress_stream: TextIO | None = None,
     summary_stream: TextIO | None = None,
 ) -> BatchReport:
@@ -364,7 +376,10 @@ def run_batch(
         edit: The request's ``edit`` object, the same for every file.
         output_dir: Folder for the results (created if missing).
         jobs: Files in flight at once.
-        connect: Opens a client of the engine (one per file and thread).
+        connect: Opens a client of the engine: the first ping, cancelling, and each file's
+            job unless ``run_job`` is given.
+        run_job: Runs one file's job (default: ``client.edit`` on a ``connect`` client,
+            for an engine that reads the files itself).
         progress_stream: Where progress goes (default ``sys.stderr``).
         summary_stream: Where the summary table goes (default ``sys.stdout``).
 
@@ -389,7 +404,7 @@ def run_batch(
         for source, subfolder in find_audio_files(inputs, exclude=output_dir)
     ]
     display = _Display(progress_stream or sys.stderr, len(tasks))
-    batch = _Batch(edit, _Manifest(output_dir), display, connect)
+    batch = _Batch(edit, _Manifest(output_dir), display, connect, run_job or _edit_on(connect))
     finished: dict[Path, FileResult] = {}
     interrupted = False
     futures: list[concurrent.futures.Future[FileResult | None]] = []
@@ -424,6 +439,16 @@ def run_batch(
     if interrupted:
         raise KeyboardInterrupt
     return report
+
+
+def _edit_on(connect: Callable[[], StepEditClient]) -> JobRunner:
+    """Runs each job with ``client.edit`` on a new client of ``connect``."""
+
+    def run_job(request: Mapping[str, Any], on_progress: Progress, job_id: str) -> JobOutcome:
+        with connect() as client:
+            return client.edit(request, on_progress, job_id)
+
+    return run_job
 
 
 def _print_summary(report: BatchReport, stream: TextIO) -> None:

@@ -239,6 +239,14 @@ def _batch(args: argparse.Namespace) -> int:
             args.output_dir,
             jobs=args.jobs,
             connect=lambda: _client(args),
+            run_job=lambda request, on_progress, job_id: remote_cli.run_job(
+                args,
+                "edit",
+                request,
+                lambda transport: _client(args, transport),
+                on_progress,
+                job_id,
+            ),
         )
     except (ValueError, EditError) as e:
         print(f"stepedit batch: {e}", file=sys.stderr)
@@ -579,6 +587,7 @@ def _add_batch_command(commands: Any) -> None:
     )
     _add_edit_arguments(batch)
     _add_client_options(batch)
+    remote_cli.add_remote_options(batch, privacy=False)
     batch.set_defaults(run=_batch)
 
 

@@ -1,4 +1,4 @@
-"""The ``stepedit edit/transcribe/send`` options and flow for engines on other machines.
+"""The ``stepedit edit/transcribe/send/batch`` options and flow for engines on other machines.
 
 A job's audio travels (upload, render, download over TCP) with ``--remote``, when the
 engine is not on loopback, or when spans are marked sensitive (they are masked before the
@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bridge import auth, protocol
+from bridge import protocol
 from bridge.client import ClientError, JobOutcome, Progress, StepEditClient
 from bridge.privacy import MASK_SOUNDS, Sensitive, words_from_sidecar
-from bridge.remote import PathMap, map_request, run_with_upload, unmap_path
+from bridge.remote import PathMap, audio_travels, map_request, run_with_upload, unmap_path
 
 __all__ = ["add_remote_options", "mirror_job", "run_job", "travels"]
 
@@ -30,8 +30,10 @@ _LOG = logging.getLogger(__name__)
 Connect = Callable[[str], StepEditClient]
 
 
-def add_remote_options(parser: argparse.ArgumentParser) -> None:
-    """The options of commands that run a job on files: remote mode, mapping, privacy."""
+def add_remote_options(parser: argparse.ArgumentParser, *, privacy: bool = True) -> None:
+    """The options of commands that run a job on files: remote mode, mapping, and with
+    ``privacy`` the masking of sensitive spans (which name times of one source file, so
+    ``batch`` goes without them: nothing is masked there)."""
     parser.add_argument(
         "--remote",
         action="store_true",
@@ -49,6 +51,11 @@ def add_remote_options(parser: argparse.ArgumentParser) -> None:
         help="shared storage: a client path prefix and the engine's path for it; paths "
         "under it are sent mapped and no audio is copied (repeatable)",
     )
+    if not privacy:
+        parser.set_defaults(
+            sensitive=[], sensitive_word=[], transcript=None, sensitive_sound="room_tone"
+        )
+        return
     parser.add_argument(
         "--sensitive",
         metavar="START-END",
@@ -117,9 +124,7 @@ def travels(args: argparse.Namespace, request: Mapping[str, Any]) -> bool:
     """Whether the job's audio goes to the engine (rather than its paths)."""
     if args.sensitive or args.sensitive_word:
         return True
-    if args.map_paths and map_request(request, args.map_paths) is not None:
-        return False
-    return bool(args.remote) or not auth.is_loopback(args.engine[0])
+    return audio_travels(args.engine[0], request, remote=args.remote, maps=args.map_paths)
 
 
 def run_job(

@@ -1,4 +1,5 @@
-"""``stepedit batch`` against the real engine: mixed formats, interruptions, resuming."""
+"""``stepedit batch`` against the real engine: mixed formats, interruptions, resuming; and
+against an engine that cannot read the files (their audio travels)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
+import soundfile
 from pedalboard.io import AudioFile
 
-from bridge.batch import MANIFEST_NAME, find_audio_files, run_batch
+from bridge.batch import MANIFEST_NAME, _file_key, find_audio_files, run_batch
 from bridge.cli import main
 from bridge.client import StepEditClient
+from bridge.edit_flags import edit_from_flags
 from bridge.launcher import EngineProcess
+from bridge.protocol import ADDRESS
 
 pytestmark = pytest.mark.slow
 
@@ -180,6 +184,100 @@ def test_the_same_edit_is_recognised(engine: EngineProcess, data_dir: Path, tmp_
     os.utime(source, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert run(faster)[0] == "ok"  # the source changed
     assert len(list(out.glob("take.stepedit.*.wav"))) == 3
+
+
+def remote_takes(data_dir: Path, folder: Path) -> tuple[list[Path], Path, tuple[str, ...]]:
+    """Three clips in a folder of the client's, its output folder, and the arguments of a
+    ``stepedit batch`` that edits them on ``remote_engine`` (``--remote``: it is on
+    loopback, though it cannot read them) once given ``--engine`` and ``--secret-file``."""
+    takes = folder / "takes"
+    takes.mkdir(parents=True)
+    sources = [takes / clip for clip in CLIPS[:3]]
+    for source in sources:
+        source.write_bytes((data_dir / source.name).read_bytes())
+    out = folder / "edited"
+    return sources, out, (str(takes), "--speed", "faster", "-o", str(out), "--remote")
+
+
+def secret_args(engine: EngineProcess, tmp_path: Path) -> tuple[str, ...]:
+    secret = tmp_path / "secret"
+    secret.write_text(engine.secret or "")
+    return ("--secret-file", str(secret))
+
+
+def test_a_remote_engine_gets_each_files_audio(
+    remote_engine: EngineProcess, data_dir: Path, tmp_path: Path
+) -> None:
+    sources, out, args = remote_takes(data_dir, tmp_path)
+    args += secret_args(remote_engine, tmp_path)
+    first = batch(remote_engine, *args)
+    stdout, stderr = first.communicate(timeout=60)
+    assert first.returncode == 0, stderr
+    assert summary_rows(stdout) == {s.name: "ok" for s in sources}
+    made = sorted(p.name for p in out.iterdir() if p.name != MANIFEST_NAME)
+    assert len(made) == 3
+    for source in sources:
+        (result,) = (name for name in made if name.startswith(f"{source.stem}.stepedit.faster."))
+        assert soundfile.info(out / result).duration < soundfile.info(source).duration
+    assert "upload" in stderr  # progress of the transfers
+
+    again = batch(remote_engine, *args)
+    stdout, stderr = again.communicate(timeout=30)
+    assert again.returncode == 0, stderr
+    assert summary_rows(stdout) == {s.name: "skipped" for s in sources}
+    assert sorted(p.name for p in out.iterdir() if p.name != MANIFEST_NAME) == made
+
+
+def test_a_path_mapping_sends_paths_not_audio(
+    remote_engine: EngineProcess, data_dir: Path, tmp_path: Path
+) -> None:
+    # Shared storage, seen by the engine through a link in its own folder.
+    shared = remote_engine.log.parent / "shared" / tmp_path.name
+    mount = remote_engine.log.parent / "files" / f"mnt-{tmp_path.name}"
+    sources, out, args = remote_takes(data_dir, shared)
+    mount.symlink_to(shared)
+    mapped = batch(
+        remote_engine,
+        *args,
+        "--map-path",
+        f"{shared}={mount}",
+        *secret_args(remote_engine, tmp_path),
+    )
+    stdout, stderr = mapped.communicate(timeout=60)
+    assert mapped.returncode == 0, stderr
+    assert summary_rows(stdout) == {s.name: "ok" for s in sources}
+    assert "upload" not in stderr  # no transfer
+    for entry in json.loads((out / MANIFEST_NAME).read_text())["entries"].values():
+        assert (out / entry["output"]).is_file()
+    assert f"{shared.resolve()}/edited/" in remote_engine.log_text()  # written there by it
+
+
+def test_a_remote_job_in_flight_when_the_batch_died_is_downloaded(
+    remote_engine: EngineProcess, data_dir: Path, tmp_path: Path
+) -> None:
+    # The dead batch had uploaded the first take and the engine finished its job, which
+    # the manifest names; the rerun asks for that job by its id and downloads its result.
+    sources, out, args = remote_takes(data_dir, tmp_path)
+    edit = edit_from_flags(speed="faster")
+    dead_job = "deadbeef" + "0" * 24
+    with StepEditClient(
+        port=remote_engine.port, secret=remote_engine.secret, transport="tcp", timeout=5.0
+    ) as client:
+        upload_id = client.upload(sources[0].read_bytes())
+        client.run(ADDRESS["edit"], {"input_upload": upload_id, "edit": edit}, job_id=dead_job)
+    out.mkdir()
+    entry = {"source": str(sources[0]), "job_id": dead_job}
+    manifest = {"version": 1, "entries": {_file_key(sources[0], edit): entry}}
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+    rerun = batch(remote_engine, *args, *secret_args(remote_engine, tmp_path))
+    stdout, stderr = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, stderr
+    assert summary_rows(stdout) == {s.name: "ok" for s in sources}
+    entries = json.loads((out / MANIFEST_NAME).read_text())["entries"]
+    resumed = entries[_file_key(sources[0], edit)]
+    assert resumed["job_id"] == dead_job
+    assert ".deadbeef" in resumed["output"] and (out / resumed["output"]).is_file()
 
 
 def test_find_audio_files(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,20 +45,6 @@ def engine_render(
         outcome = client.edit({"input": str(source), "edit": edit, "output_dir": str(folder)})
     edited, _ = soundfile.read(outcome.output_path, dtype="float32", always_2d=True)
     return np.ascontiguousarray(edited.T)
-
-
-@pytest.fixture(scope="module")
-def remote_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
-    """An engine that takes signed messages only and reads and writes one folder of its own:
-    not the client's temporary folder, as an engine on another machine."""
-    base = tmp_path_factory.mktemp("remote")
-    files = base / "files"
-    files.mkdir()
-    assert not Path(tempfile.gettempdir()).resolve().is_relative_to(files.resolve())
-    roots = ("--input-root", str(files), "--output-root", str(files))
-    running = start_engine(base, "--backend", "cpu", "--require-auth", *roots)
-    yield running
-    stop_engine(running)
 
 
 def test_pedalboard_itself_cannot_hold_a_python_effect() -> None:
