@@ -169,6 +169,10 @@ class _Manifest:
         self.path = folder / MANIFEST_NAME
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, Any]] = {}
+        # A run killed while rewriting the manifest leaves its temporary copy (one batch
+        # per output folder at a time, so no other run is writing it).
+        for leftover in folder.glob(f".{MANIFEST_NAME}.*.tmp"):
+            leftover.unlink(missing_ok=True)
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:

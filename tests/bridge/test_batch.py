@@ -16,7 +16,7 @@ import pytest
 import soundfile
 from pedalboard.io import AudioFile
 
-from bridge.batch import MANIFEST_NAME, _file_key, find_audio_files, run_batch
+from bridge.batch import MANIFEST_NAME, _file_key, _Manifest, find_audio_files, run_batch
 from bridge.cli import main
 from bridge.client import StepEditClient
 from bridge.edit_flags import edit_from_flags
@@ -332,3 +332,13 @@ def test_terminal_display_redraws_one_block(
     )
     text = screen.getvalue()
     assert "\x1b[" in text and "take.wav" in text and "1/1 files (1 ok 0 skipped 0 failed)" in text
+
+
+def test_a_manifest_copy_left_by_a_killed_run_is_removed(tmp_path: Path) -> None:
+    """A kill while the manifest is rewritten leaves its temporary copy in OUT_DIR."""
+    leftover = tmp_path / f".{MANIFEST_NAME}.k2j4_x9q.tmp"
+    leftover.write_text("{")
+    manifest = _Manifest(tmp_path)
+    manifest.put("key", {"source": "/a.wav", "job_id": "j1"})
+    assert not leftover.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [MANIFEST_NAME]
