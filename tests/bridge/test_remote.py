@@ -308,3 +308,41 @@ def test_sensitive_words_are_masked_before_upload_and_stay_masked(studio: Studio
         audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
         words_heard = _words(audio.T, rate)
         assert "printing" not in words_heard and "exhibition" in words_heard
+
+
+def test_send_with_a_mapping_mirrors_a_local_status_file_without_upload(studio: Studio) -> None:
+    """REAPER keeps its status files in its own (unshared) folder: the media still goes by
+    path when a mapping covers it, and the statuses are mirrored here."""
+    shared = studio.shared
+    mount = studio.remote_files / "mnt-send"
+    mount.symlink_to(shared)
+    clip = shared / "take.wav"
+    clip.write_bytes(CLIP.read_bytes())
+    status = studio.client / "mapped.status.json"  # not under the mapping
+    request = studio.client / "mapped.request.json"
+    request.write_text(
+        json.dumps(
+            {
+                "input": str(clip),
+                "edit": {"type": "speed", "option": "faster"},
+                "status_file": str(status),
+            }
+        )
+    )
+    secret = studio.client / "secret"
+    secret.write_text(studio.remote.secret or "")
+    before = studio.stored("uploads/*")
+    sent = subprocess.run(
+        [sys.executable, "-m", "bridge", "send", "--job-id", "mapped-1", "--request-file",
+         str(request), "--engine", studio.remote.address, "--secret-file", str(secret),
+         "--remote", "--map-path", f"{shared}={mount}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    document = json.loads(status.read_text())
+    assert document["state"] == "done"
+    output = Path(document["output_path"])
+    assert output.resolve().parent == shared.resolve() and output.is_file()
+    assert studio.stored("uploads/*") == before  # nothing was copied
