@@ -1,5 +1,6 @@
 """The array-level edit: backend passes (iterations) -> source rate, channels and loudness,
-and, when the edit asks to keep the length, the source slice's duration.
+and, when the edit asks to keep the length, the source slice's duration. A token feedback
+edit whose input is the result of an earlier one continues on that edit's last pass.
 
 Every caller renders through ``render_audio``: the job renderer (files), ``stepedit eval``
 and the in-process pedalboard effect (arrays). It knows nothing of files, jobs or OSC.
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from engine.dsp import pauses
 from engine.edits import EDIT_TYPES, EditSpec
 from engine.errors import BackendError, CheckpointError, EditError
 from engine.guard import Guard, guarded
+from engine.lru_store import content_key
 from engine.segments import Segment, plan_segments, stitch
 
 if TYPE_CHECKING:
@@ -37,12 +39,29 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EditedAudio",
+    "LastPass",
     "added_spans",
     "fit_duration",
     "fit_to_source",
+    "remember_result",
     "render_audio",
     "scaled_progress",
 ]
+
+
+@dataclass(frozen=True)
+class LastPass:
+    """The last pass of a token feedback edit (``TokenFeedbackBackend.remember``).
+
+    Attributes:
+        generated: What the pass generated.
+        prompt: Its prompt.
+        decoded: ``generated`` decoded, before fitting to the source.
+    """
+
+    generated: Any
+    prompt: Any
+    decoded: Rendered
 
 
 @dataclass
@@ -58,12 +77,15 @@ class EditedAudio:
             ``length_factor`` (see ``fit_duration``) when the edit keeps the length.
         timings: Seconds per backend stage, for token backends: ``tokenize``, ``generate``
             and ``decode``, each summed over the passes.
+        last_pass: For a token feedback backend (without ``retokenize``) and a slice edited
+            in one piece, the last pass, for ``remember_result``.
     """
 
     audio: np.ndarray
     sample_rate: int
     info: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    last_pass: LastPass | None = None
 
     @property
     def duration(self) -> float:
@@ -90,7 +112,9 @@ def render_audio(
     (``TokenBackend.reads_text``) gets the request's ``text``, else the engine's
     transcription (the result's ``text_source`` says which), and what it generates is
     checked against the text it should say (``guard``); a slice longer than the backend's
-    ``segment_seconds`` is edited in segments cut at pauses and stitched back.
+    ``segment_seconds`` is edited in segments cut at pauses and stitched back. A token
+    feedback backend that remembers a pass under the key of ``samples`` (see
+    ``remember_result``) starts from it with ``next_prompt`` instead of tokenizing.
 
     Args:
         backend: A backend (loaded, or loading itself on first use).
@@ -131,14 +155,45 @@ def render_audio(
             with clock("transcribe"):
                 edit = _with_words(samples, sample_rate, edit, progress, transcripts)
             progress = scaled_progress(progress, _WORDS_END, 1.0)
-    rendered, timings = _run_passes(backend, samples, sample_rate, edit, progress, guard or Guard())
+    rendered, timings, last = _run_passes(
+        backend, samples, sample_rate, edit, progress, guard or Guard()
+    )
     out = fit_to_source(rendered, sample_rate, samples.shape[0], target_lufs)
     info = {**rendered.info, **found}
     if edit.keep_length:
         spans = added_spans(info, sample_rate)
         out, factor = fit_duration(out, sample_rate, samples.shape[-1], spans)
         info = {**info, "length_factor": round(factor, 6)}
-    return EditedAudio(out, sample_rate, info, {**clock.seconds, **timings})
+    return EditedAudio(out, sample_rate, info, {**clock.seconds, **timings}, last)
+
+
+def remember_result(
+    backend: Backend, edited: EditedAudio, written: np.ndarray, sample_rate: int
+) -> None:
+    """Has a token feedback backend keep the edit's last pass under the key of ``written``,
+    so that an edit whose input is exactly those samples continues on the pass's tokens.
+
+    Args:
+        backend: The backend that rendered ``edited``.
+        edited: What ``render_audio`` returned (nothing is kept without a ``last_pass``).
+        written: ``float32 (channels, samples)``: the result as a later edit will read it
+            (after writing: quantised to the file's format).
+        sample_rate: Their rate in Hz.
+    """
+    last = edited.last_pass
+    if last is not None and isinstance(backend, TokenFeedbackBackend):
+        key = _result_key(written, sample_rate)
+        backend.remember(key, last.generated, last.prompt, last.decoded)
+
+
+def _result_key(samples: np.ndarray, sample_rate: int) -> str:
+    """The key a pass is remembered and recalled under: of the samples and their rate."""
+    return content_key(samples, {"rate": sample_rate})
+
+
+def _feeds_back(backend: Backend) -> TypeGuard[TokenFeedbackBackend]:
+    """Whether passes follow each other on tokens (not re-tokenized)."""
+    return isinstance(backend, TokenFeedbackBackend) and not backend.retokenize
 
 
 def _with_words(
@@ -182,10 +237,11 @@ def _run_passes(
     edit: EditSpec,
     progress: Progress,
     guard: Guard,
-) -> tuple[Rendered, dict[str, float]]:
-    """The one place where ``iterations`` become passes; returns the result and the seconds
+) -> tuple[Rendered, dict[str, float], LastPass | None]:
+    """The one place where ``iterations`` become passes; returns the result, the seconds
     spent per token stage (``tokenize``, ``generate``, ``decode``, and ``check`` for
-    checked generations; none for other backends).
+    checked generations; none for other backends) and the last pass of a token feedback
+    edit.
 
     A token backend runs ``iterations`` passes (see ``_run_token_passes``), per segment of
     a long slice, each checked by ``guard``. A render backend renders once at the strength
@@ -195,16 +251,19 @@ def _run_passes(
     """
     if EDIT_TYPES[edit.type].needs_words and isinstance(backend, WordBackend):
         progress(0.0, "render")
-        return backend.render_words(samples, sample_rate, edit, progress), {}
+        return backend.render_words(samples, sample_rate, edit, progress), {}, None
     if isinstance(backend, TokenBackend):
         clock = _StageClock()
-        run = _checked_passes
-        if _segmented(backend, samples, sample_rate, edit):
-            run = _clone_from_first_segment if edit.type == "clone" else _run_segments
-        return run(backend, samples, sample_rate, edit, progress, guard, clock), clock.seconds
+        if not _segmented(backend, samples, sample_rate, edit):
+            rendered, last = _checked_passes(
+                backend, samples, sample_rate, edit, progress, guard, clock
+            )
+            return rendered, clock.seconds, last
+        run = _clone_from_first_segment if edit.type == "clone" else _run_segments
+        return run(backend, samples, sample_rate, edit, progress, guard, clock), clock.seconds, None
     if isinstance(backend, RenderBackend):
         progress(0.0, "render")
-        return backend.render(samples, sample_rate, edit, progress), {}
+        return backend.render(samples, sample_rate, edit, progress), {}, None
     raise BackendError(f"backend {backend.name!r} implements neither render nor tokenize")
 
 
@@ -285,7 +344,7 @@ def _run_segments(
             pieces.append(part)
             reports.append({**report, "edited": False})
             continue
-        rendered = _checked_passes(backend, part, sample_rate, sub, step, guard, clock)
+        rendered, _ = _checked_passes(backend, part, sample_rate, sub, step, guard, clock)
         loudness = audio.integrated_loudness(part, sample_rate)
         pieces.append(fit_to_source(rendered, sample_rate, samples.shape[0], loudness))
         reports.append({**report, **rendered.info})
@@ -316,7 +375,7 @@ def _clone_from_first_segment(
     first = plan_segments(samples, sample_rate, backend.segment_seconds, words, speech)[0]
     prompt = samples[:, : first.end]
     sub = replace(edit, text=first.text, transcript=None)
-    rendered = _checked_passes(backend, prompt, sample_rate, sub, progress, guard, clock)
+    rendered, _ = _checked_passes(backend, prompt, sample_rate, sub, progress, guard, clock)
     voice = {"start": 0.0, "end": round(first.end / sample_rate, 3)}
     rendered.info = {**rendered.info, "voice_prompt": voice}
     return rendered
@@ -348,26 +407,41 @@ def _checked_passes(
     progress: Progress,
     guard: Guard,
     clock: _StageClock,
-) -> Rendered:
+) -> tuple[Rendered, LastPass | None]:
     """The passes of ``edit`` on one slice, generated again while ``guard`` finds that they
-    say the wrong words (edit types in ``backend.reads_text`` only); the slice is
-    tokenized once for all tries."""
+    say the wrong words (edit types in ``backend.reads_text`` only), and the last pass of
+    the try returned (token feedback only); the first prompt is made once for all tries."""
     prompts: list[Any] = []
+    tries: list[tuple[Rendered, LastPass | None]] = []
 
     def first_prompt(step: Progress) -> Any:
         if not prompts:
-            prompts.append(backend.tokenize(samples, sample_rate, step))
+            prompts.append(_first_prompt(backend, samples, sample_rate, step))
         return prompts[0]
 
     def render(attempt: EditSpec, step: Progress) -> Rendered:
-        return _run_token_passes(backend, first_prompt, attempt, step, clock)
+        tries.append(_run_token_passes(backend, first_prompt, attempt, step, clock))
+        return tries[-1][0]
 
     if edit.type not in backend.reads_text:
-        return render(edit, progress)
+        render(edit, progress)
+        return tries[0]
     rendered, checking = guarded(render, edit, guard, progress)
     if checking:
         clock.add("check", checking)
-    return rendered
+    return next(t for t in tries if t[0] is rendered)
+
+
+def _first_prompt(
+    backend: TokenBackend, samples: np.ndarray, sample_rate: int, progress: Progress
+) -> Any:
+    """The slice tokenized; for a token feedback backend that remembers a pass under the
+    slice's key (the slice is an earlier edit's result), what ``next_prompt`` makes of it."""
+    if _feeds_back(backend):
+        remembered = backend.recall(_result_key(samples, sample_rate))
+        if remembered is not None:
+            return backend.next_prompt(*remembered, progress)
+    return backend.tokenize(samples, sample_rate, progress)
 
 
 def _run_token_passes(
@@ -376,14 +450,15 @@ def _run_token_passes(
     edit: EditSpec,
     progress: Progress,
     clock: _StageClock,
-) -> Rendered:
+) -> tuple[Rendered, LastPass | None]:
     """``iterations`` passes of generate, each on the previous pass's output; one decode.
 
-    The first pass's prompt comes from ``first_prompt`` (the slice tokenized). A
-    ``TokenFeedbackBackend`` starts pass k+1 from pass k's tokens: only the last pass is
-    decoded. Other token backends, and feedback backends with ``retokenize`` set, decode
-    every pass and tokenize its audio again, as the official pipeline does; each decode
-    reports its loudness change against its own input, so the changes add up.
+    The first pass's prompt comes from ``first_prompt`` (the slice tokenized, or an earlier
+    edit continued). A ``TokenFeedbackBackend`` starts pass k+1 from pass k's tokens: only
+    the last pass is decoded, and it is returned as well. Other token backends, and
+    feedback backends with ``retokenize`` set, decode every pass and tokenize its audio
+    again, as the official pipeline does; each decode reports its loudness change against
+    its own input, so the changes add up.
     """
     passes = edit.iterations
     loudness_change = 0.0
@@ -395,7 +470,7 @@ def _run_token_passes(
         if i == 0:
             with clock("tokenize"):
                 prompt = first_prompt(step)
-        elif isinstance(backend, TokenFeedbackBackend) and not backend.retokenize:
+        elif _feeds_back(backend):
             with clock("tokenize"):
                 prompt = backend.next_prompt(generated, prompt, step)
         else:
@@ -413,7 +488,7 @@ def _run_token_passes(
     with clock("decode"):
         rendered = backend.decode(generated, prompt, step)
     rendered.loudness_offset_db += loudness_change
-    return rendered
+    return rendered, LastPass(generated, prompt, rendered) if _feeds_back(backend) else None
 
 
 def _check_positions(edit: EditSpec, duration: float) -> None:

@@ -19,8 +19,8 @@ import numpy as np
 from engine import audio
 from engine.backends.base import Backend, Progress
 from engine.edits import EditSpec
-from engine.errors import OutputError
-from engine.pipeline import render_audio, scaled_progress
+from engine.errors import InputError, OutputError
+from engine.pipeline import EditedAudio, remember_result, render_audio, scaled_progress
 from engine.text.transcript import Transcript
 
 if TYPE_CHECKING:
@@ -43,8 +43,10 @@ class WrittenEdit:
         duration: Its length in seconds.
         sample_rate: Its rate (the source's).
         channels: Its channel count (the source's).
-        timings: Seconds spent reading, rendering, writing, and in all; for token backends
-            also the part of rendering spent in ``tokenize``, ``generate`` and ``decode``.
+        timings: Seconds spent reading, rendering, writing (with, for token feedback
+            backends, keeping the last pass under the new file's content), and in all; for
+            token backends also the part of rendering spent in ``tokenize``, ``generate``
+            and ``decode``.
         info: The backend's own result fields.
     """
 
@@ -130,6 +132,10 @@ def render_file(
 ) -> WrittenEdit:
     """Renders ``edit`` on a slice of ``source`` and writes the result as a new file.
 
+    A token feedback backend keeps the edit's last pass under the key of the new file's
+    samples as ``read_slice`` returns them, so that an edit of the whole file (such as
+    "one more pass" on the take) continues on its tokens.
+
     Args:
         backend: A loaded backend.
         edit: The validated edit.
@@ -164,6 +170,8 @@ def render_file(
     path = audio.write_audio_atomic(
         output_dir, stem, edited.audio, info.sample_rate, float_output=info.is_float
     )
+    if edited.last_pass is not None:
+        _remember(backend, edited, path, max_input_seconds)
     lap("write")
     return WrittenEdit(
         path=path,
@@ -173,6 +181,18 @@ def render_file(
         timings=lap.total(),
         info=edited.info,
     )
+
+
+def _remember(backend: Backend, edited: EditedAudio, path: Path, max_seconds: float) -> None:
+    """Reads the written file back whole, as an edit of it will, and has the backend keep
+    the edit's last pass under its samples; a file no edit can read (silent, or longer
+    than ``max_seconds``) keeps nothing."""
+    try:
+        written, info = audio.read_slice(path, max_seconds=max_seconds)
+    except InputError as e:
+        _LOG.info("the tokens of %s are not kept: %s", path.name, e)
+        return
+    remember_result(backend, edited, written, info.sample_rate)
 
 
 def transcribe_file(

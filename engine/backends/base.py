@@ -116,6 +116,11 @@ class TokenFeedbackBackend(TokenBackend, Protocol):
     audio tokenized again for the next one; the engine then decodes and hands the audio to
     ``next_prompt``, so that the backend can still carry what belongs to the whole edit
     (such as counts of its tokenizer's work) from prompt to prompt.
+
+    Passes also follow each other across edits: the engine ``remember``s an edit's last
+    pass under a key of its result as a later read returns it, and an edit whose input has
+    that key ``recall``s it and starts with ``next_prompt`` instead of ``tokenize``. Keys are
+    opaque strings; a backend without a store keeps nothing and recalls nothing.
     """
 
     @property
@@ -134,6 +139,21 @@ class TokenFeedbackBackend(TokenBackend, Protocol):
                 and no tokenizer runs. Otherwise this pass decoded (``retokenize``), and
                 the next prompt is that audio tokenized.
         """
+
+    def remember(self, key: str, generated: Any, prompt: Any, decoded: Rendered) -> None:
+        """Keeps under ``key`` what ``next_prompt`` needs to continue from ``generated``.
+
+        Args:
+            key: The key of the edit's result.
+            generated: What the edit's last pass generated.
+            prompt: That pass's prompt.
+            decoded: ``generated`` decoded; the engine fitted its loudness to the input's
+                plus ``decoded.loudness_offset_db``, which the next pass starts from.
+        """
+
+    def recall(self, key: str) -> tuple[Any, Any] | None:
+        """The ``(generated, prompt)`` remembered under ``key``, ready for ``next_prompt``
+        (the prompt reports no tokenizer work), or ``None``."""
 
 
 @runtime_checkable

@@ -154,3 +154,27 @@ def test_a_second_edit_of_a_slice_spends_no_time_in_the_tokenizer(
     assert first["tokenizer"] == {"cache": "miss", "calls": 1}
     assert second["tokenizer"] == {"cache": "hit", "calls": 0}
     assert {"tokenize", "generate", "decode"} <= set(second["timings"])
+
+
+def test_one_more_pass_on_the_rendered_take_spends_no_time_in_the_tokenizer(
+    stepaudio_engine: EngineProcess, clip: Path
+) -> None:
+    """REAPER's "One more pass on the active take" sends the take's stored edit, one
+    iteration, on the whole of the take's file: the engine continues on the tokens it kept
+    beside that file, and an edit of another slice of it tokenizes. (Unchecked: random
+    weights say no words, so checked generations would take every try.)"""
+    edit = {
+        "type": "emotion",
+        "option": "happy",
+        "text": TRANSCRIPT,
+        "iterations": 2,
+        "guard": False,
+    }
+    request = {"input": str(clip), "start": 1.0, "length": 1.0, "edit": edit}
+    with StepEditClient("127.0.0.1", stepaudio_engine.port, timeout=10) as client:
+        take = client.edit(request).output_path
+        whole = {"input": take, "start": 0.0, "length": soundfile.info(take).duration}
+        more = client.edit({**whole, "edit": {**edit, "iterations": 1}}).result
+        part = client.edit({**whole, "length": 0.5, "edit": {**edit, "iterations": 1}}).result
+    assert more["tokenizer"] == {"cache": "tokens", "calls": 0}
+    assert part["tokenizer"] == {"cache": "miss", "calls": 1}

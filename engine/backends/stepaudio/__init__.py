@@ -59,12 +59,12 @@ class StepAudioPrompt:
         mel: ``(frames, 80)`` 24 kHz log-mel of the untrimmed input.
         speaker: ``(192,)`` CAM++ embedding.
         raw: The input as passed in, ``(channels, samples)`` (the clone speaker name hashes
-            its first and last samples).
+            its first and last samples), or for a recalled prompt just those samples.
         duration: Length in seconds of the audio ``codes`` stand for.
         loudness: Integrated loudness (LUFS) of the mono input the model saw; decoded
             output reports its loudness change against it.
-        cache: ``"hit"`` when the edit's input was found in the tokenizer cache, else
-            ``"miss"``.
+        cache: ``"hit"`` when the edit's input was found in the tokenizer cache,
+            ``"tokens"`` when the edit continues on a remembered pass, else ``"miss"``.
         tokenizer_calls: Tokenizer runs the edit has needed so far.
     """
 
@@ -353,6 +353,51 @@ class StepAudioBackend:
         progress(_TOKENIZE_END, "tokenize")
         return dataclasses.replace(prompt, codes=codes, duration=codes.groups * _GROUP_SECONDS)
 
+    def remember(
+        self, key: str, generated: Generation, prompt: StepAudioPrompt, decoded: Rendered
+    ) -> None:
+        """Keeps the pass under ``key`` in the tokenizer cache's folder (nothing without a
+        cache, or for a pass with less than one token group to continue from).
+
+        The next pass's loudness reference is the prompt's plus ``decoded``'s loudness
+        change: the level the engine gave the result, so that a pass continuing from it
+        reports its own change only.
+        """
+        from engine.backends.stepaudio.prompts import speaker_sample
+        from engine.backends.stepaudio.tokenizer import DualCodes
+        from engine.backends.stepaudio.tokenizer_cache import PromptFeatures, StoredPass
+
+        if self._cache is None or DualCodes.from_values(generated.values).groups == 0:
+            return
+        stored = StoredPass(
+            generation=generated,
+            codes=prompt.codes,
+            voice=PromptFeatures(prompt.voice_codes, prompt.mel, prompt.speaker),
+            speaker_sample=speaker_sample(prompt.raw),
+            duration=prompt.duration,
+            loudness=prompt.loudness + decoded.loudness_offset_db,
+        )
+        self._cache.put_pass(key, stored)
+
+    def recall(self, key: str) -> tuple[Generation, StepAudioPrompt] | None:
+        """The pass remembered under ``key`` and its prompt (``cache`` ``"tokens"``, no
+        tokenizer calls), or ``None``."""
+        stored = self._cache.get_pass(key) if self._cache is not None else None
+        if stored is None:
+            return None
+        prompt = StepAudioPrompt(
+            codes=stored.codes,
+            voice_codes=stored.voice.codes,
+            mel=stored.voice.mel,
+            speaker=stored.voice.speaker,
+            raw=stored.speaker_sample,
+            duration=stored.duration,
+            loudness=stored.loudness,
+            cache="tokens",
+            tokenizer_calls=0,
+        )
+        return stored.generation, prompt
+
     def _prompt_ids(self, prompt: StepAudioPrompt, edit: EditSpec) -> tuple[list[int], int]:
         """The LLM prompt of ``edit`` and the expected output length in tokens."""
         from engine.backends.stepaudio.llm.generate import expected_clone_tokens
@@ -443,10 +488,10 @@ class StepAudioBackend:
         """Synthesises the generated tokens in the prompt's voice at 24 kHz.
 
         The result's ``info`` carries ``generation``: the stop reason, the token bound, the
-        counts and the seed; and ``tokenizer``: ``cache`` (``"hit"`` or ``"miss"``) and
-        ``calls`` (tokenizer runs of the edit). Its ``loudness_offset_db`` is the model's own
-        loudness change against the prompt (a whisper stays quieter, denoised speech loses
-        the noise's level).
+        counts and the seed; and ``tokenizer``: ``cache`` (``"hit"``, ``"miss"`` or
+        ``"tokens"``) and ``calls`` (tokenizer runs of the edit). Its ``loudness_offset_db``
+        is the model's own loudness change against the prompt (a whisper stays quieter,
+        denoised speech loses the noise's level).
         """
         if self._decoder is None:
             raise BackendError("the stepaudio backend is used before load()")

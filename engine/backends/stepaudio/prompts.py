@@ -30,6 +30,7 @@ __all__ = [
     "edit_instruction",
     "insert_tag",
     "speaker_name",
+    "speaker_sample",
 ]
 
 SYS_CLONE = (
@@ -148,12 +149,18 @@ def speaker_name(prompt_text: str, raw_audio: np.ndarray) -> str:
         prompt_text: Transcript of the prompt clip.
         raw_audio: The clip as loaded, ``(channels, samples)``.
     """
-    flat = np.ascontiguousarray(raw_audio, dtype=np.float32).reshape(-1)
-    sample = flat if flat.size <= 2000 else np.concatenate([flat[:1000], flat[-1000:]])
     digest = hashlib.sha256()
     digest.update(prompt_text.encode("utf-8"))
-    digest.update(sample.tobytes())
+    digest.update(speaker_sample(raw_audio).tobytes())
     return f"clone_{digest.hexdigest()[:16]}"
+
+
+def speaker_sample(raw_audio: np.ndarray) -> np.ndarray:
+    """The samples of ``raw_audio`` that ``speaker_name`` hashes, as ``float32 (1, n)``:
+    ``speaker_name`` gives the same name for them as for the whole clip."""
+    flat = np.ascontiguousarray(raw_audio, dtype=np.float32).reshape(-1)
+    sample = flat if flat.size <= 2000 else np.concatenate([flat[:1000], flat[-1000:]])
+    return sample[np.newaxis, :]
 
 
 class TextEncoder(Protocol):

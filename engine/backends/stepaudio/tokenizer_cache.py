@@ -1,9 +1,11 @@
-"""The tokenizer cache: each prompt's codes, prompt mel and speaker embedding on disk.
+"""The tokenizer cache: each prompt's codes, prompt mel and speaker embedding on disk, and
+the last pass of each rendered edit.
 
-Entries are keyed by the prompt's samples (the mono signal the models read) and rate, and by
-the identity of the models that computed them (a hash of their files and settings), so every
-edit of a slice shares one entry, a restart keeps it, and other model files miss. Stored in
-SQLite (WAL) with the engine's other caches, bounded in size, least recently used evicted first.
+Prompt entries are keyed by the prompt's samples (the mono signal the models read) and rate,
+pass entries by the engine's key of the edit's result; both by the identity of the models
+that computed them (a hash of their files and settings), so every edit of a slice shares one
+entry, a restart keeps it, and other model files miss. Stored in SQLite (WAL) with the
+engine's other caches, one table each, bounded in size, least recently used evicted first.
 """
 
 from __future__ import annotations
@@ -20,10 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.backends.stepaudio.llm.generate import Generation
 from engine.backends.stepaudio.tokenizer.interleave import DualCodes
 from engine.lru_store import LruStore, content_key
 
-__all__ = ["CACHE_FILE", "CACHE_VERSION", "PromptFeatures", "TokenizerCache", "model_identity"]
+__all__ = [
+    "CACHE_FILE",
+    "CACHE_VERSION",
+    "PromptFeatures",
+    "StoredPass",
+    "TokenizerCache",
+    "model_identity",
+]
 
 _LOG = logging.getLogger(__name__)
 
@@ -32,6 +42,9 @@ CACHE_VERSION = 1
 # The database file in the cache folder.
 CACHE_FILE = "stepaudio_prompts.sqlite3"
 _READ_CHUNK = 1 << 20
+# The arrays of a stored prompt, and those a stored pass adds to its voice's.
+_FEATURE_ARRAYS = ("vq02", "vq06", "mel", "speaker")
+_PASS_ARRAYS = ("values", "counts", "stop_reason", "codes", "speaker_sample", "levels")
 
 
 @dataclass(frozen=True)
@@ -50,15 +63,15 @@ class PromptFeatures:
 
     def to_bytes(self) -> bytes:
         """The features as an ``.npz`` archive (no pickles)."""
-        buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            vq02=np.asarray(self.codes.vq02, dtype=np.int32),
-            vq06=np.asarray(self.codes.vq06, dtype=np.int32),
-            mel=np.asarray(self.mel, dtype=np.float32),
-            speaker=np.asarray(self.speaker, dtype=np.float32),
-        )
-        return buffer.getvalue()
+        return _archive(self._arrays())
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "vq02": np.asarray(self.codes.vq02, dtype=np.int32),
+            "vq06": np.asarray(self.codes.vq06, dtype=np.int32),
+            "mel": np.asarray(self.mel, dtype=np.float32),
+            "speaker": np.asarray(self.speaker, dtype=np.float32),
+        }
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PromptFeatures:
@@ -67,15 +80,100 @@ class PromptFeatures:
         Raises:
             ValueError: for anything else (a truncated or foreign archive).
         """
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-                vq02, vq06 = archive["vq02"], archive["vq06"]
-                mel, speaker = archive["mel"], archive["speaker"]
-        except (OSError, KeyError, EOFError, zipfile.BadZipFile) as e:
-            raise ValueError(f"not a cached prompt: {e}") from e
+        return cls._from_arrays(_unarchive(data, "prompt", _FEATURE_ARRAYS))
+
+    @classmethod
+    def _from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> PromptFeatures:
+        vq02, vq06, mel, speaker = (arrays[name] for name in _FEATURE_ARRAYS)
         if vq02.ndim != 1 or vq06.ndim != 1 or mel.ndim != 2 or speaker.ndim != 1:
             raise ValueError("not a cached prompt: arrays of the wrong rank")
         return cls(DualCodes.from_codes(vq02.tolist(), vq06.tolist()), mel, speaker)
+
+
+@dataclass(frozen=True)
+class StoredPass:
+    """What the cache keeps of an edit's last pass: what the next pass continues from.
+
+    Attributes:
+        generation: What the pass generated.
+        codes: The tokens its prompt gave the LLM (kept as their mixed stream:
+            ``DualCodes.from_values``).
+        voice: The decoder's prompt: the input's codes, mel and speaker embedding.
+        speaker_sample: The input's samples that the clone speaker name hashes
+            (``prompts.speaker_sample``).
+        duration: Seconds of audio ``codes`` stand for.
+        loudness: The next pass's loudness reference (LUFS): that of the edit's result.
+    """
+
+    generation: Generation
+    codes: DualCodes
+    voice: PromptFeatures
+    speaker_sample: np.ndarray
+    duration: float
+    loudness: float
+
+    def to_bytes(self) -> bytes:
+        """The pass as an ``.npz`` archive (no pickles)."""
+        g = self.generation
+        counts = [g.max_new_tokens, g.drawn, g.dropped, g.prompt_length, g.seed]
+        return _archive(
+            {
+                **self.voice._arrays(),
+                "values": np.asarray(g.values, dtype=np.int32),
+                "counts": np.asarray(counts, dtype=np.int64),
+                "stop_reason": np.asarray(g.stop_reason),
+                "codes": np.asarray(self.codes.values, dtype=np.int32),
+                "speaker_sample": np.asarray(self.speaker_sample, dtype=np.float32),
+                "levels": np.asarray([self.duration, self.loudness], dtype=np.float64),
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> StoredPass:
+        """Reads what ``to_bytes`` wrote.
+
+        Raises:
+            ValueError: for anything else (a truncated or foreign archive).
+        """
+        arrays = _unarchive(data, "pass", (*_FEATURE_ARRAYS, *_PASS_ARRAYS))
+        values, counts, codes = arrays["values"], arrays["counts"], arrays["codes"]
+        levels, sample = arrays["levels"], arrays["speaker_sample"]
+        if values.ndim != 1 or codes.ndim != 1 or sample.ndim != 2:
+            raise ValueError("not a stored pass: arrays of the wrong rank")
+        if counts.shape != (5,) or levels.shape != (2,):
+            raise ValueError("not a stored pass: counts or levels of the wrong shape")
+        max_new_tokens, drawn, dropped, prompt_length, seed = (int(c) for c in counts)
+        stop_reason = str(arrays["stop_reason"])
+        generation = Generation(
+            values.tolist(), stop_reason, max_new_tokens, drawn, dropped, prompt_length, seed
+        )
+        return cls(
+            generation=generation,
+            codes=DualCodes.from_values(codes.tolist()),
+            voice=PromptFeatures._from_arrays(arrays),
+            speaker_sample=sample,
+            duration=float(levels[0]),
+            loudness=float(levels[1]),
+        )
+
+
+def _archive(arrays: Mapping[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **arrays)
+    return buffer.getvalue()
+
+
+def _unarchive(data: bytes, what: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of an ``.npz`` archive, read eagerly.
+
+    Raises:
+        ValueError: naming ``what`` for a truncated or foreign archive.
+    """
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            return {name: archive[name] for name in names}
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"not a cached {what}: {e}") from e
 
 
 def model_identity(files: Iterable[Path], settings: Mapping[str, object]) -> str:
@@ -101,12 +199,13 @@ def model_identity(files: Iterable[Path], settings: Mapping[str, object]) -> str
 
 
 class TokenizerCache:
-    """Prompt features per prompt content, for one model identity.
+    """Prompt features per prompt content, and edits' last passes per key of their result,
+    for one model identity.
 
     Args:
         folder: The cache folder (created if missing); ``CACHE_FILE`` lives there.
         identity: ``model_identity`` of the tokenizer and speaker models.
-        max_bytes: Bound on the stored entries' total size.
+        max_bytes: Bound on the stored entries' total size, in each table.
 
     Raises:
         ValueError: for a bound that is not positive.
@@ -116,6 +215,7 @@ class TokenizerCache:
         folder.mkdir(parents=True, exist_ok=True)
         self.identity = identity
         self.store = LruStore(folder / CACHE_FILE, "prompts", max_bytes)
+        self.passes = LruStore(folder / CACHE_FILE, "passes", max_bytes)
 
     def key(self, mono: np.ndarray, sample_rate: int) -> str:
         """The key of the prompt ``mono`` (1-D, after ``prepare_prompt``) at ``sample_rate``."""
@@ -138,3 +238,27 @@ class TokenizerCache:
     def put(self, key: str, features: PromptFeatures) -> None:
         """Stores ``features`` under ``key``, evicting the least recently used past the bound."""
         self.store.put(key, features.to_bytes())
+
+    def get_pass(self, key: str) -> StoredPass | None:
+        """The pass remembered under the result key ``key`` (marked recently used), or
+        ``None``; an unreadable entry is dropped and reported as a miss."""
+        row = self._pass_row(key)
+        data = self.passes.get(row)
+        if data is None:
+            return None
+        try:
+            return StoredPass.from_bytes(data)
+        except ValueError as e:
+            _LOG.warning("dropping an unreadable stored pass: %s", e)
+            self.passes.delete(row)
+            return None
+
+    def put_pass(self, key: str, stored: StoredPass) -> None:
+        """Stores ``stored`` under the result key ``key``, evicting the least recently used
+        past the bound."""
+        self.passes.put(self._pass_row(key), stored.to_bytes())
+
+    def _pass_row(self, key: str) -> str:
+        """The row of result key ``key`` for these models."""
+        header = {"v": CACHE_VERSION, "models": self.identity, "result": key}
+        return hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()

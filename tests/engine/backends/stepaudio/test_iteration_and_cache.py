@@ -1,4 +1,5 @@
-"""Iterations on tokens and the tokenizer cache, on the tiny official-layout fixture."""
+"""Iterations on tokens (within an edit, and on an edit's result: "one more pass") and the
+tokenizer cache, on the tiny official-layout fixture."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from engine.audio import integrated_loudness
+from engine.audio import integrated_loudness, read_slice
 from engine.backends.base import TokenFeedbackBackend
 from engine.backends.stepaudio import StepAudioBackend, StepAudioPrompt
 from engine.backends.stepaudio.llm.generate import Generation
@@ -19,13 +20,14 @@ from engine.backends.stepaudio.tokenizer import DualCodes
 from engine.backends.stepaudio.tokenizer_cache import (
     CACHE_FILE,
     PromptFeatures,
+    StoredPass,
     TokenizerCache,
     model_identity,
 )
 from engine.edits import EditSpec
 from engine.errors import BackendError
 from engine.pipeline import fit_to_source, render_audio
-from engine.render import render_file
+from engine.render import WrittenEdit, render_file
 from tests.engine.backends.stepaudio.test_stepaudio_backend import FAST, RATE, clip, noop
 
 EDIT = EditSpec("emotion", "happy", iterations=3, text="it was a fine day", guard=False)
@@ -299,3 +301,124 @@ def test_an_unusable_cache_folder_leaves_the_backend_without_a_cache(
     uncached = _loaded(model_dir, cache_dir=tmp_path)
     assert uncached._cache is None
     assert uncached.tokenize(clip(0.5), RATE, noop).cache == "miss"
+
+
+MORE = dataclasses.replace(EDIT, iterations=1)  # what "one more pass" sends
+
+
+def _render_file(
+    backend: StepAudioBackend, edit: EditSpec, source: Path, length: float | None = None
+) -> WrittenEdit:
+    return render_file(
+        backend,
+        edit,
+        source=source,
+        start=0.0,
+        length=length,
+        output_dir=source.parent,
+        stem=f"{source.stem}.edited",
+        max_input_seconds=600.0,
+        progress=lambda f, s: None,
+    )
+
+
+def _take(folder: Path, subtype: str, seed: int) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / "take.wav"
+    soundfile.write(path, clip(1.5, seed=seed).T, RATE, subtype=subtype)
+    return path
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "FLOAT"])  # results in 24-bit PCM, float
+def test_one_more_pass_on_the_result_continues_on_its_tokens(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subtype: str
+) -> None:
+    cached = _loaded(model_dir, cache_dir=tmp_path / "cache")
+    source = _take(tmp_path / "takes", subtype, seed=8)
+    first = _render_file(cached, EDIT, source)
+    calls = _count_tokenizer_calls(cached, monkeypatch)
+    # As REAPER sends a take that plays its whole file: from 0 for the file's length.
+    more = _render_file(cached, MORE, first.path, length=soundfile.info(first.path).duration)
+    assert calls == [] and more.info["tokenizer"] == {"cache": "tokens", "calls": 0}
+
+    # By hand: the edit's passes, then one more from its last tokens, in the input's voice,
+    # its loudness reference the level the engine gave the result.
+    samples, _ = read_slice(source)
+    prompt = cached.tokenize(samples, RATE, noop)
+    generated = cached.generate(prompt, EDIT, noop)
+    for on_result in [False] * (EDIT.iterations - 1) + [True]:  # the edit's passes, one more
+        decoded = cached.decode(generated, prompt, noop) if on_result else None
+        codes = _by_hand(generated.values)
+        prompt = dataclasses.replace(prompt, codes=codes, duration=codes.groups * 0.12)
+        if decoded is not None:
+            prompt = dataclasses.replace(
+                prompt, loudness=prompt.loudness + decoded.loudness_offset_db
+            )
+        generated = cached.generate(prompt, EDIT, noop)
+    rendered = cached.decode(generated, prompt, noop)
+    taken, info = read_slice(first.path)
+    assert info.is_float is (subtype == "FLOAT")
+    expected = fit_to_source(rendered, RATE, 2, integrated_loudness(taken, RATE))
+    edited = render_audio(cached, taken, RATE, MORE, noop)
+    assert edited.info["tokenizer"]["cache"] == "tokens" and np.array_equal(edited.audio, expected)
+    assert calls == [] and edited.last_pass is not None
+    assert edited.last_pass.generated == generated
+
+
+def test_another_slice_or_a_changed_sample_tokenizes(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cached = _loaded(model_dir, cache_dir=tmp_path / "cache")
+    first = _render_file(cached, EDIT, _take(tmp_path / "takes", "PCM_16", seed=9))
+    calls = _count_tokenizer_calls(cached, monkeypatch)
+    part = _render_file(cached, MORE, first.path, length=first.duration - 0.05)
+    assert part.info["tokenizer"] == {"cache": "miss", "calls": 1} and len(calls) == 1
+
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    data, rate = soundfile.read(first.path, dtype="int32")
+    data[1000, 0] += 256  # one 24-bit step
+    soundfile.write(changed / "take.wav", data, rate, subtype="PCM_24")
+    edited = _render_file(cached, MORE, changed / "take.wav")
+    assert edited.info["tokenizer"] == {"cache": "miss", "calls": 1} and len(calls) == 2
+
+
+def test_the_stored_pass_survives_a_restart_and_needs_token_feedback(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _render_file(
+        _loaded(model_dir, cache_dir=tmp_path / "cache"),
+        EDIT,
+        _take(tmp_path / "takes", "PCM_16", seed=10),
+    )
+    restarted = _loaded(model_dir, cache_dir=tmp_path / "cache")
+    calls = _count_tokenizer_calls(restarted, monkeypatch)
+    assert _render_file(restarted, MORE, first.path).info["tokenizer"]["cache"] == "tokens"
+    assert calls == []
+    # The official loop re-tokenizes; without a cache folder nothing is kept.
+    official = _loaded(model_dir, cache_dir=tmp_path / "cache", retokenize=True)
+    assert _render_file(official, MORE, first.path).info["tokenizer"]["cache"] == "miss"
+    uncached = _loaded(model_dir)
+    again = _render_file(uncached, EDIT, first.path)
+    assert uncached.recall("any") is None and again.info["tokenizer"]["cache"] == "miss"
+
+
+def test_a_stored_pass_round_trips_and_an_unreadable_one_is_a_miss(tmp_path: Path) -> None:
+    generation = Generation([3, 7, 1029, 1033, 1035, 12], "eos", 75, 7, 0, 100, 5)
+    codes = _by_hand(generation.values)
+    stored = StoredPass(
+        generation, codes, _features(20, 0), np.ones((1, 30), np.float32), 0.12, -23.5
+    )
+    cache = TokenizerCache(tmp_path, "models", max_bytes=1 << 20)
+    cache.put_pass("result", stored)
+    back = cache.get_pass("result")
+    assert back is not None and back.generation == generation and back.codes == codes
+    assert back.voice.codes == stored.voice.codes and np.array_equal(
+        back.voice.mel, stored.voice.mel
+    )
+    assert (back.duration, back.loudness) == (0.12, -23.5)
+    assert np.array_equal(back.speaker_sample, stored.speaker_sample)
+    assert TokenizerCache(tmp_path, "other models", max_bytes=1 << 20).get_pass("result") is None
+    assert cache.get("result") is None  # prompts and passes are separate tables
+    cache.passes.put(cache._pass_row("bad"), _features(10, 1).to_bytes())  # a prompt, not a pass
+    assert cache.get_pass("bad") is None and len(cache.passes) == 1
