@@ -282,12 +282,7 @@ def decode_datagram(data: bytes) -> list[Message]:
     Raises:
         ProtocolError: code ``malformed``.
     """
-    if len(data) > MAX_DATAGRAM_BYTES:
-        raise _malformed(f"datagram of {len(data)} bytes exceeds {MAX_DATAGRAM_BYTES}")
-    try:
-        return decode_packet(data, MAX_BUNDLE_DEPTH, MAX_MESSAGES)
-    except OscError as e:
-        raise _malformed(str(e)) from e
+    return _decode_bounded(data, "datagram", MAX_DATAGRAM_BYTES)
 
 
 def decode_frame(data: bytes) -> list[Message]:
@@ -297,8 +292,12 @@ def decode_frame(data: bytes) -> list[Message]:
     Raises:
         ProtocolError: code ``malformed``.
     """
-    if len(data) > MAX_FRAME_BYTES:
-        raise _malformed(f"frame of {len(data)} bytes exceeds {MAX_FRAME_BYTES}")
+    return _decode_bounded(data, "frame", MAX_FRAME_BYTES)
+
+
+def _decode_bounded(data: bytes, what: str, max_bytes: int) -> list[Message]:
+    if len(data) > max_bytes:
+        raise _malformed(f"{what} of {len(data)} bytes exceeds {max_bytes}")
     try:
         return decode_packet(data, MAX_BUNDLE_DEPTH, MAX_MESSAGES)
     except OscError as e:

@@ -9,15 +9,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import soundfile
 
 from bridge.protocol import RESULT_KEYS, EditRequest, JobStatus
 from engine.engine import Engine, EngineConfig
 from tests.engine.fake_backends import FakeRenderBackend
-
-RATE = 16000
 
 
 class Events:
@@ -45,14 +41,6 @@ class Events:
     @property
     def states(self) -> list[str]:
         return [s.state for s in self.statuses]
-
-
-@pytest.fixture()
-def source(tmp_path: Path) -> Path:
-    t = np.arange(RATE) / RATE
-    path = tmp_path / "take.wav"
-    soundfile.write(path, 0.3 * np.sin(2 * np.pi * 200 * t), RATE, subtype="PCM_16")
-    return path
 
 
 @pytest.fixture()

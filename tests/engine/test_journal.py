@@ -6,25 +6,13 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile
 
 from bridge.protocol import EditRequest, JobStatus, TranscribeRequest
 from engine.engine import Engine, EngineConfig
 from engine.journal import Journal
 from tests.engine.fake_backends import FakeRenderBackend
 from tests.engine.test_engine import Events, request
-
-RATE = 16000
-
-
-@pytest.fixture()
-def source(tmp_path: Path) -> Path:
-    t = np.arange(RATE) / RATE
-    path = tmp_path / "take.wav"
-    soundfile.write(path, 0.3 * np.sin(2 * np.pi * 200 * t), RATE, subtype="PCM_16")
-    return path
 
 
 @pytest.fixture()
