@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from bridge import protocol
 from bridge.auth import AuthError, Keyring, RateLimiter, Verifier, is_loopback
+from bridge.bounded import BoundedThreadingMixIn
 from bridge.protocol import (
     ADDRESS,
     TRANSFER_ADDRESS,
@@ -82,7 +83,7 @@ class _Handler(socketserver.BaseRequestHandler):
         self.server.handle_datagram(data, self.client_address)
 
 
-class StepEditServer(socketserver.ThreadingUDPServer):
+class StepEditServer(BoundedThreadingMixIn, socketserver.UDPServer):
     """Serves protocol v1 on a UDP port for one engine.
 
     Replies leave from the server's own socket, so clients that read the socket they sent
@@ -100,7 +101,7 @@ class StepEditServer(socketserver.ThreadingUDPServer):
             and output roots in the engine's config, or ``require_auth`` without a key.
     """
 
-    daemon_threads = True
+    max_threads = MAX_HANDLERS
     allow_reuse_address = False
     max_packet_size = protocol.MAX_DATAGRAM_BYTES
 
@@ -121,7 +122,6 @@ class StepEditServer(socketserver.ThreadingUDPServer):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), _Handler)
         self._send_lock = threading.Lock()
-        self._handlers = threading.BoundedSemaphore(MAX_HANDLERS)
         self._dropped = 0
         self._drop_logged = 0.0
         self._routes: dict[str, Callable[[tuple[Any, ...], Peer, str], None]] = {
@@ -154,22 +154,9 @@ class StepEditServer(socketserver.ThreadingUDPServer):
         if self.tcp is not None:
             self.tcp.server_close()
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Starts a handler thread unless ``MAX_HANDLERS`` are busy; then drops the datagram."""
-        if not self._handlers.acquire(blocking=False):
-            self._note_dropped()
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._handlers.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._handlers.release()
+    def refuse(self, request: Any, client_address: Any) -> None:
+        """Drops a datagram that came while ``MAX_HANDLERS`` were busy (logged, seldom)."""
+        self._note_dropped()
 
     def _note_dropped(self) -> None:
         self._dropped += 1

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bridge import protocol
+from bridge.bounded import BoundedThreadingMixIn
 from bridge.slip import FrameError, SlipDecoder, encode_frame
 
 __all__ = ["IDLE_TIMEOUT_S", "MAX_CONNECTIONS", "TcpPeer", "TcpServer"]
@@ -145,7 +146,7 @@ class _Connection(socketserver.BaseRequestHandler):
             peer.close()
 
 
-class TcpServer(socketserver.ThreadingTCPServer):
+class TcpServer(BoundedThreadingMixIn, socketserver.TCPServer):
     """Accepts connections on ``host:port`` and hands each frame to ``handle_packet``.
 
     Args:
@@ -155,7 +156,7 @@ class TcpServer(socketserver.ThreadingTCPServer):
         port: TCP port (the UDP server's).
     """
 
-    daemon_threads = True
+    max_threads = MAX_CONNECTIONS
     allow_reuse_address = True
 
     def __init__(
@@ -164,26 +165,12 @@ class TcpServer(socketserver.ThreadingTCPServer):
         self.handle_packet = handle_packet
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), _Connection)
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
     @property
     def port(self) -> int:
         return int(self.server_address[1])
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Serves the connection on its own thread unless ``MAX_CONNECTIONS`` are open."""
-        if not self._slots.acquire(blocking=False):
-            _LOG.warning("connection from %r closed: %d open", client_address, MAX_CONNECTIONS)
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
+    def refuse(self, request: Any, client_address: Any) -> None:
+        """Closes a connection that came while ``MAX_CONNECTIONS`` were open."""
+        _LOG.warning("connection from %r closed: %d open", client_address, MAX_CONNECTIONS)
+        self.shutdown_request(request)

@@ -96,7 +96,7 @@ def test_bundles_nested_400_deep_get_a_reply(server: CapturingServer) -> None:
 
 def test_handler_threads_are_capped(server: CapturingServer, caplog: Any) -> None:
     for _ in range(MAX_HANDLERS):
-        assert server._handlers.acquire(blocking=False)
+        assert server._thread_slots.acquire(blocking=False)
     before = threading.active_count()
     with caplog.at_level(logging.WARNING, logger="bridge.server"):
         for _ in range(100):
@@ -105,7 +105,7 @@ def test_handler_threads_are_capped(server: CapturingServer, caplog: Any) -> Non
     assert server.sent == []
     assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 1
     for _ in range(MAX_HANDLERS):
-        server._handlers.release()
+        server._thread_slots.release()
 
 
 # -- defect 9: datagrams up to 65,507 bytes -----------------------------------------------
