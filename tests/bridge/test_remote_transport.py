@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from pythonosc import slip as python_osc_slip
 from bridge import protocol
 from bridge.protocol import ProtocolError
 from bridge.slip import FrameError, SlipDecoder, encode_frame
+from bridge.tcp_server import MAX_CONNECTIONS, TcpPeer, TcpServer
 from engine.errors import StepEditError
 from engine.transfers import TransferLimits, TransferStore
 
@@ -143,3 +147,29 @@ def test_expired_partials_are_removed(tmp_path: Path) -> None:
     os.utime(partial, (time.time() - 5, time.time() - 5))
     store.begin("a", "5" * 64, 100)
     assert not partial.exists()
+
+
+def test_connections_beyond_the_bound_are_closed_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    def echo(packet: bytes, peer: TcpPeer) -> bool:
+        peer.send(packet)
+        return True
+
+    server = TcpServer(echo, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        for _ in range(MAX_CONNECTIONS):  # as if every slot served a connection
+            assert server._thread_slots.acquire(blocking=False)
+        with (
+            caplog.at_level(logging.WARNING, logger="bridge.tcp_server"),
+            socket.create_connection(("127.0.0.1", server.port), timeout=5) as late,
+        ):
+            assert late.recv(16) == b""  # closed by the engine
+        assert any("closed" in r.getMessage() for r in caplog.records)
+        for _ in range(MAX_CONNECTIONS):
+            server._thread_slots.release()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as client:
+            client.sendall(encode_frame(b"hello"))
+            assert client.recv(64) == encode_frame(b"hello")
+    finally:
+        server.shutdown()
+        server.server_close()
