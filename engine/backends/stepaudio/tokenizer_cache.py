@@ -16,9 +16,10 @@ import json
 import logging
 import time
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -225,15 +226,7 @@ class TokenizerCache:
     def get(self, key: str) -> PromptFeatures | None:
         """The features under ``key`` (marked recently used), or ``None``; an unreadable
         entry is dropped and reported as a miss."""
-        data = self.store.get(key)
-        if data is None:
-            return None
-        try:
-            return PromptFeatures.from_bytes(data)
-        except ValueError as e:
-            _LOG.warning("dropping an unreadable cached prompt: %s", e)
-            self.store.delete(key)
-            return None
+        return _load(self.store, key, PromptFeatures.from_bytes, "cached prompt")
 
     def put(self, key: str, features: PromptFeatures) -> None:
         """Stores ``features`` under ``key``, evicting the least recently used past the bound."""
@@ -242,16 +235,7 @@ class TokenizerCache:
     def get_pass(self, key: str) -> StoredPass | None:
         """The pass remembered under the result key ``key`` (marked recently used), or
         ``None``; an unreadable entry is dropped and reported as a miss."""
-        row = self._pass_row(key)
-        data = self.passes.get(row)
-        if data is None:
-            return None
-        try:
-            return StoredPass.from_bytes(data)
-        except ValueError as e:
-            _LOG.warning("dropping an unreadable stored pass: %s", e)
-            self.passes.delete(row)
-            return None
+        return _load(self.passes, self._pass_row(key), StoredPass.from_bytes, "stored pass")
 
     def put_pass(self, key: str, stored: StoredPass) -> None:
         """Stores ``stored`` under the result key ``key``, evicting the least recently used
@@ -262,3 +246,19 @@ class TokenizerCache:
         """The row of result key ``key`` for these models."""
         header = {"v": CACHE_VERSION, "models": self.identity, "result": key}
         return hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()
+
+
+_Entry = TypeVar("_Entry")
+
+
+def _load(store: LruStore, row: str, parse: Callable[[bytes], _Entry], what: str) -> _Entry | None:
+    """The entry at ``row`` parsed, or ``None``; an unreadable one is dropped (a miss)."""
+    data = store.get(row)
+    if data is None:
+        return None
+    try:
+        return parse(data)
+    except ValueError as e:
+        _LOG.warning("dropping an unreadable %s: %s", what, e)
+        store.delete(row)
+        return None
