@@ -16,21 +16,13 @@ local CAPABILITIES = {
   backends = { fake = { edits = { speed = { "faster", "slower" }, denoise = {} } } },
 }
 
-local function close(expected, actual, tolerance)
-  assert.is_true(math.abs(expected - actual) < (tolerance or 1e-6),
-    string.format("expected %.6f, got %.6f", expected, actual))
-end
+local close = H.assert_close
 
 describe("StepEdit actions", function()
   local emu, lib, engine, wav
 
   local function run(script, timeout)
-    emu:run_script(H.action(emu, script))
-    local outcome = emu:run_deferred(timeout or 10)
-    assert.are.same({}, emu.errors)
-    assert.are.equal(0, emu.ui_refresh, "PreventUIRefresh calls are unbalanced")
-    assert.are.equal(0, emu.undo_depth, "an undo block was left open")
-    return outcome
+    return H.run_checked(emu, script, timeout)
   end
 
   before_each(function()

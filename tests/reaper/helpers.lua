@@ -101,6 +101,24 @@ function H.action(emu, name)
   return emu.scripts .. "StepEdit_" .. name .. ".lua"
 end
 
+-- Runs an action and its deferred work; checks that it raised nothing and left no undo
+-- block open and no PreventUIRefresh unbalanced. Returns what run_deferred returns.
+-- (busted's assertions come from luassert; the global assert of this chunk is Lua's own.)
+function H.run_checked(emu, script, timeout)
+  local check = require("luassert")
+  emu:run_script(H.action(emu, script))
+  local outcome = emu:run_deferred(timeout or 10)
+  check.are.same({}, emu.errors)
+  check.are.equal(0, emu.ui_refresh, "PreventUIRefresh calls are unbalanced")
+  check.are.equal(0, emu.undo_depth, "an undo block was left open")
+  return outcome
+end
+
+function H.assert_close(expected, actual, tolerance)
+  require("luassert").is_true(math.abs(expected - actual) < (tolerance or 1e-6),
+    string.format("expected %.6f, got %.6f", expected, actual))
+end
+
 function H.console_text(emu)
   return table.concat(emu.console)
 end

@@ -10,12 +10,7 @@ describe("StepEdit reliability", function()
   local emu, lib, engine, wav
 
   local function run(script, timeout)
-    emu:run_script(H.action(emu, script))
-    local outcome = emu:run_deferred(timeout or 10)
-    assert.are.same({}, emu.errors)
-    assert.are.equal(0, emu.ui_refresh, "PreventUIRefresh calls are unbalanced")
-    assert.are.equal(0, emu.undo_depth, "an undo block was left open")
-    return outcome
+    return H.run_checked(emu, script, timeout)
   end
 
   local function start_engine(opts)
