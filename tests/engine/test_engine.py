@@ -229,6 +229,10 @@ def test_queue_full(engine: Engine, backend: FakeRenderBackend, source: Path) ->
     assert full.error is not None and full.error[0] == "queue_full"
 
 
+class _Fatal(BaseException):
+    """What a misbehaving native backend might raise past ``Exception``."""
+
+
 def test_backend_errors_keep_their_code_and_the_worker_survives_any_error(
     engine: Engine, backend: FakeRenderBackend, source: Path
 ) -> None:
@@ -241,6 +245,9 @@ def test_backend_errors_keep_their_code_and_the_worker_survives_any_error(
     backend.fail = ZeroDivisionError("bug")
     engine.submit("j2", request(source), events)
     assert events.wait_finished("j2").error == ("internal", "ZeroDivisionError: bug")
+    backend.fail = _Fatal("native crash")  # past Exception, as a native backend might
+    engine.submit("j2b", request(source), events)
+    assert events.wait_finished("j2b").error == ("internal", "_Fatal: native crash")
     backend.fail = None
     engine.submit("j3", request(source), events)
     assert events.wait_finished("j3").state == "done"
@@ -327,22 +334,6 @@ def test_the_engine_rewrites_only_the_status_files_it_created(
     engine.submit("j1", request(source, status_file=str(status_file)), again)
     again.wait_for(lambda ss: len(ss) == 1)
     assert again.statuses[0].state == "done"
-
-
-class _Fatal(BaseException):
-    """What a misbehaving native backend might raise past ``Exception``."""
-
-
-def test_a_render_failing_past_exception_is_reported_and_the_engine_goes_on(
-    engine: Engine, backend: FakeRenderBackend, source: Path
-) -> None:
-    events = Events()
-    backend.fail = _Fatal("native crash")
-    engine.submit("j1", request(source), events)
-    assert events.wait_finished("j1").error == ("internal", "_Fatal: native crash")
-    backend.fail = None
-    engine.submit("j2", request(source), events)
-    assert events.wait_finished("j2").state == "done"
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
