@@ -1,10 +1,13 @@
-"""Long takes: split at pauses into segments a model edits well, stitched back in the pauses.
+"""Long takes: split at pauses into segments a model edits well, each edited, stitched back
+in the pauses.
 
 A model trained on short clips (Step-Audio-EditX: under 30 s) edits a longer take in
 segments. Each cut lies in the middle of a pause (``engine.dsp.pauses``) that no word spans,
 chosen so that the segments come out about equally long; each segment carries the words
 whose middle lies in it. The edited segments are joined with equal-power cross-fades that
 lie in the quiet ends of the pieces, so a join is a fade between two pauses, not a seam.
+``LongTake`` renders an edit that way; how one piece is rendered (passes, guard) is the
+caller's (``engine.pipeline``).
 """
 
 from __future__ import annotations
@@ -12,16 +15,21 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from engine import audio
+from engine.backends.base import Progress, Rendered, scaled_progress
 from engine.dsp import frame_rms_db, pauses
+from engine.edits import EditSpec
+from engine.errors import EditError
+from engine.keep_length import fit_to_source, speech_spans
 from engine.text.transcript import Word, join_words
 
-__all__ = ["Segment", "plan_segments", "stitch"]
+__all__ = ["LongTake", "PieceRenderer", "Segment", "needs_segments", "plan_segments", "stitch"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -185,3 +193,130 @@ def _quiet_end(piece: np.ndarray, sample_rate: int, last: bool = False) -> float
         if (b == len(mono)) if last else (a == 0):
             return (b - a) / sample_rate
     return 0.0
+
+
+# Renders an edit of one piece of a take (``float32 (channels, samples)`` at the take's rate).
+PieceRenderer = Callable[[np.ndarray, EditSpec, Progress], Rendered]
+
+
+def needs_segments(duration: float, edit: EditSpec, max_seconds: float) -> bool:
+    """Whether a slice of ``duration`` seconds is longer than ``max_seconds``: edited in
+    segments, or for clone (new text in the slice's voice) cut to its first segment, its
+    voice prompt.
+
+    Raises:
+        EditError: for a paralinguistic ``target_text`` on such a slice (its tags cannot be
+            shared out among the segments; ``option`` and ``position`` can).
+    """
+    if duration <= max_seconds:
+        return False
+    if edit.type == "paralinguistic" and not edit.option:
+        raise EditError(
+            f"the slice ({duration:.1f} s) is edited in segments of at most "
+            f"{max_seconds:g} s, which cannot share out a target_text: send "
+            "'option' and 'position' instead, or a shorter slice"
+        )
+    return True
+
+
+@dataclass(frozen=True)
+class LongTake:
+    """A slice longer than a model edits in one piece, and how one piece is rendered.
+
+    Attributes:
+        samples: ``float32 (channels, samples)``.
+        sample_rate: Their rate in Hz.
+        max_seconds: Longest piece edited at once.
+        render_piece: Renders an edit of one piece (the backend's passes, checked).
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    max_seconds: float
+    render_piece: PieceRenderer
+
+    def render(self, edit: EditSpec, progress: Progress) -> Rendered:
+        """Renders ``edit``: per segment, or for clone on the first segment only.
+
+        Args:
+            edit: The edit, with the slice's words in ``transcript`` when known (they give
+                each segment its text).
+            progress: Receives (fraction 0..1, stage); raises ``JobCancelled`` to stop.
+        """
+        if edit.type == "clone":
+            return self._clone_from_first_segment(edit, progress)
+        return self._run_segments(edit, progress)
+
+    def _plan(self, edit: EditSpec) -> list[Segment]:
+        words = edit.transcript.words if edit.transcript is not None else ()
+        speech = speech_spans(self.samples, self.sample_rate)
+        return plan_segments(self.samples, self.sample_rate, self.max_seconds, words, speech)
+
+    def _run_segments(self, edit: EditSpec, progress: Progress) -> Rendered:
+        """Edits the slice in segments cut at pauses (outside its words and, where it can,
+        outside the speech the silence remover finds) and stitches them in the pauses.
+
+        Each segment is edited with its own words (and its insertion positions; a
+        paralinguistic segment without one is kept as it is) and fitted to its own loudness.
+        The result's ``info["segments"]`` holds, per segment, its ``start`` and ``end`` in
+        the slice, ``output_start`` (where it begins in the result, before ``keep_length``)
+        and the backend's fields for it; the stage names say which segment is running.
+        """
+        samples, rate = self.samples, self.sample_rate
+        segments = self._plan(edit)
+        count = len(segments)
+        pieces: list[np.ndarray] = []
+        reports: list[dict[str, Any]] = []
+        for index, segment in enumerate(segments):
+            part = samples[:, segment.start : segment.end]
+            step = _segment_progress(progress, index, count)
+            step(0.0, "segment")
+            sub = _segment_edit(edit, segment, rate, last=index == count - 1)
+            report: dict[str, Any] = {
+                "start": round(segment.start / rate, 3),
+                "end": round(segment.end / rate, 3),
+            }
+            if sub is None:
+                pieces.append(part)
+                reports.append({**report, "edited": False})
+                continue
+            rendered = self.render_piece(part, sub, step)
+            loudness = audio.integrated_loudness(part, rate)
+            pieces.append(fit_to_source(rendered, rate, samples.shape[0], loudness))
+            reports.append({**report, **rendered.info})
+        out, starts = stitch(pieces, rate)
+        for report, start in zip(reports, [0, *starts], strict=True):
+            report["output_start"] = round(start / rate, 3)
+        change = audio.integrated_loudness(out, rate) - audio.integrated_loudness(samples, rate)
+        offset = change if np.isfinite(change) else 0.0  # the pieces' own loudness stays
+        return Rendered(out, rate, float(offset), {"segments": reports})
+
+    def _clone_from_first_segment(self, edit: EditSpec, progress: Progress) -> Rendered:
+        """Clones in the voice of the slice's first segment, with its words: a voice prompt
+        as long as the model edits well (the official guidance: under 30 s). The result's
+        ``info["voice_prompt"]`` gives its ``start`` and ``end`` in the slice."""
+        first = self._plan(edit)[0]
+        prompt = self.samples[:, : first.end]
+        sub = replace(edit, text=first.text, transcript=None)
+        rendered = self.render_piece(prompt, sub, progress)
+        voice = {"start": 0.0, "end": round(first.end / self.sample_rate, 3)}
+        rendered.info = {**rendered.info, "voice_prompt": voice}
+        return rendered
+
+
+def _segment_progress(progress: Progress, index: int, count: int) -> Progress:
+    """Segment ``index``'s share of the bar, its stages named ``"<stage> <n>/<count>"``."""
+    share = scaled_progress(progress, index / count, (index + 1) / count)
+    return lambda f, stage: share(f, f"{stage} {index + 1}/{count}")
+
+
+def _segment_edit(
+    edit: EditSpec, segment: Segment, sample_rate: int, last: bool
+) -> EditSpec | None:
+    """The edit of one segment: its words, its insertion positions (in segment time); ``None``
+    for a paralinguistic segment without an insertion (it stays as it is)."""
+    start, end = segment.start / sample_rate, segment.end / sample_rate
+    positions = tuple(p - start for p in edit.positions if start <= p < end or (last and p == end))
+    if edit.type == "paralinguistic" and not positions:
+        return None
+    return replace(edit, text=segment.text, positions=positions, transcript=None)

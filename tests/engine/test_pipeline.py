@@ -14,13 +14,8 @@ from engine.backends.cpu import CpuBackend
 from engine.edits import EditSpec
 from engine.errors import BackendError, EditError
 from engine.evaluation.harness import find_clips
-from engine.pipeline import (
-    added_spans,
-    fit_duration,
-    fit_to_source,
-    render_audio,
-    scaled_progress,
-)
+from engine.keep_length import added_spans, fit_duration, fit_to_source
+from engine.pipeline import render_audio, scaled_progress
 from engine.text.transcript import Transcript, Word
 from tests.engine.fake_backends import FakeRenderBackend, FakeTokenBackend
 

@@ -34,7 +34,7 @@ from engine.backends.cpu.recipes import EMOTIONS, STYLES, Recipe, recipe_for
 from engine.edits import EditSpec
 from engine.evaluation.harness import Clip, EditResult, evaluate, find_clips
 from engine.evaluation.metrics import Measures, measure
-from engine.pipeline import fit_to_source
+from engine.keep_length import fit_to_source
 
 _LOG = logging.getLogger(__name__)
 

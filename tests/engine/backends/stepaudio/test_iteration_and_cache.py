@@ -26,7 +26,8 @@ from engine.backends.stepaudio.tokenizer_cache import (
 )
 from engine.edits import EditSpec
 from engine.errors import BackendError
-from engine.pipeline import fit_to_source, render_audio
+from engine.keep_length import fit_to_source
+from engine.pipeline import render_audio
 from engine.render import WrittenEdit, render_file
 from tests.engine.backends.stepaudio.test_stepaudio_backend import FAST, RATE, clip, noop
 
