@@ -162,7 +162,7 @@ def _secret(args: argparse.Namespace) -> int:
 
 def _edit_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The ``edit`` object that the flags of ``_add_edit_arguments`` name."""
-    names = (*EDIT_FLAGS, "mask", "iterations", "text", "language", "keep_length")
+    names = (*EDIT_FLAGS, "mask", "iterations", "text", "language", "keep_length", "decode_passes")
     try:
         return edit_from_flags(
             **{name: getattr(args, name) for name in names}, position=args.positions
@@ -571,6 +571,14 @@ def _add_edit_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep_length",
         action="store_true",
         help="fit the result to the slice's duration (pitch-preserving time-scale)",
+    )
+    parser.add_argument(
+        "--decode-passes",
+        "--decode_passes",
+        action="store_true",
+        help="also write every iteration before the last beside the result, as "
+        "<result stem>.pass<k>.wav (model backends; the cpu backend renders once and "
+        "writes none)",
     )
 
 

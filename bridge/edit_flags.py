@@ -39,6 +39,7 @@ def edit_from_flags(
     position: float | Sequence[float] | None = None,
     language: str | None = None,
     keep_length: bool = False,
+    decode_passes: bool = False,
 ) -> dict[str, Any]:
     """The request's ``edit`` object for exactly one named edit.
 
@@ -61,6 +62,7 @@ def edit_from_flags(
         position: Insertion time(s) in seconds.
         language: ``auto``, ``en`` or ``zh``.
         keep_length: Fit the result to the input's duration.
+        decode_passes: Also decode and write every iteration before the last.
 
     Raises:
         ValueError: not exactly one edit is named.
@@ -98,4 +100,6 @@ def edit_from_flags(
         edit["language"] = language
     if keep_length:
         edit["keep_length"] = True
+    if decode_passes:
+        edit["decode_passes"] = True
     return edit

@@ -77,9 +77,15 @@ class EditType:
 _TEXT = frozenset({"text", "guard"})
 # Request fields every edit type reads: ``keep_length`` fits any result to the slice.
 _EVERY_TYPE = frozenset({"keep_length"})
+# The types Step-Audio-EditX itself was trained on; ``text`` and ``fillers`` are StepEdit's.
+MODEL_EDIT_TYPES = ("emotion", "style", "paralinguistic", "speed", "denoise", "vad", "clone")
+# Request fields of the types a model renders in passes (``iterations``): ``decode_passes``.
+_PASSES = frozenset({"decode_passes"})
 
 EDIT_TYPES: Mapping[str, EditType] = {
-    t.name: replace(t, uses=t.uses | _EVERY_TYPE)
+    t.name: replace(
+        t, uses=t.uses | _EVERY_TYPE | (_PASSES if t.name in MODEL_EDIT_TYPES else frozenset())
+    )
     for t in (
         EditType(
             "emotion",
@@ -186,8 +192,6 @@ EDIT_TYPES: Mapping[str, EditType] = {
         ),
     )
 }
-# The types Step-Audio-EditX itself was trained on; ``text`` and ``fillers`` are StepEdit's.
-MODEL_EDIT_TYPES = ("emotion", "style", "paralinguistic", "speed", "denoise", "vad", "clone")
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,9 @@ class EditSpec:
             again when it differs too much (``engine.guard``); off: one generation.
         seed: The model's sampling seed; ``None`` leaves it to the backend. Set by the
             engine when it generates again, never by a client.
+        decode_passes: Also decode every pass before the last (token backends, which
+            otherwise decode only the last) and return them beside the result; a backend
+            that renders once at the strength of all passes has none.
     """
 
     type: str
@@ -228,6 +235,7 @@ class EditSpec:
     keep_length: bool = False
     guard: bool = True
     seed: int | None = None
+    decode_passes: bool = False
 
     def __post_init__(self) -> None:
         kind = EDIT_TYPES.get(self.type)
@@ -291,7 +299,7 @@ def parse_edit(data: Mapping[str, Any]) -> EditSpec:
     Args:
         data: The decoded JSON object: ``type``, ``option``, ``iterations``, ``text``,
             ``target_text``, ``position`` (a number or a list of numbers), ``fillers``,
-            ``language``, ``keep_length`` and ``guard`` (booleans).
+            ``language``, ``keep_length``, ``guard`` and ``decode_passes`` (booleans).
 
     Raises:
         EditError: naming the bad field and the allowed values.
@@ -309,6 +317,7 @@ def parse_edit(data: Mapping[str, Any]) -> EditSpec:
         "language",
         "keep_length",
         "guard",
+        "decode_passes",
     }
     if unknown:
         raise EditError(f"unknown field(s) in 'edit': {', '.join(sorted(unknown))}")
@@ -319,10 +328,11 @@ def parse_edit(data: Mapping[str, Any]) -> EditSpec:
     for name in ("option", "text", "target_text", "language"):
         if not isinstance(data.get(name, ""), str):
             raise EditError(f"'edit.{name}' must be a string, got {data[name]!r}")
-    keep_length, guard = data.get("keep_length", False), data.get("guard", True)
-    for name, flag in (("keep_length", keep_length), ("guard", guard)):
-        if not isinstance(flag, bool):
-            raise EditError(f"'edit.{name}' must be true or false, got {flag!r}")
+    flags = {"keep_length": False, "guard": True, "decode_passes": False}
+    for name, default in flags.items():
+        flags[name] = data.get(name, default)
+        if not isinstance(flags[name], bool):
+            raise EditError(f"'edit.{name}' must be true or false, got {flags[name]!r}")
     iterations = data.get("iterations", 1)
     if not isinstance(iterations, int) or isinstance(iterations, bool):
         raise EditError(f"'edit.iterations' must be a whole number, got {iterations!r}")
@@ -340,8 +350,9 @@ def parse_edit(data: Mapping[str, Any]) -> EditSpec:
         positions=_number_list(data.get("position"), "'edit.position'"),
         fillers=tuple(f.strip().lower() for f in fillers),
         language=data.get("language", "").strip().lower() or "auto",
-        keep_length=keep_length,
-        guard=guard,
+        keep_length=flags["keep_length"],
+        guard=flags["guard"],
+        decode_passes=flags["decode_passes"],
     )
 
 

@@ -70,6 +70,8 @@ class EditedAudio:
             and ``decode``, each summed over the passes.
         last_pass: For a token feedback backend (without ``retokenize``) and a slice edited
             in one piece, the last pass, for ``remember_result``.
+        passes: With ``EditSpec.decode_passes`` on a token backend, the passes before the
+            last, in order, each fitted to the source as ``audio`` is; else empty.
     """
 
     audio: np.ndarray
@@ -77,6 +79,7 @@ class EditedAudio:
     info: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     last_pass: LastPass | None = None
+    passes: list[np.ndarray] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -146,16 +149,27 @@ def render_audio(
             with clock("transcribe"):
                 edit = _with_words(samples, sample_rate, edit, progress, transcripts)
             progress = scaled_progress(progress, _WORDS_END, 1.0)
-    rendered, timings, last = _run_passes(
-        backend, samples, sample_rate, edit, progress, guard or Guard()
-    )
-    out = fit_to_source(rendered, sample_rate, samples.shape[0], target_lufs)
-    info = {**rendered.info, **found}
+    made, timings = _run_passes(backend, samples, sample_rate, edit, progress, guard or Guard())
+    out, factor = _fit(made.rendered, samples, sample_rate, target_lufs, edit.keep_length)
+    info = {**made.rendered.info, **found}
     if edit.keep_length:
-        spans = added_spans(info, sample_rate)
-        out, factor = fit_duration(out, sample_rate, samples.shape[-1], spans)
-        info = {**info, "length_factor": round(factor, 6)}
-    return EditedAudio(out, sample_rate, info, {**clock.seconds, **timings}, last)
+        info["length_factor"] = round(factor, 6)
+    earlier = [
+        _fit(r, samples, sample_rate, target_lufs, edit.keep_length)[0] for r in made.earlier
+    ]
+    return EditedAudio(out, sample_rate, info, {**clock.seconds, **timings}, made.last, earlier)
+
+
+def _fit(
+    rendered: Rendered, samples: np.ndarray, sample_rate: int, target_lufs: float, keep_length: bool
+) -> tuple[np.ndarray, float]:
+    """``rendered`` fitted to the source slice ``samples`` (and with ``keep_length`` to its
+    duration), and the time-scale factor ``fit_duration`` used (1.0 without)."""
+    out = fit_to_source(rendered, sample_rate, samples.shape[0], target_lufs)
+    if not keep_length:
+        return out, 1.0
+    spans = added_spans(rendered.info, sample_rate)
+    return fit_duration(out, sample_rate, samples.shape[-1], spans)
 
 
 def remember_result(
@@ -221,6 +235,22 @@ def _with_words(
     return replace(edit, text=edit.text or transcript.text, transcript=transcript)
 
 
+@dataclass
+class _Passes:
+    """What the passes of an edit made.
+
+    Attributes:
+        rendered: The last pass, decoded.
+        earlier: The passes before it, decoded (``EditSpec.decode_passes``, token backends
+            only), each with its loudness change against the slice.
+        last: The last pass of a token feedback edit, for ``remember_result``.
+    """
+
+    rendered: Rendered
+    earlier: list[Rendered] = field(default_factory=list)
+    last: LastPass | None = None
+
+
 def _run_passes(
     backend: Backend,
     samples: np.ndarray,
@@ -228,38 +258,38 @@ def _run_passes(
     edit: EditSpec,
     progress: Progress,
     guard: Guard,
-) -> tuple[Rendered, dict[str, float], LastPass | None]:
-    """The one place where ``iterations`` become passes; returns the result, the seconds
-    spent per token stage (``tokenize``, ``generate``, ``decode``, and ``check`` for
-    checked generations; none for other backends) and the last pass of a token feedback
-    edit.
+) -> tuple[_Passes, dict[str, float]]:
+    """The one place where ``iterations`` become passes; returns what they made and the
+    seconds spent per token stage (``tokenize``, ``generate``, ``decode``, and ``check``
+    for checked generations; none for other backends).
 
     A token backend runs ``iterations`` passes (see ``_run_token_passes``), per segment of
     a long slice, each checked by ``guard``. A render backend renders once at the strength
     of ``iterations``: repeating DSP would only add artefacts. An edit on words goes to a
     word backend's ``render_words`` once (a word is deleted or re-said once, not more
-    strongly).
+    strongly). Neither has earlier passes to decode.
     """
     if EDIT_TYPES[edit.type].needs_words and isinstance(backend, WordBackend):
         progress(0.0, "render")
-        return backend.render_words(samples, sample_rate, edit, progress), {}, None
+        return _Passes(backend.render_words(samples, sample_rate, edit, progress)), {}
     if isinstance(backend, TokenBackend):
         clock = _StageClock()
         seconds = backend.segment_seconds
         if not needs_segments(samples.shape[-1] / sample_rate, edit, seconds):
-            rendered, last = _checked_passes(
-                backend, samples, sample_rate, edit, progress, guard, clock
-            )
-            return rendered, clock.seconds, last
+            made = _checked_passes(backend, samples, sample_rate, edit, progress, guard, clock)
+            return made, clock.seconds
 
-        def render_piece(piece: np.ndarray, sub: EditSpec, step: Progress) -> Rendered:
-            return _checked_passes(backend, piece, sample_rate, sub, step, guard, clock)[0]
+        def render_piece(
+            piece: np.ndarray, sub: EditSpec, step: Progress
+        ) -> tuple[Rendered, list[Rendered]]:
+            made = _checked_passes(backend, piece, sample_rate, sub, step, guard, clock)
+            return made.rendered, made.earlier
 
         take = LongTake(samples, sample_rate, seconds, render_piece)
-        return take.render(edit, progress), clock.seconds, None
+        return _Passes(*take.render(edit, progress)), clock.seconds
     if isinstance(backend, RenderBackend):
         progress(0.0, "render")
-        return backend.render(samples, sample_rate, edit, progress), {}, None
+        return _Passes(backend.render(samples, sample_rate, edit, progress)), {}
     raise BackendError(f"backend {backend.name!r} implements neither render nor tokenize")
 
 
@@ -289,12 +319,12 @@ def _checked_passes(
     progress: Progress,
     guard: Guard,
     clock: _StageClock,
-) -> tuple[Rendered, LastPass | None]:
+) -> _Passes:
     """The passes of ``edit`` on one slice, generated again while ``guard`` finds that they
-    say the wrong words (edit types in ``backend.reads_text`` only), and the last pass of
-    the try returned (token feedback only); the first prompt is made once for all tries."""
+    say the wrong words (edit types in ``backend.reads_text`` only): those of the try
+    returned; the first prompt is made once for all tries."""
     prompts: list[Any] = []
-    tries: list[tuple[Rendered, LastPass | None]] = []
+    tries: list[_Passes] = []
 
     def first_prompt(step: Progress) -> Any:
         if not prompts:
@@ -303,7 +333,7 @@ def _checked_passes(
 
     def render(attempt: EditSpec, step: Progress) -> Rendered:
         tries.append(_run_token_passes(backend, first_prompt, attempt, step, clock))
-        return tries[-1][0]
+        return tries[-1].rendered
 
     if edit.type not in backend.reads_text:
         render(edit, progress)
@@ -311,7 +341,7 @@ def _checked_passes(
     rendered, checking = guarded(render, edit, guard, progress)
     if checking:
         clock.add("check", checking)
-    return next(t for t in tries if t[0] is rendered)
+    return next(t for t in tries if t.rendered is rendered)
 
 
 def _first_prompt(
@@ -332,18 +362,20 @@ def _run_token_passes(
     edit: EditSpec,
     progress: Progress,
     clock: _StageClock,
-) -> tuple[Rendered, LastPass | None]:
+) -> _Passes:
     """``iterations`` passes of generate, each on the previous pass's output; one decode.
 
     The first pass's prompt comes from ``first_prompt`` (the slice tokenized, or an earlier
     edit continued). A ``TokenFeedbackBackend`` starts pass k+1 from pass k's tokens: only
-    the last pass is decoded, and it is returned as well. Other token backends, and
-    feedback backends with ``retokenize`` set, decode every pass and tokenize its audio
-    again, as the official pipeline does; each decode reports its loudness change against
-    its own input, so the changes add up.
+    the last pass is decoded (and, with ``decode_passes``, every earlier one as well), and
+    it is returned as well. Other token backends, and feedback backends with
+    ``retokenize`` set, decode every pass and tokenize its audio again, as the official
+    pipeline does; each decode reports its loudness change against its own input, so the
+    changes add up.
     """
     passes = edit.iterations
     loudness_change = 0.0
+    earlier: list[Rendered] = []
     prompt: Any = None
     generated: Any = None
     step = progress
@@ -353,12 +385,17 @@ def _run_token_passes(
             with clock("tokenize"):
                 prompt = first_prompt(step)
         elif _feeds_back(backend):
+            if edit.decode_passes:
+                with clock("decode"):  # its loudness change is against the slice, as the last's
+                    earlier.append(backend.decode(generated, prompt, previous))
             with clock("tokenize"):
                 prompt = backend.next_prompt(generated, prompt, step)
         else:
             with clock("decode"):
                 decoded = backend.decode(generated, prompt, previous)  # the last pass's end
             loudness_change += decoded.loudness_offset_db
+            if edit.decode_passes:
+                earlier.append(replace(decoded, loudness_offset_db=loudness_change))
             with clock("tokenize"):
                 prompt = (
                     backend.next_prompt(generated, prompt, step, decoded)
@@ -370,7 +407,8 @@ def _run_token_passes(
     with clock("decode"):
         rendered = backend.decode(generated, prompt, step)
     rendered.loudness_offset_db += loudness_change
-    return rendered, LastPass(generated, prompt, rendered) if _feeds_back(backend) else None
+    last = LastPass(generated, prompt, rendered) if _feeds_back(backend) else None
+    return _Passes(rendered, earlier, last)
 
 
 def _check_positions(edit: EditSpec, duration: float) -> None:

@@ -134,7 +134,10 @@ def render_file(
 
     A token feedback backend keeps the edit's last pass under the key of the new file's
     samples as ``read_slice`` returns them, so that an edit of the whole file (such as
-    "one more pass" on the take) continues on its tokens.
+    "one more pass" on the take) continues on its tokens. With ``decode_passes`` the passes
+    before the last are written beside the new file as ``<its stem>.pass<k>.wav`` (same
+    format; a free name when taken) and listed in ``info["passes"]`` (empty when the
+    backend made none).
 
     Args:
         backend: A loaded backend.
@@ -170,6 +173,10 @@ def render_file(
     path = audio.write_audio_atomic(
         output_dir, stem, edited.audio, info.sample_rate, float_output=info.is_float
     )
+    extra: dict[str, Any] = {}
+    if edit.decode_passes:
+        passes = _write_passes(path, edited.passes, info.sample_rate, info.is_float)
+        extra["passes"] = [str(p) for p in passes]
     if edited.last_pass is not None:
         _remember(backend, edited, path, max_input_seconds)
     lap("write")
@@ -179,8 +186,29 @@ def render_file(
         sample_rate=info.sample_rate,
         channels=info.channels,
         timings=lap.total(),
-        info=edited.info,
+        info={**edited.info, **extra},
     )
+
+
+def _write_passes(
+    output: Path, passes: list[np.ndarray], sample_rate: int, float_output: bool
+) -> list[Path]:
+    """Writes each earlier pass beside ``output`` as ``<its stem>.pass<k>.wav``, never over
+    an existing file; if one cannot be written, the output and the passes written so far
+    are removed (a job either publishes all its files or none)."""
+    written: list[Path] = []
+    try:
+        for k, samples in enumerate(passes, start=1):
+            written.append(
+                audio.write_audio_atomic(
+                    output.parent, f"{output.stem}.pass{k}", samples, sample_rate, float_output
+                )
+            )
+    except BaseException:
+        for path in (output, *written):
+            path.unlink(missing_ok=True)
+        raise
+    return written
 
 
 def _remember(backend: Backend, edited: EditedAudio, path: Path, max_seconds: float) -> None:

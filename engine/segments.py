@@ -195,8 +195,9 @@ def _quiet_end(piece: np.ndarray, sample_rate: int, last: bool = False) -> float
     return 0.0
 
 
-# Renders an edit of one piece of a take (``float32 (channels, samples)`` at the take's rate).
-PieceRenderer = Callable[[np.ndarray, EditSpec, Progress], Rendered]
+# Renders an edit of one piece of a take (``float32 (channels, samples)`` at the take's rate):
+# its result and its earlier passes decoded (``EditSpec.decode_passes``; else none).
+PieceRenderer = Callable[[np.ndarray, EditSpec, Progress], tuple[Rendered, list[Rendered]]]
 
 
 def needs_segments(duration: float, edit: EditSpec, max_seconds: float) -> bool:
@@ -235,13 +236,17 @@ class LongTake:
     max_seconds: float
     render_piece: PieceRenderer
 
-    def render(self, edit: EditSpec, progress: Progress) -> Rendered:
+    def render(self, edit: EditSpec, progress: Progress) -> tuple[Rendered, list[Rendered]]:
         """Renders ``edit``: per segment, or for clone on the first segment only.
 
         Args:
             edit: The edit, with the slice's words in ``transcript`` when known (they give
                 each segment its text).
             progress: Receives (fraction 0..1, stage); raises ``JobCancelled`` to stop.
+
+        Returns:
+            The result and its earlier passes as ``render_piece`` decoded them (stitched
+            pass by pass, an unedited segment as it is in each).
         """
         if edit.type == "clone":
             return self._clone_from_first_segment(edit, progress)
@@ -252,7 +257,7 @@ class LongTake:
         speech = speech_spans(self.samples, self.sample_rate)
         return plan_segments(self.samples, self.sample_rate, self.max_seconds, words, speech)
 
-    def _run_segments(self, edit: EditSpec, progress: Progress) -> Rendered:
+    def _run_segments(self, edit: EditSpec, progress: Progress) -> tuple[Rendered, list[Rendered]]:
         """Edits the slice in segments cut at pauses (outside its words and, where it can,
         outside the speech the silence remover finds) and stitches them in the pauses.
 
@@ -265,7 +270,8 @@ class LongTake:
         samples, rate = self.samples, self.sample_rate
         segments = self._plan(edit)
         count = len(segments)
-        pieces: list[np.ndarray] = []
+        # Per segment: its result, then its earlier passes, each fitted to its loudness.
+        pieces: list[list[np.ndarray]] = []
         reports: list[dict[str, Any]] = []
         for index, segment in enumerate(segments):
             part = samples[:, segment.start : segment.end]
@@ -277,31 +283,48 @@ class LongTake:
                 "end": round(segment.end / rate, 3),
             }
             if sub is None:
-                pieces.append(part)
+                pieces.append([part])
                 reports.append({**report, "edited": False})
                 continue
-            rendered = self.render_piece(part, sub, step)
+            rendered, earlier = self.render_piece(part, sub, step)
             loudness = audio.integrated_loudness(part, rate)
-            pieces.append(fit_to_source(rendered, rate, samples.shape[0], loudness))
+            pieces.append(
+                [fit_to_source(r, rate, samples.shape[0], loudness) for r in (rendered, *earlier)]
+            )
             reports.append({**report, **rendered.info})
-        out, starts = stitch(pieces, rate)
+        rendered, starts = self._joined([p[0] for p in pieces])
         for report, start in zip(reports, [0, *starts], strict=True):
             report["output_start"] = round(start / rate, 3)
-        change = audio.integrated_loudness(out, rate) - audio.integrated_loudness(samples, rate)
-        offset = change if np.isfinite(change) else 0.0  # the pieces' own loudness stays
-        return Rendered(out, rate, float(offset), {"segments": reports})
+        rendered.info = {"segments": reports}
+        earlier = [
+            self._joined([p[k] if len(p) > k else p[0] for p in pieces])[0]
+            for k in range(1, max(len(p) for p in pieces))
+        ]
+        return rendered, earlier
 
-    def _clone_from_first_segment(self, edit: EditSpec, progress: Progress) -> Rendered:
+    def _joined(self, pieces: list[np.ndarray]) -> tuple[Rendered, list[int]]:
+        """The pieces stitched (see ``stitch``), keeping their own loudness: reported as the
+        change against the take."""
+        out, starts = stitch(pieces, self.sample_rate)
+        change = audio.integrated_loudness(out, self.sample_rate) - audio.integrated_loudness(
+            self.samples, self.sample_rate
+        )
+        offset = change if np.isfinite(change) else 0.0
+        return Rendered(out, self.sample_rate, float(offset)), starts
+
+    def _clone_from_first_segment(
+        self, edit: EditSpec, progress: Progress
+    ) -> tuple[Rendered, list[Rendered]]:
         """Clones in the voice of the slice's first segment, with its words: a voice prompt
         as long as the model edits well (the official guidance: under 30 s). The result's
         ``info["voice_prompt"]`` gives its ``start`` and ``end`` in the slice."""
         first = self._plan(edit)[0]
         prompt = self.samples[:, : first.end]
         sub = replace(edit, text=first.text, transcript=None)
-        rendered = self.render_piece(prompt, sub, progress)
+        rendered, earlier = self.render_piece(prompt, sub, progress)
         voice = {"start": 0.0, "end": round(first.end / self.sample_rate, 3)}
         rendered.info = {**rendered.info, "voice_prompt": voice}
-        return rendered
+        return rendered, earlier
 
 
 def _segment_progress(progress: Progress, index: int, count: int) -> Progress:

@@ -141,3 +141,19 @@ def test_edit_as_text_and_remove_fillers(
     fillers = stepedit("edit", str(clip), "--fillers", *common)
     assert fillers.returncode == 0, fillers.stderr
     assert Path(json.loads(fillers.stdout)["output_path"]).is_file()
+
+
+def test_decode_passes_flag_reaches_the_edit_object() -> None:
+    from bridge.cli import _edit_fields, _parser
+
+    args = _parser().parse_args(
+        ["edit", "take.wav", "--emotion", "happy", "--iterations", "3", "--decode-passes"]
+    )
+    assert _edit_fields(args) == {
+        "type": "emotion",
+        "option": "happy",
+        "iterations": 3,
+        "decode_passes": True,
+    }
+    plain = _parser().parse_args(["edit", "take.wav", "--emotion", "happy"])
+    assert "decode_passes" not in _edit_fields(plain)

@@ -153,3 +153,13 @@ def test_keep_length_is_a_boolean_every_type_reads() -> None:
         with pytest.raises(EditError, match=r"'edit.keep_length' must be true or false"):
             parse_edit({"type": "vad", "keep_length": bad})
     assert all("keep_length" in kind.uses for kind in EDIT_TYPES.values())
+
+
+def test_decode_passes_is_a_boolean_the_model_edit_types_read() -> None:
+    assert parse_edit({"type": "emotion", "option": "sad"}).decode_passes is False
+    assert parse_edit({"type": "vad", "iterations": 2, "decode_passes": True}).decode_passes
+    for bad in (1, "yes", None):
+        with pytest.raises(EditError, match=r"'edit.decode_passes' must be true or false"):
+            parse_edit({"type": "vad", "decode_passes": bad})
+    readers = {name for name, kind in EDIT_TYPES.items() if "decode_passes" in kind.uses}
+    assert readers == set(MODEL_EDIT_TYPES)

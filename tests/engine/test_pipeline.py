@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -216,3 +217,63 @@ def test_keep_length_on_the_cpu_backend(
     if edit.type == "paralinguistic":  # pauses took part of the laugh: less time-scale
         added = edited.info["insertions"][0]["duration"]
         assert factor > clip.duration / (clip.duration + added) + 0.01
+
+
+def test_decode_passes_returns_the_passes_a_retokenizing_backend_decoded_anyway() -> None:
+    backend = FakeTokenBackend()  # decodes every pass: the passes cost nothing more
+    source = speechlike()
+    edit = EditSpec("emotion", "happy", 3, decode_passes=True)
+    edited = render_audio(backend, source, RATE, edit, _quiet)
+    assert backend.calls == ["tokenize", "generate", "decode"] * 3
+    assert [p.shape for p in edited.passes] == [(1, RATE + k * RATE // 100) for k in (1, 2)]
+    # Each is fitted to the source as the result is: -1 dB per pass so far.
+    for k, earlier in enumerate(edited.passes, start=1):
+        change = integrated_loudness(earlier, RATE) - integrated_loudness(source, RATE)
+        assert change == pytest.approx(-k, abs=0.1)
+    assert (
+        render_audio(backend, source, RATE, replace(edit, decode_passes=False), _quiet).passes == []
+    )
+
+
+class _FeedbackBackend(FakeTokenBackend):
+    """Passes follow each other on tokens: only the last is decoded unless asked."""
+
+    retokenize = False
+
+    def next_prompt(
+        self, generated: Any, prompt: Any, progress: Progress, decoded: Rendered | None = None
+    ) -> Any:
+        self.calls.append("next_prompt")
+        return (generated, prompt[1])
+
+    def remember(self, key: str, generated: Any, prompt: Any, decoded: Rendered) -> None:
+        pass
+
+    def recall(self, key: str) -> tuple[Any, Any] | None:
+        return None
+
+
+def test_decode_passes_decodes_the_earlier_passes_of_a_token_feedback_backend() -> None:
+    backend = _FeedbackBackend()
+    source = speechlike()
+    plain = render_audio(backend, source, RATE, EditSpec("emotion", "happy", 3), _quiet)
+    assert backend.calls == ["tokenize", "generate", *["next_prompt", "generate"] * 2, "decode"]
+    assert plain.passes == []
+    backend.calls.clear()
+    edit = EditSpec("emotion", "happy", 3, decode_passes=True)
+    edited = render_audio(backend, source, RATE, edit, _quiet)
+    assert backend.calls == [
+        "tokenize",
+        *["generate", "decode", "next_prompt"] * 2,
+        "generate",
+        "decode",
+    ]
+    assert [p.shape[-1] for p in edited.passes] == [RATE + RATE // 100, RATE + RATE // 50]
+    np.testing.assert_array_equal(edited.audio, plain.audio)  # the result is the same
+
+
+def test_decode_passes_on_a_render_backend_gives_none() -> None:
+    backend = FakeRenderBackend()
+    edit = EditSpec("speed", "faster", 3, decode_passes=True)
+    assert render_audio(backend, speechlike(), RATE, edit, _quiet).passes == []
+    assert len(backend.calls) == 1

@@ -15,7 +15,7 @@ import soundfile
 from engine.edits import EditSpec
 from engine.errors import InputError, JobCancelled, OutputError
 from engine.render import WrittenEdit, render_file
-from tests.engine.fake_backends import FakeRenderBackend
+from tests.engine.fake_backends import FakeRenderBackend, FakeTokenBackend
 
 RATE = 22050
 
@@ -95,3 +95,77 @@ def test_temporary_files_a_killed_engine_left_are_cleared(source: Path) -> None:
     fresh.write_bytes(b"being written")
     _render(source, FakeRenderBackend())
     assert not stale.exists() and fresh.exists()
+
+
+def test_earlier_passes_are_written_beside_the_result_on_request(source: Path) -> None:
+    taken = source.parent / "take.edit.pass2.wav"
+    taken.write_bytes(b"not ours")
+    edit = EditSpec("emotion", "happy", 3, decode_passes=True)
+    written = render_file(
+        FakeTokenBackend(),
+        edit,
+        source=source,
+        start=0.5,
+        length=2.0,
+        output_dir=source.parent,
+        stem="take.edit",
+        max_input_seconds=600.0,
+        progress=lambda f, s: None,
+    )
+    passes = [Path(p) for p in written.info["passes"]]
+    # pass 2's name was taken by a file the engine did not write: a free name instead
+    assert [p.name for p in passes] == ["take.edit.pass1.wav", "take.edit.pass2-2.wav"]
+    assert taken.read_bytes() == b"not ours"
+    output = soundfile.read(written.path, always_2d=True)[0]
+    for k, path in enumerate(passes, start=1):  # the fake adds 10 ms per pass
+        data, rate = soundfile.read(path, always_2d=True)
+        assert rate == RATE and data.shape == (2 * RATE + k * (RATE // 100), 2)
+        assert soundfile.info(path).subtype == soundfile.info(written.path).subtype
+    assert output.shape[0] == 2 * RATE + 3 * (RATE // 100)
+
+
+def test_a_backend_without_passes_reports_none_and_a_plain_edit_no_field(source: Path) -> None:
+    backend = FakeRenderBackend()
+    asked = _render(source, backend, stem="asked")
+    assert "passes" not in asked.info
+    written = render_file(
+        backend,
+        EditSpec("denoise", iterations=3, decode_passes=True),
+        source=source,
+        start=0.5,
+        length=2.0,
+        output_dir=source.parent,
+        stem="take.edit",
+        max_input_seconds=600.0,
+        progress=lambda f, s: None,
+    )
+    assert written.info["passes"] == []
+    assert not list(source.parent.glob("*.pass*"))
+
+
+def test_a_pass_that_cannot_be_written_takes_the_result_with_it(
+    source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine import audio
+
+    real = audio.write_audio_atomic
+
+    def failing(directory: Path, stem: str, *args: Any, **kwargs: Any) -> Path:
+        if stem.endswith(".pass2"):
+            raise OutputError("disk full")
+        return real(directory, stem, *args, **kwargs)
+
+    monkeypatch.setattr(audio, "write_audio_atomic", failing)
+    with pytest.raises(OutputError, match="disk full"):
+        render_file(
+            FakeTokenBackend(),
+            EditSpec("emotion", "happy", 3, decode_passes=True),
+            source=source,
+            start=0.0,
+            length=None,
+            output_dir=source.parent,
+            stem="take.edit",
+            max_input_seconds=600.0,
+            progress=lambda f, s: None,
+        )
+    assert sorted(p.name for p in source.parent.iterdir()) == ["take.flac"]

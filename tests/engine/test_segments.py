@@ -214,3 +214,15 @@ def test_a_clone_from_a_long_take_speaks_in_the_voice_of_its_first_segment(
     said = backend.edits_received[0].text.split()
     assert said == [w.text for w in words if (w.start + w.end) / 2 < end]
     assert edited.info["text_source"] == "transcription"
+
+
+def test_earlier_passes_of_a_long_take_are_stitched_pass_by_pass(take: np.ndarray) -> None:
+    edit = EditSpec("emotion", "happy", 2, decode_passes=True)
+    edited = render_audio(FakeTokenBackend(), take, RATE, edit, lambda _f, _s: None)
+    (first,) = edited.passes
+    # The fake's passes are deterministic: pass 1 of two is a one-pass edit, stitched alike.
+    once = render_audio(
+        FakeTokenBackend(), take, RATE, EditSpec("emotion", "happy"), lambda _f, _s: None
+    )
+    np.testing.assert_allclose(first, once.audio, atol=1e-6)
+    assert first.shape[-1] < edited.audio.shape[-1]

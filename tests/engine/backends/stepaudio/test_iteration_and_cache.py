@@ -102,6 +102,19 @@ def test_later_passes_call_no_tokenizer_and_equal_tokens_fed_by_hand(
     assert np.array_equal(edited.audio, expected)
 
 
+def test_decode_passes_decodes_earlier_passes_without_tokenizing_them(
+    backend: StepAudioBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = clip(1.5, seed=3)
+    plain = render_audio(backend, source, RATE, EDIT, noop)
+    calls = _count_tokenizer_calls(backend, monkeypatch)
+    edit = dataclasses.replace(EDIT, decode_passes=True)
+    edited = render_audio(backend, source, RATE, edit, noop)
+    assert len(calls) == 1 and len(edited.passes) == EDIT.iterations - 1
+    assert all(p.shape[0] == source.shape[0] and p.dtype == np.float32 for p in edited.passes)
+    assert np.array_equal(edited.audio, plain.audio)  # decoding a pass changes nothing after
+
+
 def test_next_prompt_keeps_the_voice_and_needs_a_whole_group(backend: StepAudioBackend) -> None:
     prompt = backend.tokenize(clip(1.0, seed=4), RATE, noop)
     values = [3, 7, 1024 + 5, 1024 + 9, 1024 + 11, 12, 13]  # a short second group is dropped
