@@ -12,12 +12,15 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge import auth, protocol, remote_cli
 from bridge.client import ClientError, JobOutcome, StepEditClient, new_job_id
 from bridge.edit_flags import EDIT_FLAGS, edit_from_flags
 from engine.backends import BACKEND_NAMES, DEFAULT_BACKEND
+
+if TYPE_CHECKING:
+    from engine.engine import EngineConfig
 
 __all__ = ["main"]
 
@@ -71,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
     # Imported here so that client commands start fast and need no audio stack.
     from bridge.server import StepEditServer
     from engine.backends import create_backend
-    from engine.engine import Engine, EngineConfig
+    from engine.engine import Engine
     from engine.errors import StepEditError
     from engine.state import CACHE_SUBDIR, state_dir
 
@@ -81,17 +84,7 @@ def _serve(args: argparse.Namespace) -> int:
         state = args.state_dir or state_dir()
         options = _backend_options(args)
         backend = create_backend(args.backend, cache_dir=state / CACHE_SUBDIR, **options)
-        engine = Engine(
-            backend,
-            EngineConfig(
-                max_queue=args.max_queue,
-                max_input_seconds=args.max_seconds,
-                state_dir=state,
-                input_roots=tuple(args.input_roots),
-                output_roots=tuple(args.output_roots),
-                transfer_bytes=int(args.transfer_mb * 2**20),
-            ),
-        )
+        engine = Engine(backend, _engine_config(args, state))
         # The server checks the settings (secret, roots) before the model takes time to load.
         server = StepEditServer(
             engine, args.host, args.port, _serve_keyring(args, state), args.require_auth
@@ -125,6 +118,27 @@ def _serve(args: argparse.Namespace) -> int:
     server.shutdown()
     server.server_close()
     return 0
+
+
+def _engine_config(args: argparse.Namespace, state: Path) -> EngineConfig:
+    """The engine's settings from ``serve``'s flags.
+
+    Raises:
+        ValueError: naming a setting out of its range.
+    """
+    from engine.engine import EngineConfig
+
+    return EngineConfig(
+        max_queue=args.max_queue,
+        max_input_seconds=args.max_seconds,
+        state_dir=state,
+        input_roots=tuple(args.input_roots),
+        output_roots=tuple(args.output_roots),
+        transfer_bytes=int(args.transfer_mb * 2**20),
+        guard_max_wer=args.guard_max_wer,
+        guard_tries=args.guard_tries,
+        segment_seconds=args.segment_seconds,
+    )
 
 
 def _serve_keyring(args: argparse.Namespace, state: Path) -> auth.Keyring:
@@ -458,6 +472,29 @@ def _add_serve_command(commands: Any) -> None:
         type=float,
         default=600.0,
         help="longest slice accepted, in seconds (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--guard-max-wer",
+        "--guard_max_wer",
+        type=float,
+        default=0.2,
+        help="word error rate (0-1) up to which a model edit's generation is kept; above it "
+        "the edit is generated again with a new seed (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--guard-tries",
+        "--guard_tries",
+        type=int,
+        default=3,
+        help="generations of a checked model edit at most, 1-10; 1 checks and reports only "
+        "(default: %(default)s)",
+    )
+    serve.add_argument(
+        "--segment-seconds",
+        "--segment_seconds",
+        type=float,
+        help="longest slice a model edits in one piece, 5-90 s; longer ones are edited in "
+        "segments cut at pauses (default: the backend's, stepaudio 30)",
     )
     serve.add_argument(
         "--max-queue",

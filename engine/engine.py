@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from engine.render import WrittenEdit, WrittenTranscript
     from engine.text.cache import TranscriptCache
 
-__all__ = ["Engine", "EngineConfig"]
+__all__ = ["MAX_GUARD_TRIES", "SEGMENT_SECONDS_RANGE", "Engine", "EngineConfig"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -62,6 +62,11 @@ _ABANDON_S = 1.0
 _MAX_ATTEMPTS = 2
 _CLIENT_CANCEL = ("cancelled", "cancelled by the client")
 _SHUTDOWN_CANCEL = ("shutting_down", "the engine stopped before this job finished; send it again")
+# Each try of a checked generation is a whole generation: more than this is never worth it.
+MAX_GUARD_TRIES = 10
+# Segment lengths an engine may set: at ~42 audio tokens a second, a 90 s segment's prompt
+# and generation take ~7,500 of the model's 8,192 tokens; under 5 s a segment is mostly cuts.
+SEGMENT_SECONDS_RANGE = (5.0, 90.0)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,11 @@ class EngineConfig:
         output_roots: Folders outputs and status files must lie in; empty allows any.
         transfer_bytes: Budget of the uploads and results kept in the state folder for
             clients that cannot share files with the engine.
+        guard_max_wer: Word error rate up to which a checked generation is kept (as
+            ``engine.guard.Guard``'s default; 0 to 1).
+        guard_tries: Generations of a checked edit at most (1 to ``MAX_GUARD_TRIES``).
+        segment_seconds: Longest slice a token backend edits in one piece, overriding the
+            backend's own (``SEGMENT_SECONDS_RANGE``); ``None`` keeps the backend's.
     """
 
     max_queue: int = 32
@@ -90,11 +100,25 @@ class EngineConfig:
     input_roots: tuple[Path, ...] = ()
     output_roots: tuple[Path, ...] = ()
     transfer_bytes: int = 4 << 30
+    guard_max_wer: float = 0.2
+    guard_tries: int = 3
+    segment_seconds: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_queue", "max_input_seconds", "retain_finished", "transfer_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.guard_max_wer <= 1:
+            raise ValueError(f"guard_max_wer must be 0 to 1, got {self.guard_max_wer}")
+        if not 1 <= self.guard_tries <= MAX_GUARD_TRIES:
+            raise ValueError(f"guard_tries must be 1 to {MAX_GUARD_TRIES}, got {self.guard_tries}")
+        low, high = SEGMENT_SECONDS_RANGE
+        if self.segment_seconds is not None and not low <= self.segment_seconds <= high:
+            raise ValueError(
+                f"segment_seconds must be {low:g} to {high:g} s, got {self.segment_seconds:g} "
+                "(shorter segments leave the model too little speech; longer ones do not fit "
+                "a prompt and its generation in Step-Audio-EditX's 8192-token context)"
+            )
 
 
 @dataclass
@@ -567,6 +591,7 @@ class Engine:
     def _work(self, record: _Record, waited: float) -> tuple[Path, dict[str, Any]]:
         """Does a job's work; returns the file written and the result JSON."""
         # The render stack (and its DSP imports) loads with the first job, not the server.
+        from engine.guard import Guard
         from engine.render import render_file, transcribe_file
 
         job, work = record.job, record.job.work
@@ -584,7 +609,14 @@ class Engine:
         if isinstance(work, Transcription):
             heard = transcribe_file(language=work.language, text=work.text, **where)
             return heard.path, _transcript_json(job, heard, waited)
-        written = render_file(self.backend, work, **where)
+        config = self.config
+        written = render_file(
+            self.backend,
+            work,
+            **where,
+            guard=Guard(config.guard_max_wer, config.guard_tries),
+            segment_seconds=config.segment_seconds,
+        )
         return written.path, _result_json(job, work, written, self.backend.name, waited)
 
 

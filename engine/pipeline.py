@@ -99,14 +99,16 @@ def render_audio(
     *,
     transcripts: TranscriptCache | None = None,
     guard: Guard | None = None,
+    segment_seconds: float | None = None,
 ) -> EditedAudio:
     """Renders ``edit`` on ``(channels, samples)`` audio and fits the result to it.
 
     For a token backend: an edit whose generation reads the slice's text
     (``TokenBackend.reads_text``) gets the request's ``text``, else the engine's
     transcription (the result's ``text_source`` says which), and what it generates is
-    checked against the text it should say (``guard``); a slice longer than the backend's
-    ``segment_seconds`` is edited in segments cut at pauses and stitched back. A token
+    checked against the text it should say (``guard``); a slice longer than
+    ``segment_seconds`` (or the backend's) is edited in segments cut at pauses and
+    stitched back. A token
     feedback backend that remembers a pass under the key of ``samples`` (see
     ``remember_result``) starts from it with ``next_prompt`` instead of tokenizing.
 
@@ -121,6 +123,8 @@ def render_audio(
             not carry them.
         guard: How generations are checked; ``None``: ``Guard()`` (the engine's
             transcription, 3 tries, word error 0.2). ``EditSpec.guard`` turns it off.
+        segment_seconds: Longest slice a token backend edits in one piece (the engine's
+            setting); ``None``: the backend's ``segment_seconds``.
 
     Raises:
         StepEditError: a subclass carrying the protocol error code.
@@ -144,12 +148,15 @@ def render_audio(
         progress = scaled_progress(progress, _WORDS_END, 1.0)
     elif isinstance(backend, TokenBackend) and edit.type in backend.reads_text:
         found["text_source"] = "request" if edit.text else "transcription"
-        long = needs_segments(samples.shape[-1] / sample_rate, edit, backend.segment_seconds)
+        seconds = segment_seconds or backend.segment_seconds
+        long = needs_segments(samples.shape[-1] / sample_rate, edit, seconds)
         if not edit.text or long:
             with clock("transcribe"):
                 edit = _with_words(samples, sample_rate, edit, progress, transcripts)
             progress = scaled_progress(progress, _WORDS_END, 1.0)
-    made, timings = _run_passes(backend, samples, sample_rate, edit, progress, guard or Guard())
+    made, timings = _run_passes(
+        backend, samples, sample_rate, edit, progress, guard or Guard(), segment_seconds
+    )
     out, factor = _fit(made.rendered, samples, sample_rate, target_lufs, edit.keep_length)
     info = {**made.rendered.info, **found}
     if edit.keep_length:
@@ -258,23 +265,25 @@ def _run_passes(
     edit: EditSpec,
     progress: Progress,
     guard: Guard,
+    segment_seconds: float | None,
 ) -> tuple[_Passes, dict[str, float]]:
     """The one place where ``iterations`` become passes; returns what they made and the
     seconds spent per token stage (``tokenize``, ``generate``, ``decode``, and ``check``
     for checked generations; none for other backends).
 
     A token backend runs ``iterations`` passes (see ``_run_token_passes``), per segment of
-    a long slice, each checked by ``guard``. A render backend renders once at the strength
-    of ``iterations``: repeating DSP would only add artefacts. An edit on words goes to a
-    word backend's ``render_words`` once (a word is deleted or re-said once, not more
-    strongly). Neither has earlier passes to decode.
+    a slice longer than ``segment_seconds`` (or the backend's), each checked by ``guard``.
+    A render backend renders once at the strength of ``iterations``: repeating DSP would
+    only add artefacts. An edit on words goes to a word backend's ``render_words`` once (a
+    word is deleted or re-said once, not more strongly). Neither has earlier passes to
+    decode.
     """
     if EDIT_TYPES[edit.type].needs_words and isinstance(backend, WordBackend):
         progress(0.0, "render")
         return _Passes(backend.render_words(samples, sample_rate, edit, progress)), {}
     if isinstance(backend, TokenBackend):
         clock = _StageClock()
-        seconds = backend.segment_seconds
+        seconds = segment_seconds or backend.segment_seconds
         if not needs_segments(samples.shape[-1] / sample_rate, edit, seconds):
             made = _checked_passes(backend, samples, sample_rate, edit, progress, guard, clock)
             return made, clock.seconds

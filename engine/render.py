@@ -24,6 +24,7 @@ from engine.pipeline import EditedAudio, remember_result, render_audio, scaled_p
 from engine.text.transcript import Transcript
 
 if TYPE_CHECKING:
+    from engine.guard import Guard
     from engine.text.cache import TranscriptCache
 
 __all__ = ["WrittenEdit", "WrittenTranscript", "render_file", "transcribe_file"]
@@ -129,6 +130,8 @@ def render_file(
     max_input_seconds: float,
     progress: Progress,
     transcripts: TranscriptCache | None = None,
+    guard: Guard | None = None,
+    segment_seconds: float | None = None,
 ) -> WrittenEdit:
     """Renders ``edit`` on a slice of ``source`` and writes the result as a new file.
 
@@ -150,6 +153,9 @@ def render_file(
         max_input_seconds: Longest slice accepted.
         progress: Receives (fraction of the whole edit, stage); raises ``JobCancelled``.
         transcripts: Cache of the slices' words, for edits that work on words.
+        guard: How generations are checked (``render_audio``'s default when ``None``).
+        segment_seconds: Longest slice a token backend edits in one piece; ``None``: the
+            backend's ``segment_seconds``.
 
     Raises:
         StepEditError: a subclass carrying the protocol error code.
@@ -165,6 +171,8 @@ def render_file(
         edit,
         scaled_progress(progress, _READ_END, _BACKEND_END),
         transcripts=transcripts,
+        guard=guard,
+        segment_seconds=segment_seconds,
     )
     lap.timings.update(edited.timings)  # the backend's stages, inside "render"
     lap("render")

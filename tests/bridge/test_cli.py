@@ -157,3 +157,18 @@ def test_decode_passes_flag_reaches_the_edit_object() -> None:
     }
     plain = _parser().parse_args(["edit", "take.wav", "--emotion", "happy"])
     assert "decode_passes" not in _edit_fields(plain)
+
+
+def test_serve_guard_and_segment_flags_set_the_engine_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bridge.cli import _engine_config, _parser, main
+
+    flags = ["--guard-max-wer", "0.35", "--guard-tries", "5", "--segment-seconds", "12.5"]
+    config = _engine_config(_parser().parse_args(["serve", *flags]), tmp_path)
+    assert (config.guard_max_wer, config.guard_tries, config.segment_seconds) == (0.35, 5, 12.5)
+    default = _engine_config(_parser().parse_args(["serve"]), tmp_path)
+    assert (default.guard_max_wer, default.guard_tries, default.segment_seconds) == (0.2, 3, None)
+    # Out of range: a clear error before anything is served.
+    assert main(["serve", "--state-dir", str(tmp_path), "--segment-seconds", "200"]) == 2
+    assert "segment_seconds must be 5 to 90 s, got 200" in capsys.readouterr().err

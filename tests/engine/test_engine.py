@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import soundfile
 
 from bridge.protocol import RESULT_KEYS, EditRequest, JobStatus
 from engine.engine import Engine, EngineConfig
@@ -400,3 +402,60 @@ def test_cancel_reports_a_render_that_never_checks_within_a_second(
     assert events.wait_finished("j2").state == "done"
     outputs = sorted(p.name for p in source.parent.glob("take.stepedit.*"))
     assert outputs == [Path(engine.status("j2").output_path).name]
+
+
+def test_the_guard_and_segment_settings_reach_the_render(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine import render
+    from engine.guard import Guard
+    from tests.engine.fake_backends import FakeTokenBackend
+
+    rate = 16000
+    t = np.arange(25 * rate) / rate
+    speech = 0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 0.4 * t) > 0)  # pauses
+    take = tmp_path / "long.wav"
+    soundfile.write(take, speech, rate)
+    seen: list[dict[str, Any]] = []
+    real = render.render_audio
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(render, "render_audio", recorded)
+    config = EngineConfig(guard_max_wer=0.5, guard_tries=2, segment_seconds=10.0)
+    running = Engine(FakeTokenBackend(), config)
+    running.start()
+    try:
+        events = Events()
+        running.submit("long", request(take, {"type": "emotion", "option": "happy"}), events)
+        done = events.wait_finished("long")
+    finally:
+        running.stop()
+    assert done.state == "done" and done.result is not None
+    assert seen[0]["guard"] == Guard(0.5, 2) and seen[0]["segment_seconds"] == 10.0
+    segments = done.result["segments"]  # 25 s in segments of at most 10 s, not the backend's 30
+    assert len(segments) == 3 and all(s["end"] - s["start"] <= 10.0 for s in segments)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"guard_max_wer": 1.5}, "guard_max_wer must be 0 to 1"),
+        ({"guard_tries": 0}, "guard_tries must be 1 to 10"),
+        ({"segment_seconds": 2.0}, "segment_seconds must be 5 to 90 s, got 2"),
+        ({"segment_seconds": 300.0}, "8192-token context"),
+    ],
+)
+def test_guard_and_segment_settings_are_bounded(setting: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        EngineConfig(**setting)
+
+
+def test_the_engine_defaults_are_the_guards() -> None:
+    from engine.guard import Guard
+
+    config = EngineConfig()
+    assert (config.guard_max_wer, config.guard_tries) == (Guard().max_wer, Guard().tries)
+    assert config.segment_seconds is None
