@@ -174,7 +174,7 @@ EDIT_TYPES: Mapping[str, EditType] = {
         EditType(
             "text",
             MASK_SOUNDS,
-            frozenset({"text", "target_text", "language"}),
+            frozenset({"text", "target_text", "language", "guard"}),
             frozenset({"target_text"}),
             summary="Edit the take as text: target_text is the transcript as it should be "
             "(words deleted, moved, replaced, {masked}, [Tag]s between words); the option is "
@@ -214,8 +214,9 @@ class EditSpec:
             them, never by a client.
         keep_length: Fit the result to the input slice's duration (pauses next to
             insertions shortened first, then a pitch-preserving time-scale).
-        guard: Check what a model generates against the text it should say and generate
-            again when it differs too much (``engine.guard``); off: one generation.
+        guard: Check what a model generates against the text it should say (for a
+            ``text`` edit: each span of words it re-says) and generate again when it
+            differs too much (``engine.guard``); off: one generation.
         seed: The model's sampling seed; ``None`` leaves it to the backend. Set by the
             engine when it generates again, never by a client.
         decode_passes: Also decode every pass before the last (token backends, which

@@ -6,6 +6,13 @@ the words; the new text, tags left out, for paralinguistic ``target_text`` and c
 ``Guard.max_wer`` the edit is generated again with a new seed, up to ``Guard.tries`` times,
 and the best try is kept. Its word error, the tries and its seed join the result's
 ``generation``.
+
+A ``text`` edit's new words are re-said span by span, each a clone of its words in the
+take's voice (``WordBackend.render_words``); each span's generation is checked alone, as a
+clone, before it is spliced in. Checking the whole result against the edited transcript
+would be blind where it matters: a word dropped from a two-word span among fifty kept ones
+moves the whole take's error by 2 %, under any useful threshold, while the recogniser's
+own slips on the kept words (which no new seed changes) could trigger tries in vain.
 """
 
 from __future__ import annotations

@@ -275,12 +275,12 @@ def _run_passes(
     a slice longer than ``segment_seconds`` (or the backend's), each checked by ``guard``.
     A render backend renders once at the strength of ``iterations``: repeating DSP would
     only add artefacts. An edit on words goes to a word backend's ``render_words`` once (a
-    word is deleted or re-said once, not more strongly). Neither has earlier passes to
-    decode.
+    word is deleted or re-said once, not more strongly), the words it says checked by
+    ``guard``. Neither has earlier passes to decode.
     """
     if EDIT_TYPES[edit.type].needs_words and isinstance(backend, WordBackend):
         progress(0.0, "render")
-        return _Passes(backend.render_words(samples, sample_rate, edit, progress)), {}
+        return _Passes(backend.render_words(samples, sample_rate, edit, progress, guard)), {}
     if isinstance(backend, TokenBackend):
         clock = _StageClock()
         seconds = segment_seconds or backend.segment_seconds

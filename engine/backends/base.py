@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from engine.edits import EditSpec
+
+if TYPE_CHECKING:
+    from engine.guard import Guard
 
 __all__ = [
     "Backend",
@@ -162,6 +165,12 @@ class WordBackend(Backend, Protocol):
     ``text``, ``fillers``), whatever else it is; the engine sets ``edit.transcript`` first."""
 
     def render_words(
-        self, audio: np.ndarray, sample_rate: int, edit: EditSpec, progress: Progress
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        edit: EditSpec,
+        progress: Progress,
+        guard: Guard | None = None,
     ) -> Rendered:
-        """Renders a word edit in one pass (``iterations`` do not apply to words)."""
+        """Renders a word edit in one pass (``iterations`` do not apply to words); words it
+        generates are checked by ``guard`` (``None``: ``Guard()``), as ``edit.guard`` asks."""

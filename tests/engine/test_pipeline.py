@@ -15,6 +15,7 @@ from engine.backends.cpu import CpuBackend
 from engine.edits import EditSpec
 from engine.errors import BackendError, EditError
 from engine.evaluation.harness import find_clips
+from engine.guard import Guard
 from engine.keep_length import added_spans, fit_duration, fit_to_source
 from engine.pipeline import render_audio, scaled_progress
 from engine.text.transcript import Transcript, Word
@@ -113,7 +114,12 @@ class _FakeWordBackend(FakeTokenBackend):
     """A token backend that renders edits on words itself (as stepaudio does)."""
 
     def render_words(
-        self, audio: np.ndarray, sample_rate: int, edit: EditSpec, progress: Progress
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        edit: EditSpec,
+        progress: Progress,
+        guard: Guard | None = None,
     ) -> Rendered:
         self.calls.append(f"words:{edit.type}")
         assert edit.transcript is not None  # the pipeline found the words first

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from engine.backends.stepaudio.speaker import MelConfig, SpeakerEncoder
     from engine.backends.stepaudio.tokenizer import AudioTokenizer, DualCodes
     from engine.backends.stepaudio.tokenizer_cache import PromptFeatures, TokenizerCache
+    from engine.guard import Guard
 
 __all__ = ["StepAudioBackend", "StepAudioOptions", "StepAudioPrompt"]
 
@@ -529,18 +530,30 @@ class StepAudioBackend:
         return Rendered(out, self._decoder.sample_rate, loudness_offset_db=offset, info=info)
 
     def render_words(
-        self, audio: np.ndarray, sample_rate: int, edit: EditSpec, progress: Progress
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        edit: EditSpec,
+        progress: Progress,
+        guard: Guard | None = None,
     ) -> Rendered:
         """Renders a ``text`` or ``fillers`` edit: the take's words cut, moved, masked and
         tagged as on the cpu backend, new words said by the model in the take's voice.
 
+        Each re-said span is a clone of its words, checked by ``guard`` (``None``:
+        ``Guard()``; off with ``edit.guard``) as a clone is: the span's generation, heard
+        alone, is scored against the words it should say and generated again with a new
+        seed while they differ too much; the best try is spliced in.
+
         The result's ``info`` carries ``words`` and, when words were said, ``generations``
-        (one ``generation`` object per re-said span) and ``tokenizer`` (``cache`` is
-        ``"hit"`` when every voice prompt was cached; ``calls`` adds up).
+        (one ``generation`` object per re-said span, with its ``wer``, ``tries`` and
+        ``seed`` when checked) and ``tokenizer`` (``cache`` is ``"hit"`` when every voice
+        prompt was cached; ``calls`` adds up).
         """
         # The DSP half of word edits is shared with the cpu backend (imported here: it loads
         # Praat and WORLD); the model only adds the new words.
         from engine.backends.cpu.text_edit import render_words
+        from engine.guard import Guard, guarded
 
         generations: list[dict[str, Any]] = []
         tokenizer: list[dict[str, Any]] = []
@@ -548,7 +561,23 @@ class StepAudioBackend:
         def say(
             text: str, prompt: np.ndarray, sample_rate: int, prompt_text: str, progress: Progress
         ) -> np.ndarray:
-            rendered = self._say(text, prompt, sample_rate, prompt_text, progress)
+            voice: list[Any] = []  # tokenized by the first try, for every try
+
+            def clone(attempt: EditSpec, step: Progress) -> Rendered:
+                if not voice:
+                    voice.append(self.tokenize(prompt[np.newaxis, :], sample_rate, step))
+                return self.decode(self.generate(voice[0], attempt, step), voice[0], step)
+
+            # Checked on the span's generation alone, before it is spliced: in the whole
+            # take, a word dropped from a short span would hardly move the error.
+            spec = EditSpec(
+                "clone",
+                text=prompt_text,
+                target_text=text,
+                language=edit.language,
+                guard=edit.guard,
+            )
+            rendered, _ = guarded(clone, spec, guard or Guard(), progress)
             generations.append(rendered.info["generation"])
             tokenizer.append(rendered.info["tokenizer"])
             return resample(to_mono(rendered.audio), rendered.sample_rate, sample_rate)
@@ -561,12 +590,3 @@ class StepAudioBackend:
                 "calls": sum(t["calls"] for t in tokenizer),
             }
         return rendered
-
-    def _say(
-        self, text: str, prompt: np.ndarray, rate: int, prompt_text: str, progress: Progress
-    ) -> Rendered:
-        """Clones: ``text`` in the voice of the mono ``prompt`` that says ``prompt_text``."""
-        tokens = self.tokenize(prompt[np.newaxis, :], rate, progress)
-        clone = EditSpec("clone", text=prompt_text, target_text=text)
-        generated = self.generate(tokens, clone, progress)
-        return self.decode(generated, tokens, progress)
