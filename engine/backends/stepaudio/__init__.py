@@ -230,20 +230,29 @@ class StepAudioBackend:
         self, folder: Path, checkpoint: StepAudioCheckpoint, mel_config: MelConfig
     ) -> TokenizerCache | None:
         """The tokenizer cache in ``folder`` for the tokenizer and speaker models of
-        ``checkpoint`` and the settings that change their output; ``None`` (logged) when the
-        folder or its database cannot be used: the backend then works without a cache."""
+        ``checkpoint`` and the settings that change their output, its stored passes also
+        for the LLM (``_llm_settings``); ``None`` (logged) when the folder or its database
+        cannot be used: the backend then works without a cache."""
         import sqlite3
 
         from engine.backends.stepaudio.decoder.files import SPEAKER_ONNX_FILE
         from engine.backends.stepaudio.tokenizer import TOKENIZER_FILES
-        from engine.backends.stepaudio.tokenizer_cache import TokenizerCache, model_identity
+        from engine.backends.stepaudio.tokenizer_cache import (
+            TokenizerCache,
+            file_hashes,
+            llm_identity,
+            model_identity,
+        )
 
         files = [checkpoint.tokenizer_dir / name for name in TOKENIZER_FILES]
         files.append(checkpoint.decoder_dir / SPEAKER_ONNX_FILE)
         settings = {"mel": dataclasses.asdict(mel_config), "dither": self.options.dither}
-        identity = model_identity(files, settings)
+        config = checkpoint.editx_dir / "config.json"
         try:
-            cache = TokenizerCache(folder, identity, self.options.cache_bytes)
+            folder.mkdir(parents=True, exist_ok=True)
+            identity = model_identity(files, settings, file_hashes(folder))
+            llm = llm_identity(config, checkpoint.llm_shards, self._llm_settings())
+            cache = TokenizerCache(folder, identity, self.options.cache_bytes, llm=llm)
         except (OSError, sqlite3.Error) as e:
             _LOG.warning("no tokenizer cache: %s cannot be used (%s)", folder, e)
             return None
@@ -251,6 +260,16 @@ class StepAudioBackend:
             "tokenizer cache: %s (bound %d MiB)", cache.store.path, cache.store.max_bytes >> 20
         )
         return cache
+
+    def _llm_settings(self) -> dict[str, object]:
+        """What changes the LLM's generations besides its files: the one place the stored
+        passes' key takes the LLM's settings from (a weight quantization belongs here)."""
+        options = self.options
+        return {
+            "dtype": self.dtype,
+            "kv_group_layout": options.kv_group_layout,
+            "attention_scale": options.attention_scale,
+        }
 
     def _loaded(self) -> tuple[AudioTokenizer, SpeakerEncoder, PromptBuilder, Step1ForCausalLM]:
         if (

@@ -4,8 +4,12 @@ the last pass of each rendered edit.
 Prompt entries are keyed by the prompt's samples (the mono signal the models read) and rate,
 pass entries by the engine's key of the edit's result; both by the identity of the models
 that computed them (a hash of their files and settings), so every edit of a slice shares one
-entry, a restart keeps it, and other model files miss. Stored in SQLite (WAL) with the
-engine's other caches, one table each, bounded in size, least recently used evicted first.
+entry, a restart keeps it, and other model files miss. A pass is also keyed by the identity
+of the LLM that generated it (its config, its weight files' names, sizes and times, and the
+settings that change its output): another checkpoint, dtype or quantization misses. Stored in
+SQLite (WAL) with the engine's other caches, one table each, bounded in size, least recently
+used evicted first; the content hashes of the model files are remembered there too, by path,
+size, modification time and inode, so a restart does not read the files again.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ __all__ = [
     "PromptFeatures",
     "StoredPass",
     "TokenizerCache",
+    "file_hashes",
+    "llm_identity",
     "model_identity",
 ]
 
@@ -43,6 +49,8 @@ CACHE_VERSION = 1
 # The database file in the cache folder.
 CACHE_FILE = "stepaudio_prompts.sqlite3"
 _READ_CHUNK = 1 << 20
+# Bound of the remembered file hashes (about 200 bytes a file: thousands of files).
+_FILE_HASHES_BYTES = 1 << 20
 # The arrays of a stored prompt, and those a stored pass adds to its voice's.
 _FEATURE_ARRAYS = ("vq02", "vq06", "mel", "speaker")
 _PASS_ARRAYS = ("values", "counts", "stop_reason", "codes", "speaker_sample", "levels")
@@ -177,25 +185,73 @@ def _unarchive(data: bytes, what: str, names: tuple[str, ...]) -> dict[str, np.n
         raise ValueError(f"not a cached {what}: {e}") from e
 
 
-def model_identity(files: Iterable[Path], settings: Mapping[str, object]) -> str:
+def file_hashes(folder: Path) -> LruStore:
+    """The store in the cache folder ``folder`` (which must exist) that remembers model
+    files' content hashes for ``model_identity``.
+
+    Raises:
+        OSError, sqlite3.Error: when the folder's database cannot be used.
+    """
+    return LruStore(folder / CACHE_FILE, "file_hashes", _FILE_HASHES_BYTES)
+
+
+def model_identity(
+    files: Iterable[Path], settings: Mapping[str, object], memo: LruStore | None = None
+) -> str:
     """Hex SHA-256 over the contents of ``files`` (in order, with their names) and
     ``settings`` (JSON): what a cached prompt depends on besides its samples.
+
+    Args:
+        files: The model files.
+        settings: Settings that change the models' output.
+        memo: Remembers each file's content hash by its path, size, modification time and
+            inode (``file_hashes``): a file none of these changed is not read again.
 
     Raises:
         OSError: when a file cannot be read.
     """
     started = time.perf_counter()
     digest = hashlib.sha256(json.dumps(dict(settings), sort_keys=True).encode())
-    total = 0
+    read = 0
     for path in files:
-        digest.update(path.name.encode() + b"\0")
-        with path.open("rb") as f:
-            while chunk := f.read(_READ_CHUNK):
-                digest.update(chunk)
-                total += len(chunk)
-    _LOG.debug(
-        "hashed %.1f MB of model files in %.2f s", total / 1e6, time.perf_counter() - started
-    )
+        stat = path.stat()
+        row = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino])
+        known = memo.get(row) if memo is not None else None
+        if known is None:
+            known = _file_digest(path).encode()
+            read += stat.st_size
+            if memo is not None:
+                memo.put(row, known)
+        digest.update(path.name.encode() + b"\0" + known)
+    if read:
+        _LOG.info(
+            "hashed %.1f MB of model files in %.2f s", read / 1e6, time.perf_counter() - started
+        )
+    return digest.hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    """Hex SHA-256 of the file's contents, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_READ_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def llm_identity(config: Path, weights: Iterable[Path], settings: Mapping[str, object]) -> str:
+    """Hex SHA-256 identifying an LLM without reading its weights: the contents of its
+    ``config`` file, each weight file's name, size and modification time, and ``settings``
+    (JSON: the dtype, the quantization, anything else that changes what it generates).
+
+    Raises:
+        OSError: when a file cannot be read or stat'ed.
+    """
+    digest = hashlib.sha256(json.dumps(dict(settings), sort_keys=True).encode())
+    digest.update(config.read_bytes())
+    for path in weights:
+        stat = path.stat()
+        digest.update(json.dumps([path.name, stat.st_size, stat.st_mtime_ns]).encode())
     return digest.hexdigest()
 
 
@@ -207,14 +263,17 @@ class TokenizerCache:
         folder: The cache folder (created if missing); ``CACHE_FILE`` lives there.
         identity: ``model_identity`` of the tokenizer and speaker models.
         max_bytes: Bound on the stored entries' total size, in each table.
+        llm: ``llm_identity`` of the LLM whose passes are stored (prompts do not depend
+            on it); a pass of another LLM is not recalled.
 
     Raises:
         ValueError: for a bound that is not positive.
     """
 
-    def __init__(self, folder: Path, identity: str, max_bytes: int) -> None:
+    def __init__(self, folder: Path, identity: str, max_bytes: int, llm: str = "") -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.identity = identity
+        self.llm = llm
         self.store = LruStore(folder / CACHE_FILE, "prompts", max_bytes)
         self.passes = LruStore(folder / CACHE_FILE, "passes", max_bytes)
 
@@ -243,8 +302,8 @@ class TokenizerCache:
         self.passes.put(self._pass_row(key), stored.to_bytes())
 
     def _pass_row(self, key: str) -> str:
-        """The row of result key ``key`` for these models."""
-        header = {"v": CACHE_VERSION, "models": self.identity, "result": key}
+        """The row of result key ``key`` for these models and this LLM."""
+        header = {"v": CACHE_VERSION, "models": self.identity, "llm": self.llm, "result": key}
         return hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()
 
 

@@ -4,6 +4,8 @@ tokenizer cache, on the tiny official-layout fixture."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import soundfile
 
 from engine.audio import integrated_loudness, read_slice
 from engine.backends.base import TokenFeedbackBackend
-from engine.backends.stepaudio import StepAudioBackend, StepAudioPrompt
+from engine.backends.stepaudio import StepAudioBackend, StepAudioPrompt, tokenizer_cache
 from engine.backends.stepaudio.llm.generate import Generation
 from engine.backends.stepaudio.tokenizer import DualCodes
 from engine.backends.stepaudio.tokenizer_cache import (
@@ -22,6 +24,8 @@ from engine.backends.stepaudio.tokenizer_cache import (
     PromptFeatures,
     StoredPass,
     TokenizerCache,
+    file_hashes,
+    llm_identity,
     model_identity,
 )
 from engine.edits import EditSpec
@@ -436,3 +440,96 @@ def test_a_stored_pass_round_trips_and_an_unreadable_one_is_a_miss(tmp_path: Pat
     assert cache.get("result") is None  # prompts and passes are separate tables
     cache.passes.put(cache._pass_row("bad"), _features(10, 1).to_bytes())  # a prompt, not a pass
     assert cache.get_pass("bad") is None and len(cache.passes) == 1
+
+
+def test_a_pass_of_another_llm_is_not_recalled(tmp_path: Path) -> None:
+    generation = Generation([3, 7, 1029, 1033, 1035, 12], "eos", 75, 7, 0, 100, 5)
+    stored = StoredPass(
+        generation,
+        _by_hand(generation.values),
+        _features(20, 0),
+        np.ones((1, 30), np.float32),
+        0.12,
+        -23.5,
+    )
+    TokenizerCache(tmp_path, "models", max_bytes=1 << 20, llm="llm-a").put_pass("result", stored)
+    same = TokenizerCache(tmp_path, "models", max_bytes=1 << 20, llm="llm-a")
+    other = TokenizerCache(tmp_path, "models", max_bytes=1 << 20, llm="llm-b")
+    assert same.get_pass("result") is not None and other.get_pass("result") is None
+
+
+def test_llm_identity_reads_the_config_and_only_stats_the_weights(tmp_path: Path) -> None:
+    config, shard = tmp_path / "config.json", tmp_path / "model.safetensors"
+    config.write_text('{"hidden_size": 64}')
+    shard.write_bytes(b"w" * 100)
+    base = llm_identity(config, [shard], {"dtype": "fp32"})
+    assert base == llm_identity(config, [shard], {"dtype": "fp32"})
+    assert base != llm_identity(config, [shard], {"dtype": "bf16"})
+    assert base != llm_identity(config, [shard], {"dtype": "fp32", "quantize": "int8"})
+    config.write_text('{"hidden_size": 65}')
+    changed_config = llm_identity(config, [shard], {"dtype": "fp32"})
+    stat = shard.stat()
+    os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a new checkpoint file
+    assert len({base, changed_config, llm_identity(config, [shard], {"dtype": "fp32"})}) == 3
+
+
+def test_another_llm_checkpoint_tokenizes_the_result_again(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(model_dir, models)
+    first = _render_file(
+        _loaded(models, cache_dir=tmp_path / "cache"), EDIT, _take(tmp_path / "takes", "FLOAT", 4)
+    )
+    for shard in models.glob("Step-Audio-EditX/*.safetensors"):
+        stat = shard.stat()
+        os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    other = _loaded(models, cache_dir=tmp_path / "cache")
+    calls = _count_tokenizer_calls(other, monkeypatch)
+    again = _render_file(other, MORE, first.path)
+    assert again.info["tokenizer"]["cache"] != "tokens" and len(calls) == 1
+
+
+def _counted_digests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Wraps the file hashing of ``model_identity``; the list grows by each file read."""
+    hashed: list[str] = []
+    real = tokenizer_cache._file_digest
+
+    def counted(path: Path) -> str:
+        hashed.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(tokenizer_cache, "_file_digest", counted)
+    return hashed
+
+
+def test_model_file_hashes_are_remembered_until_a_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed = _counted_digests(monkeypatch)
+    a, b = tmp_path / "a.onnx", tmp_path / "b.npy"
+    a.write_bytes(b"weights")
+    b.write_bytes(b"codebook")
+    memo = file_hashes(tmp_path)
+    base = model_identity([a, b], {"dither": 0.0}, memo)
+    assert hashed == ["a.onnx", "b.npy"] and base == model_identity([a, b], {"dither": 0.0})
+    hashed.clear()
+    assert model_identity([a, b], {"dither": 0.0}, file_hashes(tmp_path)) == base
+    assert hashed == []  # a restart: nothing read
+    b.write_bytes(b"codebooK")  # same size; a new modification time
+    stat = b.stat()
+    os.utime(b, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert model_identity([a, b], {"dither": 0.0}, memo) != base and hashed == ["b.npy"]
+
+
+def test_a_second_load_does_not_read_the_tokenizer_files_again(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed = _counted_digests(monkeypatch)
+    first = _loaded(model_dir, cache_dir=tmp_path)
+    assert len(hashed) >= 2 and first._cache is not None
+    hashed.clear()
+    second = _loaded(model_dir, cache_dir=tmp_path)
+    assert hashed == [] and second._cache is not None
+    assert second._cache.identity == first._cache.identity
+    assert second._cache.llm == first._cache.llm != ""
