@@ -1,6 +1,6 @@
 """Applies an emotion/style recipe: targets, re-synthesis, voice quality, effects, level.
 
-Recipes are rendered by Praat PSOLA (:mod:`synthesis`), which keeps the recorded
+Recipes are rendered by TD-PSOLA (:mod:`psola`), which keeps the recorded
 waveform; formant warps, breathiness and creak are added pitch-synchronously or as noise
 shaped by the voice itself. Whisper, which removes the voicing, and the child voice, whose
 vocal tract only WORLD's envelope warp shortens enough, are re-synthesised by WORLD (at
@@ -28,8 +28,9 @@ from engine.backends.base import Progress, Rendered
 from engine.backends.cpu import nonverbal
 from engine.backends.cpu.analysis import FRAME_PERIOD, Analysis, analyse
 from engine.backends.cpu.effects import apply_chain, set_loudness
-from engine.backends.cpu.recipes import Recipe, recipe_for, toward_neutral
-from engine.backends.cpu.synthesis import WORLD_MAX_RATE, Psola, add_breath, world_render
+from engine.backends.cpu.psola import Psola
+from engine.backends.cpu.recipes import Recipe, recipe_for, timing_kept, toward_neutral
+from engine.backends.cpu.synthesis import WORLD_MAX_RATE, add_breath, world_render
 from engine.backends.cpu.targets import RenderPlan, plan
 from engine.dsp import apply_tilt, runs, smooth
 from engine.edits import EditSpec
@@ -64,7 +65,7 @@ def apply_recipe(
     Args:
         analysis: The clip (mono) and its analysis.
         recipe: A concrete, already scaled recipe.
-        seed: Seeds jitter, creak, breath noise and Praat's generator (reproducible renders).
+        seed: Seeds jitter, creak and breath noise (reproducible renders).
         progress: Optional progress callback.
 
     Returns:
@@ -88,14 +89,14 @@ def _render(
     if uses_world(recipe):
         y = world_render(analysis, targets, warp, recipe.whisper)
         if rate > WORLD_MAX_RATE:
-            y = _with_top_band(y, plain.render(targets, seed), rate)
+            y = _with_top_band(y, plain.render(targets), rate)
     else:
         if warp == 1.0:
-            y = plain.render(targets, seed)
+            y = plain.render(targets)
         else:
-            y = Psola(analysis, warp).render(targets, seed)
+            y = Psola(analysis, warp).render(targets)
             if rate > 2 * _TOP_BAND_HZ:
-                y = _with_top_band(y, plain.render(targets, seed), rate)
+                y = _with_top_band(y, plain.render(targets), rate)
         y = add_breath(y, rate, _breath_per_sample(analysis, targets, len(y)), seed)
     report(0.7, "effects")
     y = apply_tilt(y, analysis.sample_rate, recipe.tilt_db_per_oct)
@@ -166,10 +167,10 @@ def _pause_weight(analysis: Analysis, targets: RenderPlan, count: int, tail_s: f
 
 
 def _restore_pauses(
-    y: np.ndarray, analysis: Analysis, targets: RenderPlan, psola: Psola, seed: int, tail_s: float
+    y: np.ndarray, analysis: Analysis, targets: RenderPlan, psola: Psola, tail_s: float
 ) -> np.ndarray:
     """Replaces the pauses of ``y`` by the source's own, time-mapped (PSOLA) at its level."""
-    bed = fit_length(psola.retime(targets.durations, seed)[np.newaxis, :], len(y))[0]
+    bed = fit_length(psola.retime(targets.durations)[np.newaxis, :], len(y))[0]
     weight = _pause_weight(analysis, targets, len(y), tail_s)
     return (y * (1 - weight) + bed * weight).astype(np.float32)
 
@@ -211,7 +212,10 @@ def render_expressive(
     Args:
         audio: ``float32 (channels, samples)`` at any rate.
         sample_rate: Its rate in Hz.
-        edit: The edit; ``edit.type`` is ``"emotion"`` or ``"style"``.
+        edit: The edit; ``edit.type`` is ``"emotion"`` or ``"style"``. With
+            ``keep_length`` the recipe's timing changes are left out
+            (:func:`~engine.backends.cpu.recipes.timing_kept`); the engine fits what
+            length is left (fillers, stress) to the slice.
         progress: Progress callback.
 
     Returns:
@@ -229,6 +233,8 @@ def render_expressive(
         recipe = _neutral_recipe(edit.type, analysis, edit.iterations)
     else:
         recipe = recipe_for(edit.type, edit.option, edit.iterations, analysis.median_f0)
+    if edit.keep_length:
+        recipe = timing_kept(recipe)
     seed = zlib.crc32(f"{edit.type}:{edit.option}:{edit.iterations}".encode())
 
     def stage(fraction: float, name: str) -> None:
@@ -237,13 +243,15 @@ def render_expressive(
     y, targets, plain = _render(analysis, recipe, seed, stage)
     out = set_loudness(y, rate, input_lufs + recipe.intensity_db)[0]
     tail = _TAIL_S.get(recipe.effects, 0.0)
-    out = _restore_pauses(out, analysis, targets, plain, seed, tail)
+    out = _restore_pauses(out, analysis, targets, plain, tail)
     if recipe.hesitations:
         out = _insert_hesitations(analysis, recipe, targets, out)
     info: dict[str, object] = {
         "recipe": recipe.name,
         "renderer": "world" if uses_world(recipe) else "psola",
     }
+    if edit.keep_length:
+        info["timing"] = "kept: tempo, pauses and phrase ends left as recorded"
     if removing and np.mean(analysis.voiced) < 0.15:
         info["note"] = "the clip is almost unvoiced (whispered?); its voicing cannot be restored"
     progress(1.0, "effects")

@@ -1,21 +1,18 @@
-"""Re-synthesis behind the recipes: Praat PSOLA for most, WORLD where the voice must change.
+"""Voice-quality additions to PSOLA renders, and WORLD where the voice itself must change.
 
-PSOLA keeps the recorded waveform (noise floor, room tone, the band above 16 kHz, clean
-onsets) and moves only pitch marks. Voice quality is added on top of it, pitch-synchronously
-or as shaped noise: a formant warp resamples the source before PSOLA (Praat's "Change
-gender" method), breathiness mixes in aspiration noise that carries the output's own
-spectral envelope, and creak is the irregular half-F0 the plan already asks for. WORLD, which
-issue 13 measured at 0.3-0.9 DNSMOS OVRL lost on average with a click train in pauses and
-nothing above 16 kHz, is left for whisper (no voicing to keep) and large vocal-tract
-changes (the child voice), whose pauses and top band the caller takes from PSOLA.
-"""
+PSOLA (:mod:`psola`) keeps the recorded waveform (noise floor, room tone, the band above
+16 kHz, clean onsets) and moves only pitch marks. Voice quality is added on top of it, as
+shaped noise: breathiness mixes in aspiration noise that carries the output's own spectral
+envelope (creak is the irregular half-F0 the plan already asks for, and formant warps
+resample the source before PSOLA). WORLD, which issue 13 measured at 0.3-0.9 DNSMOS OVRL
+lost on average with a click train in pauses and nothing above 16 kHz, is left for whisper
+(no voicing to keep) and large vocal-tract changes (the child voice), whose pauses and top
+band the caller takes from PSOLA."""
 
 from __future__ import annotations
 
 import numpy as np
-import parselmouth
 import pyworld
-from parselmouth.praat import call
 from scipy import signal
 from scipy.ndimage import uniform_filter1d
 
@@ -24,7 +21,7 @@ from engine.backends.cpu.analysis import FRAME_PERIOD, Analysis
 from engine.backends.cpu.targets import RenderPlan
 from engine.dsp import broaden_envelope
 
-__all__ = ["WORLD_MAX_RATE", "Psola", "add_breath", "psola_render", "world_render"]
+__all__ = ["WORLD_MAX_RATE", "add_breath", "world_render"]
 
 # WORLD runs at most at this rate (16 kHz of band; 48 kHz cost 2.5 times as much, survey §2).
 WORLD_MAX_RATE = 32000
@@ -46,89 +43,6 @@ _BREATH_GAIN = 2.0
 _BREATH_LOW_HZ, _BREATH_FULL_HZ = 100.0, 500.0
 _BREATH_SMOOTH_HZ = 400.0
 _BREATH_WINDOW_S = 0.02
-
-
-class Psola:
-    """Praat PSOLA on one clip: one pitch-mark analysis, any number of renders.
-
-    Args:
-        analysis: The clip and its analysis.
-        warp: Formant (spectral envelope) scale: the source is first played ``warp`` times
-            faster by resampling, which moves formants, F0 and timing alike; the renders
-            then bring F0 to the targets and timing back (Praat's "Change gender").
-    """
-
-    def __init__(self, analysis: Analysis, warp: float = 1.0) -> None:
-        self._analysis = analysis
-        sr = analysis.sample_rate
-        x = analysis.signal
-        self._scale = 1.0
-        if warp != 1.0:
-            slow_rate = round(sr / warp)
-            x = resample(x.astype(np.float32), sr, slow_rate).astype(np.float64)
-            self._scale = sr / slow_rate
-        # Praat's manipulation subtracts the mean; a clip whose speech is asymmetric would
-        # get the opposite offset in its pauses (-50 dBFS measured), so it is put back.
-        self._offset = float(np.mean(x))
-        sound = parselmouth.Sound(x, sampling_frequency=sr)
-        self._duration = sound.get_total_duration()
-        self._manipulation = call(
-            sound,
-            "To Manipulation",
-            0.01,
-            analysis.pitch_floor * self._scale,
-            analysis.pitch_ceiling * self._scale,
-        )
-        self._own_pitch = call(self._manipulation, "Extract pitch tier")
-        self._times = analysis.times / self._scale
-
-    def render(self, targets: RenderPlan, seed: int) -> np.ndarray:
-        """The plan's pitch (0 = unvoiced, no point) and durations, then its gains.
-
-        Args:
-            targets: Per-frame F0, durations and gains.
-            seed: Seeds Praat's generator (survey gotcha 9), so renders are reproducible.
-
-        Returns:
-            Mono ``float32`` samples at ``analysis.sample_rate``.
-        """
-        tier = call("Create PitchTier", "target", 0.0, self._duration)
-        for t, hz in zip(self._times[::2], targets.f0[::2], strict=True):
-            if hz > 0:
-                call(tier, "Add point", float(t), float(hz))
-        y = self._resynthesise(tier, targets.durations, seed)
-        if np.any(targets.gain_db):
-            sr = self._analysis.sample_rate
-            frames = targets.source_position((np.arange(len(y)) + 0.5) / sr)
-            gain_db = np.interp(frames, np.arange(len(targets.gain_db)), targets.gain_db)
-            y = (y * 10 ** (gain_db / 20)).astype(np.float32)
-        return y
-
-    def retime(self, durations: np.ndarray, seed: int) -> np.ndarray:
-        """The source with only its timing changed (its own pitch and level)."""
-        return self._resynthesise(self._own_pitch, durations, seed)
-
-    def _resynthesise(
-        self, pitch: parselmouth.Data, durations: np.ndarray, seed: int
-    ) -> np.ndarray:
-        call([pitch, self._manipulation], "Replace pitch tier")
-        tier = call("Create DurationTier", "target", 0.0, self._duration)
-        for t, factor in zip(self._times[::2], durations[::2], strict=True):
-            call(tier, "Add point", float(t), float(factor * self._scale))
-        call([tier, self._manipulation], "Replace duration tier")
-        # Overlap-add draws on Praat's random generator (survey gotcha 9): seed it.
-        parselmouth.praat.run(f"random_initializeWithSeedUnsafelyButPredictably ({seed})")
-        result = call(self._manipulation, "Get resynthesis (overlap-add)")
-        return (result.values[0] + self._offset).astype(np.float32)
-
-
-def psola_render(analysis: Analysis, targets: RenderPlan, seed: int) -> np.ndarray:
-    """Re-synthesises with Praat PSOLA: the plan's pitch and duration tiers, its gains.
-
-    Returns:
-        Mono ``float32`` samples at ``analysis.sample_rate``.
-    """
-    return Psola(analysis).render(targets, seed)
 
 
 def add_breath(y: np.ndarray, sample_rate: int, breath: np.ndarray, seed: int) -> np.ndarray:

@@ -4,7 +4,7 @@ New words need a backend that can say them (a :class:`Say`). Each run of new wor
 re-said with the smallest span of whole words around it (in Mandarin, the rest of a word
 the change cuts into), in the voice of the take itself (at most 30 s around the span, the
 official guidance for clone prompts, with its transcript); the result is trimmed of its
-silence, moved to the median F0 of the neighbouring words (Praat PSOLA) and to their
+silence, moved to the median F0 of the neighbouring words (PSOLA) and to their
 loudness, and spliced where the replaced words were: from the end of the pause before them
 to the start of the pause after them (for words only added, at the cut point between two
 words), so the take's own pauses stay.
@@ -22,7 +22,7 @@ import parselmouth
 from engine.audio import crossfade_concat, integrated_loudness, match_loudness, resample, to_mono
 from engine.backends.base import Progress
 from engine.backends.cpu.analysis import analyse
-from engine.backends.cpu.synthesis import psola_render
+from engine.backends.cpu.psola import Psola
 from engine.backends.cpu.targets import RenderPlan
 from engine.backends.cpu.text_edit.layout import Layout, Said
 from engine.backends.cpu.text_edit.masks import RAMP_S
@@ -53,7 +53,7 @@ _SILENT_DB, _STEADY_DB = -90.0, 6.0
 # Median F0 of said words is moved to the neighbours' when it is further off than this
 # (semitones), by at most _MAX_SHIFT_ST.
 _F0_TOLERANCE_ST, _MAX_SHIFT_ST = 0.5, 12.0
-# Praat PSOLA runs at most at this rate.
+# PSOLA runs at most at this rate.
 _PSOLA_MAX_RATE = 48000
 # Share of the progress bar for the analysis, then saying new words, then splicing.
 _SAY_START, SAY_END = 0.1, 0.85
@@ -194,7 +194,7 @@ def _trim(y: np.ndarray, rate: int, text: str) -> np.ndarray:
 
 
 def _move_f0(y: np.ndarray, rate: int, context: np.ndarray) -> np.ndarray:
-    """``y`` with its median F0 moved to the context's (Praat PSOLA), when both are voiced
+    """``y`` with its median F0 moved to the context's (PSOLA), when both are voiced
     and they differ by more than ``_F0_TOLERANCE_ST``."""
     work = min(rate, _PSOLA_MAX_RATE)
     target = analyse(resample(context, rate, work), work).median_f0
@@ -211,8 +211,8 @@ def _move_f0(y: np.ndarray, rate: int, context: np.ndarray) -> np.ndarray:
         analysis.f0 * 2 ** (shift / 12), np.ones(frames), np.zeros(frames), np.zeros(frames)
     )
     try:
-        moved = psola_render(analysis, pitch, seed=0)
-    except parselmouth.PraatError as e:  # too short or too irregular to manipulate
+        moved = Psola(analysis).render(pitch)
+    except parselmouth.PraatError as e:  # too short or too irregular to find pulses in
         _LOG.warning("said words kept at their own pitch: %s", e)
         return y
     _LOG.debug("said words moved %.1f semitones (%.0f -> %.0f Hz)", shift, own, target)
