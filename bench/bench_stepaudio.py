@@ -11,6 +11,7 @@ the clip), so only the second edits find their slice in the cache; times are med
 ``--repeats`` edits.
 
     python bench/bench_stepaudio.py [--model-dir ROOT --device cuda --dtype bf16] [--clip WAV]
+        [--quantize int8]
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, help="real checkpoints (default: tiny fixture)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="fp32")
+    parser.add_argument("--quantize", default="none", help="none or int8 (LLM weights)")
     parser.add_argument("--clip", type=Path, default=REPO / "tests/data/en_ljspeech_LJ050-0131.wav")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of the clip used")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads on CPU")
@@ -156,6 +158,7 @@ def main() -> None:
             root,
             device=args.device,
             dtype=args.dtype,
+            quantize=args.quantize,
             length_multiple=args.length_multiple or (None if args.model_dir else 1.0),
             cache_dir=Path(folder) / "cache",
         )
@@ -203,7 +206,10 @@ def main() -> None:
     rows.append(("peak memory", peak_memory_mb(args.device)))
     width = max(len(k) for k, _ in rows)
     source = "real checkpoints" if args.model_dir else "tiny fixture"
-    print(f"stepaudio backend on {args.device} ({args.dtype}, {source}, {args.threads} thread(s))")
+    print(
+        f"stepaudio backend on {args.device} ({args.dtype}, quantize {args.quantize}, "
+        f"{source}, {args.threads} thread(s))"
+    )
     print(f"{'measure':<{width}}  value\n{'-' * width}  -----")
     for key, value in rows:
         print(f"{key:<{width}}  {value}")

@@ -19,13 +19,17 @@ stage of one edit of a ``--seconds`` clip with the backend's own modules:
 
 Each stage group runs in its own child process (so one model at a time lives in memory and
 is freed by the process's exit), under a timeout; the LLM is built only when MemAvailable
-exceeds its size + 2 GiB. Precisions: the LLM in fp32 and bf16 (and weight-only int8 by
-dynamic quantization on CPU); tokenizer and decoder run fp32 in the backend, so their bf16
-column is the same fp32 code except the flow, also timed under bf16 autocast as a probe.
-Peak memory is the process's RSS high-water mark during each stage (``VmHWM``, reset before
-the stage), which includes the models resident at the time.
+exceeds its size + 2 GiB. Precisions: the LLM in fp32 and bf16, and with ``--quantize
+int8`` also loaded with the backend's weight-only int8 (``llm/int8.py``: decoder-layer
+Linear weights in int8, activations in each ``--dtypes`` dtype) in a child of its own, so
+its load peak is the quantized model's; tokenizer and decoder run fp32 in the backend, so
+their bf16 column is the same fp32 code except the flow, also timed under bf16 autocast as
+a probe (and with int8 Linear weights under ``--quantize int8``). Peak memory is the
+process's RSS high-water mark during each stage (``VmHWM``, reset before the stage), which
+includes the models resident at the time.
 
     python bench/bench_stepaudio_fullsize.py [--scale 0.125] [--device cuda] [--json OUT]
+        [--quantize int8] [--stages llm]
 """
 
 from __future__ import annotations
@@ -360,24 +364,41 @@ def work_tokenizer(args: argparse.Namespace, rec: Recorder) -> None:
     rec.put("codes", {"values": codes.values, "vq02": len(vq02), "vq06": len(vq06)})
 
 
+def llm_tag(dtype: str, quantize: str) -> str:
+    """Name of an LLM precision in stage names and files: ``fp32``, ``bf16+int8``,
+    ``fp32+int8+head`` (the output head in int8 too), ..."""
+    return dtype if quantize == "none" else f"{dtype}+{quantize}"
+
+
 def _quantize_int8(model: Any) -> Any:
-    """Weight-only int8 (per output channel) of every Linear, activations quantized on the
-    fly (torch.ao dynamic quantization, CPU), in place."""
-    import warnings
+    """Weight-only int8 (per output channel) of every Linear of ``model``, in place, with the
+    backend's ``Int8Linear`` (activations stay float)."""
+    from engine.backends.stepaudio.llm.int8 import quantize_linears
 
+    quantize_linears(model, skip=())
+    return model
+
+
+def _llm_bytes(config: Any, dtype: Any, quantize: str) -> int:
+    """Resident bytes of the LLM's weights in ``dtype``, decoder-layer Linears (and the head
+    for ``int8+head``) in int8 when ``quantize`` is ``int8...`` (their scales included)."""
     import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao points users to torchao
-        return quantize_dynamic(
-            model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
-        )
+    size = torch.empty((), dtype=dtype).element_size()
+    total = 0
+    for key, shape in config.tensor_shapes().items():
+        count = int(np.prod(shape))
+        layer = key.startswith("model.layers.") and "_proj." in key
+        head = key == "lm_head.weight" and quantize.endswith("+head")
+        linear = quantize.startswith("int8") and (layer or head)
+        total += count + 4 * shape[0] if linear else count * size
+    return total
 
 
 def work_llm(args: argparse.Namespace, rec: Recorder) -> None:
     """Prefill of the real edit prompt and ``--decode-tokens`` steps, for ``args.dtype``
-    (and int8 after fp32 on CPU); logits saved for the cross-precision comparison."""
+    (weight-only int8 with ``--llm-quantize int8``); logits saved for the cross-precision
+    comparison."""
     import torch
 
     from engine.backends.stepaudio.checkpoint import check_checkpoint
@@ -401,14 +422,22 @@ def work_llm(args: argparse.Namespace, rec: Recorder) -> None:
     expected = len(codes.llm_ids)
     forced = codes.llm_ids[: args.decode_tokens]
     params = sum(int(np.prod(s)) for s in ck.llm_config.tensor_shapes().values())
-    size = params * torch.empty((), dtype=DTYPES[args.dtype]).element_size()
-    rec.put("llm", {"prompt_tokens": len(ids), "expected_tokens": expected, "params": params})
+    size = _llm_bytes(ck.llm_config, DTYPES[args.dtype], args.llm_quantize)
+    rec.put(
+        "llm",
+        {
+            "prompt_tokens": len(ids),
+            "expected_tokens": expected,
+            "params": params,
+            "weight_bytes": size,
+        },
+    )
     cuda = args.device.startswith("cuda")
     available = torch.cuda.mem_get_info(args.device)[0] if cuda else mem_available()
     if available < size + 2 * GIB:
         rec.put(
             "skipped",
-            f"{args.dtype}: {'free GPU memory' if cuda else 'MemAvailable'} "
+            f"{args.dtype} {args.llm_quantize}: {'free GPU memory' if cuda else 'MemAvailable'} "
             f"{available / GIB:.1f} GiB < model {size / GIB:.1f} GiB + 2 GiB",
         )
         return
@@ -454,17 +483,18 @@ def work_llm(args: argparse.Namespace, rec: Recorder) -> None:
         )
         np.save(args.work / f"logits-{tag}.npy", np.stack(rows))
 
-    with rec.stage(f"load llm {args.dtype}"):
-        model = load_step1(ck.llm_shards, ck.llm_config, args.device, DTYPES[args.dtype])
-    run(args.dtype, model)
-    if args.dtype == "fp32" and args.int8:
-        if args.device.startswith("cuda"):
-            rec.put("int8", "skipped: torch dynamic int8 quantization runs on the CPU only")
-        else:
-            with rec.stage("quantize int8"):
-                model = _quantize_int8(model)
-            gc.collect()
-            run("int8", model)
+    tag = llm_tag(args.dtype, args.llm_quantize)
+    with rec.stage(f"load llm {tag}"):
+        model = load_step1(
+            ck.llm_shards,
+            ck.llm_config,
+            args.device,
+            DTYPES[args.dtype],
+            quantize=args.llm_quantize.removesuffix("+head"),
+        )
+        if args.llm_quantize.endswith("+head"):
+            _quantize_int8(model)  # the output head, the one float Linear left
+    run(tag, model)
     del model
     gc.collect()
 
@@ -517,7 +547,7 @@ def work_decoder(args: argparse.Namespace, rec: Recorder) -> None:
             "flow bf16 error",
             {"mel": error_stats(reference, other), "waveform": error_stats(wave, hift(other))},
         )
-        if args.int8 and device.type == "cpu":
+        if args.quantize != "none":
             _quantize_int8(dec.flow)
             with rec.stage("flow int8"):
                 other = flow()
@@ -543,6 +573,8 @@ def work_build(args: argparse.Namespace, rec: Recorder) -> None:
         build(args.root, args.unit)
 
 
+# Stages --stages may name (the tokenizer runs whatever it says).
+STAGES = ("tokenizer", "decoder", "llm", "probes")
 WORKERS: dict[str, Callable[[argparse.Namespace, Recorder], None]] = {
     "build": work_build,
     "tokenizer": work_tokenizer,
@@ -588,7 +620,8 @@ def child(args: argparse.Namespace, worker: str, out: Path, timeout: float, *ext
         str(args.decode_budget),
         "--threads",
         str(args.threads),
-        *([] if args.int8 else ["--no-int8"]),
+        "--quantize",
+        args.quantize,
         *(["--probes"] if worker == "probes" else []),
         *extra,
     ]
@@ -643,7 +676,12 @@ def report(args: argparse.Namespace, results: dict[str, dict]) -> dict[str, Any]
     }
     base = {k: v["seconds"] for k, v in shared.items() if isinstance(v, dict)}
     walls = {}
-    for tag, data in (("fp32", fp32), ("bf16", bf16), ("int8", fp32)):
+    llm_runs = {
+        name.removeprefix("llm "): data
+        for name, data in results.items()
+        if name.startswith("llm ") and isinstance(data, dict)
+    }
+    for tag, data in llm_runs.items():
         generate = gen(data, tag)
         if generate is not None:
             walls[tag] = sum(base.values()) + generate
@@ -735,28 +773,45 @@ def report(args: argparse.Namespace, results: dict[str, dict]) -> dict[str, Any]
         f"{fp32.get('decode fp32', {}).get('tokens', 0)} measured decode steps (the KV cache "
         "grows, so later tokens cost a little more)",
     ]
-    if "decode int8" in fp32:
-        q = fp32["decode int8"]
-        lines.append(
-            f"int8 (dynamic, Linear weights): prefill {fmt_s(fp32.get('prefill int8'))} s, "
-            f"{q['per_token']:.3f} s/token vs fp32 {per_token(fp32, 'fp32')} and bf16 "
-            f"{per_token(bf16, 'bf16')}; generate {expected} tokens "
-            f"{q['extrapolated_generate'] - fp32['prefill int8']['seconds']:.1f} s"
-        )
-    for tag in ("bf16", "int8"):
+    reference = args.work / "logits-fp32.npy"
+    llm_header = ("LLM", "load s", "load MB", "prefill s", "prefill MB", "s/token", "decode MB")
+    llm_rows: list[tuple[str, ...]] = [
+        (*llm_header, "weights MB", "logits vs fp32: max abs", "rel", "top-1")
+    ]
+    for tag, data in llm_runs.items():
         path = args.work / f"logits-{tag}.npy"
-        if path.is_file() and (args.work / "logits-fp32.npy").is_file():
-            stats = error_stats(np.load(args.work / "logits-fp32.npy"), np.load(path))
-            argmax = float(
-                np.mean(
-                    np.load(args.work / "logits-fp32.npy").argmax(-1) == np.load(path).argmax(-1)
-                )
+        change = ("—", "—", "—")
+        if tag != "fp32" and path.is_file() and reference.is_file():
+            ref_logits, logits = np.load(reference), np.load(path)
+            stats = error_stats(ref_logits, logits)
+            agree = float(np.mean(ref_logits.argmax(-1) == logits.argmax(-1)))
+            results[f"logits {tag} vs fp32"] = stats | {"argmax_agree": agree}
+            change = (f"{stats['max_abs']:.3g}", f"{stats['rel']:.3g}", f"{agree:.0%}")
+        weights = data.get("llm", {}).get("weight_bytes")
+        llm_rows.append(
+            (
+                tag,
+                fmt_s(data.get(f"load llm {tag}")),
+                mb(data.get(f"load llm {tag}")),
+                fmt_s(data.get(f"prefill {tag}")),
+                mb(data.get(f"prefill {tag}")),
+                per_token(data, tag),
+                mb(data.get(f"decode {tag}")),
+                f"{weights / 2**20:,.0f}" if weights else "—",
+                *change,
             )
-            results[f"logits {tag} vs fp32"] = stats | {"argmax_agree": argmax}
-            lines.append(
-                f"LLM logits {tag} vs fp32: max abs {stats['max_abs']:.3g}, relative "
-                f"{stats['rel']:.3g}, argmax agrees {argmax:.0%}"
-            )
+        )
+    if len(llm_rows) > 1:
+        widths_ = [max(len(r[i]) for r in llm_rows) for i in range(len(llm_rows[0]))]
+        lines.append("")
+        for i, llm_row in enumerate(llm_rows):
+            lines.append("  ".join(c.ljust(widths_[k]) for k, c in enumerate(llm_row)))
+            if i == 0:
+                lines.append("  ".join("-" * w for w in widths_))
+        lines.append(
+            f"(LLM: {prompt}-token prefill, the median of the measured decode steps; MB = peak "
+            "RSS during the stage; int8 = weight-only, decoder-layer Linears)"
+        )
     for key in ("flow bf16 error", "flow int8 error"):
         if key in dec:
             parts = ", ".join(
@@ -787,9 +842,21 @@ def main() -> None:
     parser.add_argument("--decode-tokens", type=int, default=16, help="measured decode steps")
     parser.add_argument("--decode-budget", type=float, default=90.0, help="max s of decoding")
     parser.add_argument(
-        "--dtypes", default="bf16,fp32", help="LLM precisions to time (int8 follows fp32)"
+        "--dtypes", default="bf16,fp32", help="LLM precisions to time (fp32 first for logits)"
     )
-    parser.add_argument("--no-int8", dest="int8", action="store_false", help="skip int8")
+    parser.add_argument(
+        "--quantize",
+        choices=("none", "int8", "int8+head"),
+        default="none",
+        help="int8: also time the LLM with weight-only int8 weights for each of --dtypes (in "
+        "its own child), and the flow with int8 Linear weights; int8+head: also with the "
+        "output head in int8 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help="stages to run, of %(default)s (the tokenizer always runs: the others need its codes)",
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--stage-timeout", type=float, default=330.0, help="s per child")
     parser.add_argument(
@@ -804,7 +871,11 @@ def main() -> None:
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--probes", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--llm-quantize", default="none", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    stages = {name for name in args.stages.split(",") if name}
+    if stages - set(STAGES):
+        parser.error(f"--stages: unknown {sorted(stages - set(STAGES))}; choose from {STAGES}")
     sys.path.insert(0, str(REPO))
 
     import torch
@@ -844,11 +915,27 @@ def main() -> None:
         )
         if "codes" not in results["tokenizer"]:
             raise SystemExit("the tokenizer stage failed; nothing more to time")
-        results["decoder"] = child(args, "decoder", args.work / "decoder.json", args.stage_timeout)
-        for dtype in [d for d in args.dtypes.split(",") if d]:
-            out = args.work / f"llm-{dtype}.json"
-            results[f"llm {dtype}"] = child(args, "llm", out, args.stage_timeout, "--dtype", dtype)
-        if (args.work / "mel-fp32.pt").is_file():
+        if "decoder" in stages:
+            results["decoder"] = child(
+                args, "decoder", args.work / "decoder.json", args.stage_timeout
+            )
+        for dtype in [d for d in args.dtypes.split(",") if d and "llm" in stages]:
+            modes = {"none": ("none",), "int8": ("none", "int8")}.get(
+                args.quantize, ("none", "int8", "int8+head")
+            )
+            for quantize in modes:
+                tag = llm_tag(dtype, quantize)
+                results[f"llm {tag}"] = child(
+                    args,
+                    "llm",
+                    args.work / f"llm-{tag}.json",
+                    args.stage_timeout,
+                    "--dtype",
+                    dtype,
+                    "--llm-quantize",
+                    quantize,
+                )
+        if "probes" in stages and (args.work / "mel-fp32.pt").is_file():
             probes = child(args, "probes", args.work / "probes.json", args.stage_timeout)
             results["decoder probes"] = {"status": probes.pop("status")}
             results["decoder"] |= probes

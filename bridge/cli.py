@@ -395,6 +395,11 @@ def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda or mps (stepaudio; default cpu)")
     parser.add_argument("--dtype", help="bf16, fp16 or fp32 (stepaudio; default fp32)")
     parser.add_argument(
+        "--quantize",
+        help="none or int8: LLM weights held in int8, activations in --dtype (stepaudio; "
+        "default none)",
+    )
+    parser.add_argument(
         "--length-multiple",
         "--length_multiple",
         type=float,
@@ -411,7 +416,7 @@ def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
     """The settings ``_add_backend_arguments`` read, for ``create_backend``."""
-    names = ("model_dir", "device", "dtype", "length_multiple", "retokenize")
+    names = ("model_dir", "device", "dtype", "quantize", "length_multiple", "retokenize")
     return {name: getattr(args, name) for name in names}
 
 

@@ -18,7 +18,12 @@ import numpy as np
 
 from engine.audio import integrated_loudness, resample, to_mono
 from engine.backends.base import Progress, Rendered
-from engine.backends.stepaudio.options import DTYPE_NAMES, SamplingConfig, StepAudioOptions
+from engine.backends.stepaudio.options import (
+    DTYPE_NAMES,
+    QUANTIZE_NAMES,
+    SamplingConfig,
+    StepAudioOptions,
+)
 from engine.edits import EDIT_TYPES, MASK_SOUNDS, MODEL_EDIT_TYPES, EditSpec
 from engine.errors import BackendError, EditError, InputError
 
@@ -87,6 +92,9 @@ class StepAudioBackend:
         model_dir: The folder holding ``Step-Audio-Tokenizer/`` and ``Step-Audio-EditX/``.
         device: Torch device: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         dtype: LLM compute dtype, ``fp32``, ``bf16`` or ``fp16`` (the decoder runs fp32).
+        quantize: ``none``, or ``int8``: the LLM's decoder-layer Linear weights are held in
+            int8 (weight-only, per output channel; about a quarter of their fp32 memory),
+            activations stay in ``dtype``.
         options: Sampling, length bounds, decoder steps, seeds, iterations, the tokenizer
             cache's bound and the open-question switches.
         length_multiple: Overrides ``options.limits.length_multiple``: generation stops at
@@ -125,9 +133,15 @@ class StepAudioBackend:
         length_multiple: float | None = None,
         retokenize: bool | None = None,
         cache_dir: Path | str | None = None,
+        quantize: str = "none",
     ) -> None:
         if dtype not in DTYPE_NAMES:
             raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_NAMES)}")
+        if quantize not in QUANTIZE_NAMES:
+            raise ValueError(
+                f"unknown quantize {quantize!r}; choose one of {', '.join(QUANTIZE_NAMES)}"
+            )
+        self.quantize = quantize
         self.model_dir = Path(model_dir)
         self._device = device
         self.dtype = dtype
@@ -213,15 +227,22 @@ class StepAudioBackend:
             kv_group_layout=options.kv_group_layout,
             attention_scale=options.attention_scale,
         )
-        self._llm = load_step1(checkpoint.llm_shards, llm_config, self._device, DTYPES[self.dtype])
+        self._llm = load_step1(
+            checkpoint.llm_shards,
+            llm_config,
+            self._device,
+            DTYPES[self.dtype],
+            quantize=self.quantize,
+        )
         self._decoder = Token2Wav.load(
             checkpoint.decoder_dir, checkpoint.decoder, self._device, options.decoder
         )
         _LOG.info(
-            "stepaudio loaded from %s on %s (LLM %s, BOS per segment %s, %s)",
+            "stepaudio loaded from %s on %s (LLM %s, quantize %s, BOS per segment %s, %s)",
             checkpoint.root,
             self._device,
             self.dtype,
+            self.quantize,
             switches.bos_per_segment,
             self._sampling,
         )
@@ -508,10 +529,10 @@ class StepAudioBackend:
         """Synthesises the generated tokens in the prompt's voice at 24 kHz.
 
         The result's ``info`` carries ``generation``: the stop reason, the token bound, the
-        counts and the seed; and ``tokenizer``: ``cache`` (``"hit"``, ``"miss"`` or
-        ``"tokens"``) and ``calls`` (tokenizer runs of the edit). Its ``loudness_offset_db``
-        is the model's own loudness change against the prompt (a whisper stays quieter,
-        denoised speech loses the noise's level).
+        counts, the seed, and the LLM's ``llm_dtype`` and ``quantize``; and ``tokenizer``:
+        ``cache`` (``"hit"``, ``"miss"`` or ``"tokens"``) and ``calls`` (tokenizer runs of
+        the edit). Its ``loudness_offset_db`` is the model's own loudness change against the
+        prompt (a whisper stays quieter, denoised speech loses the noise's level).
         """
         if self._decoder is None:
             raise BackendError("the stepaudio backend is used before load()")
@@ -536,6 +557,8 @@ class StepAudioBackend:
                 "dropped_tokens": generated.dropped,
                 "prompt_tokens": generated.prompt_length,
                 "seed": generated.seed,
+                "llm_dtype": self.dtype,
+                "quantize": self.quantize,
             },
             "tokenizer": {"cache": prompt.cache, "calls": prompt.tokenizer_calls},
         }

@@ -9,6 +9,7 @@ from engine.backends.stepaudio.prompts import PromptSwitches
 
 __all__ = [
     "DTYPE_NAMES",
+    "QUANTIZE_NAMES",
     "DecoderOptions",
     "GenerationLimits",
     "SamplingConfig",
@@ -17,6 +18,9 @@ __all__ = [
 
 # Accepted --dtype values (they apply to the LLM; the decoder always runs float32).
 DTYPE_NAMES = ("fp32", "bf16", "fp16")
+# Accepted --quantize values: "int8" keeps the LLM's decoder-layer Linear weights in int8
+# (weight-only, per output channel; activations stay in the --dtype).
+QUANTIZE_NAMES = ("none", "int8")
 
 
 @dataclass(frozen=True)
