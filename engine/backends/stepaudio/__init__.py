@@ -284,10 +284,11 @@ class StepAudioBackend:
 
     def _llm_settings(self) -> dict[str, object]:
         """What changes the LLM's generations besides its files: the one place the stored
-        passes' key takes the LLM's settings from (a weight quantization belongs here)."""
+        passes' key takes the LLM's settings from."""
         options = self.options
         return {
             "dtype": self.dtype,
+            "quantize": self.quantize,
             "kv_group_layout": options.kv_group_layout,
             "attention_scale": options.attention_scale,
         }
