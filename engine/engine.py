@@ -25,13 +25,14 @@ from bridge.protocol import (
     build_result,
     build_transcript_result,
 )
-from engine import __version__, audio
+from engine import __version__
 from engine.backends.base import Backend
 from engine.capabilities import describe
 from engine.edits import EditSpec
 from engine.errors import InputError, JobCancelled, JobError, QueueFullError, StepEditError
-from engine.jobs import Job, Listener, Transcription, build_job, job_from_request, output_stem
+from engine.jobs import Job, Listener, Transcription, job_from_request, output_stem
 from engine.journal import Journal, JournaledJob
+from engine.recovery import recover
 from engine.state import CACHE_SUBDIR
 from engine.status_files import StatusFiles
 from engine.transfers import TransferLimits, TransferStore
@@ -58,8 +59,6 @@ _CANCEL_POLL_S = 0.05
 # How long stop() waits for the worker to report a cancelled render (it abandons the
 # render after _CANCEL_POLL_S) before shutting down without it.
 _ABANDON_S = 1.0
-# Renders of one job that may be cut short by the engine's death before it gives up on it.
-_MAX_ATTEMPTS = 2
 _CLIENT_CANCEL = ("cancelled", "cancelled by the client")
 _SHUTDOWN_CANCEL = ("shutting_down", "the engine stopped before this job finished; send it again")
 # Each try of a checked generation is a whole generation: more than this is never worth it.
@@ -357,43 +356,22 @@ class Engine:
         return self._update(record, "cancelled", error=reason)
 
     def _recover(self, entry: JournaledJob) -> None:
-        """Takes up one journaled job at start: a finished one is remembered (its status
-        and resends are answered, never rendered again); an unfinished one is checked again
-        and queued, or reported failed; under the lock."""
-        try:
-            placed, input_roots, output_roots = self._placed(
-                entry.request, entry.owner, check=False
-            )
-            job = build_job(entry.job_id, placed)
-        except StepEditError as e:  # e.g. an edit this version no longer has
-            _LOG.error("journaled job %r cannot be taken up: %s", entry.job_id, e)
+        """Takes up one journaled job at start (as ``engine.recovery.recover`` decides);
+        under the lock."""
+        recovery = recover(
+            entry, self.backend, lambda request, owner: self._placed(request, owner, check=False)
+        )
+        if recovery is None:
             self._journal_forget([entry.job_id])
             return
-        record = _Record(job, _nobody, entry.status, entry.owner)
+        record = _Record(recovery.job, _nobody, entry.status, entry.owner)
         self._jobs[entry.job_id] = record
-        if entry.status.finished:
+        if recovery.action == "remember":
             return
-        for leftover in audio.remove_stale_temp_files(job.output_folder, 0, output_stem(job)):
-            _LOG.info("removed %r, left by a write the engine's end cut short", str(leftover))
         record.status = JobStatus(entry.job_id, "queued")
-        try:
-            if entry.status.state == "running" and entry.attempts >= _MAX_ATTEMPTS:
-                raise JobError(
-                    f"the engine stopped {entry.attempts} times while rendering this job; "
-                    "it is not tried again",
-                    "internal",
-                )
-            record.job = job_from_request(
-                entry.job_id,
-                placed,
-                self.backend,
-                input_roots=input_roots,
-                output_roots=output_roots,
-            )
-        except StepEditError as e:
-            self._update(record, "error", error=(e.code, f"not resumed after a restart: {e}"))
+        if recovery.action == "fail":
+            self._update(record, "error", error=recovery.error)
             return
-        _LOG.info("job %r resumed after a restart (was %s)", entry.job_id, entry.status.state)
         self._update(record, "queued")
         self._queue.put(record)
 
