@@ -637,14 +637,18 @@ def _fulfil(future: Future[Any], work: Callable[[], Any]) -> None:
 
 
 def _remove_late_output(job: Job, work: Future[tuple[Path, dict[str, Any]]]) -> None:
-    """Removes the file of an abandoned render that finished after all: its job was
-    reported cancelled, so nobody expects that file."""
+    """Removes the files of an abandoned render that finished after all: its result and
+    the passes it wrote beside it (``decode_passes``). Its job was reported cancelled, so
+    nobody expects them; the render created each one, never overwriting a file."""
     if work.exception() is None:
-        path = work.result()[0]
-        path.unlink(missing_ok=True)
-        _LOG.info(
-            "job %r was cancelled while its render finished: removed %r", job.job_id, str(path)
-        )
+        path, result = work.result()
+        for written in (path, *map(Path, result.get("passes", ()))):
+            written.unlink(missing_ok=True)
+            _LOG.info(
+                "job %r was cancelled while its render finished: removed %r",
+                job.job_id,
+                str(written),
+            )
 
 
 def _unknown(job_id: str) -> JobStatus:

@@ -404,6 +404,48 @@ def test_cancel_reports_a_render_that_never_checks_within_a_second(
     assert outputs == [Path(engine.status("j2").output_path).name]
 
 
+def test_a_late_render_of_a_cancelled_job_leaves_neither_its_result_nor_its_passes(
+    source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine import audio
+    from tests.engine.fake_backends import FakeTokenBackend
+
+    gate, writing = threading.Event(), threading.Event()
+    written: list[Path] = []
+    write = audio.write_audio_atomic
+
+    def slow_write(*args: Any, **kwargs: Any) -> Path:
+        if not writing.is_set():  # the first write, the result's: past the last progress point
+            writing.set()
+            gate.wait(10)
+        written.append(write(*args, **kwargs))
+        return written[-1]
+
+    monkeypatch.setattr(audio, "write_audio_atomic", slow_write)
+    engine = Engine(FakeTokenBackend())
+    engine.start()
+    try:
+        events = Events()
+        happy = {"type": "emotion", "option": "happy", "iterations": 3, "decode_passes": True}
+        engine.submit("j1", request(source, happy), events)
+        engine.submit("j2", request(source, {"type": "emotion", "option": "happy"}), events)
+        assert writing.wait(5)
+        engine.cancel("j1")
+        assert events.wait_finished("j1").state == "cancelled"
+        gate.set()  # j1's render writes its result and two passes after all, then j2 renders
+        assert events.wait_finished("j2").state == "done"
+        assert [p.name for p in written[:3]] == [
+            "take.stepedit.happyx3.j1.wav",
+            "take.stepedit.happyx3.j1.pass1.wav",
+            "take.stepedit.happyx3.j1.pass2.wav",
+        ]
+        outputs = sorted(p.name for p in source.parent.glob("take.stepedit.*"))
+        assert outputs == [Path(engine.status("j2").output_path).name]
+    finally:
+        gate.set()
+        engine.stop()
+
+
 def test_the_guard_and_segment_settings_reach_the_render(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
