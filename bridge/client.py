@@ -368,16 +368,22 @@ class StepEditClient:
                     on_progress(held / size, "upload")
         return upload_id
 
-    def download(self, job_id: str, on_progress: Progress | None = None) -> bytes:
-        """The file a finished job wrote in the engine's transfer store, checked against the
+    def download(self, job_id: str, on_progress: Progress | None = None, file: int = 0) -> bytes:
+        """A file a finished job wrote in the engine's transfer store, checked against the
         SHA-256 the engine reports.
 
+        Args:
+            file: 0 for the result, k for the k-th file of the result's ``passes`` (an
+                engine older than that addition answers ``bad_arguments``).
+
         Raises:
-            ClientError: ``unknown_job`` (no such result of this key), ``input_corrupt``
+            ClientError: ``unknown_job`` (no such file of this key), ``input_corrupt``
                 (the bytes do not match), ``no_engine``.
         """
         chunk = protocol.MAX_CHUNK_BYTES
-        self.send(TRANSFER_ADDRESS["download"], job_id, 0, chunk)
+        # The file is named only when it is not the result, so older engines serve results.
+        which = (file,) if file else ()
+        self.send(TRANSFER_ADDRESS["download"], job_id, 0, chunk, *which)
         first = self._transfer_reply(job_id, TRANSFER_ADDRESS["data"])
         total, digest = int(first.args[2]), str(first.args[3])
         out = bytearray(first.args[4])
@@ -385,7 +391,7 @@ class StepEditClient:
         pending: deque[int] = deque()
         while len(out) < total:
             while asked < total and len(pending) < TRANSFER_WINDOW:
-                self.send(TRANSFER_ADDRESS["download"], job_id, asked, chunk)
+                self.send(TRANSFER_ADDRESS["download"], job_id, asked, chunk, *which)
                 pending.append(asked)
                 asked += chunk
             reply = self._transfer_reply(job_id, TRANSFER_ADDRESS["data"])

@@ -81,7 +81,7 @@ TRANSFER_ADDRESS = {
     "chunk": "/stepedit/upload/chunk",  # upload_id:s offset:i data:b -> upload_offset
     "upload_offset": "/stepedit/upload/offset",  # upload_id:s offset:i size:i (held/declared)
     "upload_release": "/stepedit/upload/release",  # upload_id:s -> released
-    "download": "/stepedit/download",  # job_id:s offset:i length:i -> data
+    "download": "/stepedit/download",  # job_id:s offset:i length:i [file:i] -> data
     "data": "/stepedit/data",  # job_id:s offset:i total:i sha256:s data:b
     "download_release": "/stepedit/download/release",  # job_id:s -> released
     "released": "/stepedit/released",  # id:s
@@ -364,11 +364,16 @@ def decode_chunk(args: Sequence[Any]) -> tuple[str, int, bytes]:
     return upload_id, offset, args[2]
 
 
-def decode_download(args: Sequence[Any]) -> tuple[str, int, int]:
-    """Arguments of ``/stepedit/download``: ``job_id:s offset:i length:i`` (length at most
-    ``MAX_CHUNK_BYTES``)."""
-    if len(args) != 3:
-        raise ProtocolError("bad_arguments", "expected job_id:s offset:i length:i")
+def decode_download(args: Sequence[Any]) -> tuple[str, int, int, int]:
+    """Arguments of ``/stepedit/download``: ``job_id:s offset:i length:i [file:i]`` (length
+    at most ``MAX_CHUNK_BYTES``; ``file`` 0, the default, is the result and k the result's
+    k-th pass file, a v1 addition for ``decode_passes``).
+
+    Returns:
+        The job id, offset, length and file number.
+    """
+    if len(args) not in (3, 4):
+        raise ProtocolError("bad_arguments", "expected job_id:s offset:i length:i [file:i]")
     job_id = decode_transfer_id(args[:1])
     offset = _non_negative(args[1], "offset", job_id)
     length = _non_negative(args[2], "length", job_id)
@@ -376,7 +381,8 @@ def decode_download(args: Sequence[Any]) -> tuple[str, int, int]:
         raise ProtocolError(
             "too_long", f"length must be 1-{MAX_CHUNK_BYTES} bytes, got {length}", job_id
         )
-    return job_id, offset, length
+    file = _non_negative(args[3], "file", job_id) if len(args) == 4 else 0
+    return job_id, offset, length, file
 
 
 def decode_transfer_id(args: Sequence[Any], upload: bool = False) -> str:

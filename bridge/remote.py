@@ -123,7 +123,7 @@ def run_with_upload(
         ClientError: the engine's refusal or failure.
         StepEditError: the local input cannot be read, or the output folder written.
     """
-    from engine.audio import read_slice, write_new_file
+    from engine.audio import read_slice
 
     job_id = job_id or new_job_id()
     source = Path(request["input"])
@@ -153,21 +153,57 @@ def run_with_upload(
     if suffix == ".json":
         result_bytes = _localised_sidecar(result_bytes, source, start)
     folder = Path(request.get("output_dir") or source.parent)
-
-    def write(file: BinaryIO) -> None:
-        file.write(result_bytes)
-
-    path = write_new_file(folder, stem, suffix, write)
+    path = _write_new(folder, stem, suffix, result_bytes)
+    downloaded = len(result_bytes)
+    if "passes" in result:
+        began = time.monotonic()
+        passes = _download_passes(client, job_id, result["passes"], path, on_progress)
+        timings["download"] += time.monotonic() - began
+        downloaded += sum(p.stat().st_size for p in passes)
+        result["passes"] = [str(p) for p in passes]
     client.release("download", job_id)
     result["transfer"] = {
         "upload_id": upload_id,
         "uploaded_bytes": len(data),
-        "downloaded_bytes": len(result_bytes),
+        "downloaded_bytes": downloaded,
         "masked": [[round(a, 3), round(b, 3)] for a, b in masked],
         "timings": {k: round(v, 4) for k, v in timings.items()},
     }
-    _LOG.info("remote job done: %d bytes up, %d down -> %s", len(data), len(result_bytes), path)
+    _LOG.info("remote job done: %d bytes up, %d down -> %s", len(data), downloaded, path)
     return JobOutcome(str(path), result)
+
+
+def _write_new(folder: Path, stem: str, suffix: str, data: bytes) -> Path:
+    """Publishes ``data`` whole as a new file (a free name when ``stem`` is taken)."""
+    from engine.audio import write_new_file
+
+    def write(file: BinaryIO) -> None:
+        file.write(data)
+
+    return write_new_file(folder, stem, suffix, write)
+
+
+def _download_passes(
+    client: StepEditClient,
+    job_id: str,
+    remote_passes: Sequence[str],
+    result: Path,
+    on_progress: Progress | None,
+) -> list[Path]:
+    """Downloads the pass files of a ``decode_passes`` job beside the local ``result``,
+    named as the engine names them (``<result stem>.pass<k>``, a free name when taken); if
+    one fails, the result and the passes written so far are removed, as the engine does."""
+    written: list[Path] = []
+    try:
+        for k, remote_pass in enumerate(remote_passes, start=1):
+            data = client.download(job_id, on_progress, file=k)
+            suffix = PurePath(remote_pass).suffix
+            written.append(_write_new(result.parent, f"{result.stem}.pass{k}", suffix, data))
+    except BaseException:
+        for path in (result, *written):
+            path.unlink(missing_ok=True)
+        raise
+    return written
 
 
 def _wav_bytes(samples: Any, sample_rate: int, is_float: bool) -> bytes:

@@ -29,7 +29,7 @@ from bridge.protocol import (
 )
 from bridge.tcp_server import TcpServer
 from engine.engine import Engine
-from engine.errors import InputError, StepEditError
+from engine.errors import InputError, JobError, StepEditError
 from engine.transfers import TransferStore
 
 __all__ = ["StepEditServer"]
@@ -340,14 +340,19 @@ class StepEditServer(BoundedThreadingMixIn, socketserver.UDPServer):
         peer.send(protocol.encode(TRANSFER_ADDRESS["released"], upload_id))
 
     def _download(self, args: tuple[Any, ...], peer: Peer, owner: str) -> None:
-        job_id, offset, length = protocol.decode_download(args)
-        path = self.engine.result_file(job_id, owner)
-        data, total, digest = self._store().read_result(owner, path, offset, length)
+        job_id, offset, length, file = protocol.decode_download(args)
+        files = self.engine.result_files(job_id, owner)
+        if file >= len(files):
+            raise JobError(
+                f"job {job_id!r} has no file {file}: its result lists {len(files) - 1} passes"
+            )
+        data, total, digest = self._store().read_result(owner, files[file], offset, length)
         peer.send(protocol.encode(TRANSFER_ADDRESS["data"], job_id, offset, total, digest, data))
 
     def _download_release(self, args: tuple[Any, ...], peer: Peer, owner: str) -> None:
         job_id = protocol.decode_transfer_id(args)
-        self._store().release_result(owner, self.engine.result_file(job_id, owner))
+        for path in self.engine.result_files(job_id, owner):  # its pass files too
+            self._store().release_result(owner, path)
         peer.send(protocol.encode(TRANSFER_ADDRESS["released"], job_id))
 
 

@@ -287,8 +287,9 @@ class Engine:
             self._events.put(None)
             self._notifier.join()
 
-    def result_file(self, job_id: str, owner: str = "") -> Path:
-        """The file a finished job of ``owner`` wrote (for downloads).
+    def result_files(self, job_id: str, owner: str = "") -> list[Path]:
+        """The files a finished job of ``owner`` wrote (for downloads): its result, then
+        the pass files its result lists (``decode_passes``), in order.
 
         Raises:
             JobError: ``unknown_job`` for a job that is not ``owner``'s or not done.
@@ -296,7 +297,8 @@ class Engine:
         status = self.status(job_id, owner)
         if status.state != "done":
             raise JobError(f"job {job_id!r} has no result (it is {status.state})")
-        return Path(status.output_path)
+        passes = (status.result or {}).get("passes", ())
+        return [Path(status.output_path), *map(Path, passes)]
 
     # -- internals (the lock is held where a name says so) ---------------------------------
 

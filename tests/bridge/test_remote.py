@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 import soundfile
 
 from bridge.auth import Keyring
+from bridge.cli import main
 from bridge.client import ClientError, StepEditClient
 from bridge.launcher import start_engine, stop_engine
 from bridge.privacy import Sensitive
@@ -346,3 +348,85 @@ def test_send_with_a_mapping_mirrors_a_local_status_file_without_upload(studio: 
     output = Path(document["output_path"])
     assert output.resolve().parent == shared.resolve() and output.is_file()
     assert studio.stored("uploads/*") == before  # nothing was copied
+
+
+@pytest.fixture()
+def token_engine(tmp_path: Path) -> Iterator[str]:
+    """An engine in this process on a token backend that decodes passes, serving UDP and
+    TCP on loopback; its address."""
+    from bridge.server import StepEditServer
+    from engine.engine import Engine, EngineConfig
+    from tests.engine.fake_backends import FakeTokenBackend
+
+    engine = Engine(FakeTokenBackend(), EngineConfig(state_dir=tmp_path / "engine-state"))
+    engine.start()
+    server = StepEditServer(engine, "127.0.0.1", 0)
+    tcp = server.serve_tcp()
+    for serve in (server.serve_forever, tcp.serve_forever):
+        threading.Thread(target=serve, args=(0.05,), daemon=True).start()
+    yield f"127.0.0.1:{server.port}"
+    for running in (tcp, server):
+        running.shutdown()
+    server.server_close()
+    engine.stop()
+
+
+def _seconds(path: str) -> float:
+    return float(soundfile.info(path).duration)
+
+
+def test_edit_remote_downloads_the_pass_files_beside_the_result(
+    token_engine: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["edit", str(CLIP), "--length", "2", "--emotion", "happy", "--iterations", "3"]
+    remote = ["--decode-passes", "--remote", "--engine", token_engine, "--json", "-o", str(out)]
+    assert main([*argv, *remote]) == 0
+    result = json.loads(capsys.readouterr().out)
+    stem = Path(result["output_path"]).stem
+    assert result["passes"] == [str(out / f"{stem}.pass{k}.wav") for k in (1, 2)]
+    # Each pass of the fake backend adds 10 ms: the files are the passes, in order.
+    durations = [_seconds(p) for p in (*result["passes"], result["output_path"])]
+    assert durations == pytest.approx([2.01, 2.02, 2.03], abs=1e-3)
+    assert result["transfer"]["downloaded_bytes"] == sum(
+        Path(p).stat().st_size for p in (*result["passes"], result["output_path"])
+    )
+    store = tmp_path / "engine-state" / "transfers"
+    assert list(store.glob("*/results/*")) == []  # the passes were released with the result
+    host, port = token_engine.split(":")
+    upload_id = result["transfer"]["upload_id"]
+    once = {"input_upload": upload_id, "edit": {"type": "emotion", "option": "happy"}}
+    with StepEditClient(host, int(port), transport="tcp") as client:
+        client.run(ADDRESS["edit"], once, job_id="one")  # no decode_passes: no passes
+        with pytest.raises(ClientError) as no_pass:
+            client.download("one", file=1)
+    assert no_pass.value.code == "unknown_job" and "lists 0 passes" in str(no_pass.value)
+
+
+def test_send_remote_takes_free_names_and_mirrors_the_local_passes(
+    token_engine: str, tmp_path: Path
+) -> None:
+    status, request = tmp_path / "job.status.json", tmp_path / "job.request.json"
+    edit = {"type": "emotion", "option": "happy", "iterations": 2, "decode_passes": True}
+    request.write_text(
+        json.dumps(
+            {
+                "input": str(CLIP),
+                "length": 2.0,
+                "edit": edit,
+                "output_dir": str(tmp_path),
+                "status_file": str(status),
+            }
+        )
+    )
+    taken = tmp_path / "en_ljspeech_LJ001-0001.stepedit.happyx2.passes.pass1.wav"
+    taken.write_bytes(b"mine")
+    argv = ["send", "--job-id", "passes", "--request-file", str(request), "--remote"]
+    assert main([*argv, "--engine", token_engine]) == 0
+    document = json.loads(status.read_text())
+    assert document["state"] == "done"
+    assert document["output_path"] == str(taken.with_name(taken.name.replace(".pass1", "")))
+    assert document["result"]["passes"] == [str(taken.with_name(taken.stem + "-2.wav"))]
+    assert _seconds(document["result"]["passes"][0]) == pytest.approx(2.01, abs=1e-3)
+    assert taken.read_bytes() == b"mine"

@@ -55,6 +55,11 @@ def test_transfer_messages_are_bounded() -> None:
         protocol.decode_upload(("not-a-hash", 10))
     with pytest.raises(ProtocolError):
         protocol.decode_download(("job", -1, 10))
+    # The file number is a later addition: without it, the result (file 0).
+    assert protocol.decode_download(("job", 0, 10)) == ("job", 0, 10, 0)
+    assert protocol.decode_download(("job", 0, 10, 2)) == ("job", 0, 10, 2)
+    with pytest.raises(ProtocolError):
+        protocol.decode_download(("job", 0, 10, -1))
     with pytest.raises(ProtocolError) as both:
         protocol.decode_edit(
             ("j", '{"input": "/a.wav", "input_upload": "' + upload_id + '", "edit": {}}')
