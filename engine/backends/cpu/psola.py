@@ -25,11 +25,16 @@ from engine.backends.cpu.targets import RenderPlan
 
 __all__ = ["Psola"]
 
-# Mark spacing (s) in unvoiced stretches: short enough that a repeated or dropped piece of a
-# fricative or of room tone is not heard as a stutter.
+# Mean mark spacing (s) in unvoiced stretches: short enough that a repeated or dropped piece
+# of a fricative or of room tone is not heard as a stutter; each spacing is drawn from
+# +-_UNVOICED_SPREAD of it, because evenly spaced copies of noise, repeated when the plan
+# slows down, buzz at their rate (100 Hz read as pitch in the fricatives of a sad render).
 _UNVOICED_STEP_S = 0.01
+_UNVOICED_SPREAD = 0.5
 # A gap between pulses longer than this many of the longest periods is unvoiced.
 _GAP_PERIODS = 1.25
+# A pulse spacing within this share of the tracked period is one period.
+_PERIOD_TOLERANCE = 0.2
 
 
 class Psola:
@@ -62,11 +67,7 @@ class Psola:
         Returns:
             Mono ``float32`` samples at ``analysis.sample_rate``.
         """
-        source_f0 = self._analysis.f0 * self._scale
-        both = (targets.f0 > 0) & (source_f0 > 0)
-        factor = np.ones(len(source_f0))
-        factor[both] = targets.f0[both] / source_f0[both]
-        y = self._overlap_add(factor, targets.durations)
+        y = self._overlap_add(targets.f0, targets.durations)
         if np.any(targets.gain_db):
             rate = self._analysis.sample_rate
             frames = targets.source_position((np.arange(len(y)) + 0.5) / rate)
@@ -76,16 +77,22 @@ class Psola:
 
     def retime(self, durations: np.ndarray) -> np.ndarray:
         """The source with only its timing changed (its own pitch and level)."""
-        return self._overlap_add(np.ones(len(durations)), durations)
+        return self._overlap_add(self._analysis.f0 * self._scale, durations)
 
-    def _overlap_add(self, pitch_factor: np.ndarray, durations: np.ndarray) -> np.ndarray:
+    def _overlap_add(self, output_f0: np.ndarray, durations: np.ndarray) -> np.ndarray:
         """Output marks along the time map, each a windowed copy of its nearest source mark.
 
+        A voiced mark's output period is its own spacing to the next mark over the pitch
+        factor (so an unchanged plan reproduces the marks), or the plan's period where the
+        spacing is not one period of the tracked F0 (a pulse Praat missed or added), which
+        would otherwise be copied as a period twice or half as long: a subharmonic.
+
         Args:
-            pitch_factor: Per source frame, output F0 over source F0 (1 where unvoiced).
+            output_f0: Per source frame, the output F0 in Hz (0 where unvoiced).
             durations: Per source frame, its duration factor.
         """
         rate = self._analysis.sample_rate
+        source_f0 = self._analysis.f0 * self._scale
         frame_samples = FRAME_PERIOD * rate
         starts = np.concatenate([[0.0], np.cumsum(durations)]) * frame_samples
         frames = np.arange(len(durations) + 1, dtype=float)
@@ -109,14 +116,23 @@ class Psola:
             at = pad + round(position) - lead
             out[at : at + len(piece)] += window[: len(piece)] * piece
             weight[at : at + len(piece)] += window[: len(piece)]
-            step = float(lag)
-            if self._voiced[j]:
-                step /= pitch_factor[min(int(frame), len(pitch_factor) - 1)]
-            position += max(step, 1.0)
+            position += max(self._period(j, frame, source_f0, output_f0), 1.0)
         # Raised pitch overlaps more than two windows: normalised; lowered pitch is left
         # with its dips between pulses, as in any PSOLA.
         y = out[pad : pad + length] / np.maximum(weight[pad : pad + length], 1.0)
         return y.astype(np.float32)
+
+    def _period(self, j: int, frame: float, source_f0: np.ndarray, output_f0: np.ndarray) -> float:
+        """Samples from output mark ``j`` to the next one (see :meth:`_overlap_add`)."""
+        spacing = float(self._right[j])
+        index = min(int(frame), len(source_f0) - 1)
+        own, wanted = source_f0[index], output_f0[index]
+        if not self._voiced[j] or own <= 0 or wanted <= 0 or wanted == own:
+            return spacing
+        rate = self._analysis.sample_rate
+        if abs(spacing * own / rate - 1) <= _PERIOD_TOLERANCE:
+            return spacing * own / wanted
+        return rate / wanted
 
 
 def _window(lead: int, lag: int) -> np.ndarray:
@@ -130,7 +146,7 @@ def _marks(x: np.ndarray, analysis: Analysis, scale: float) -> tuple[np.ndarray,
     """Sample positions of the analysis marks (from 0 to ``len(x)``) and which are pulses.
 
     Pulses are Praat's cross-correlation pulses inside frames the analysis found voiced;
-    the gaps between them (and everything unvoiced) get evenly spaced marks.
+    the gaps between them (and everything unvoiced) get marks about 10 ms apart, irregularly.
     """
     rate = analysis.sample_rate
     sound = parselmouth.Sound(x, sampling_frequency=rate)
@@ -144,13 +160,16 @@ def _marks(x: np.ndarray, analysis: Analysis, scale: float) -> tuple[np.ndarray,
     pulse_samples = np.rint(pulses * rate).astype(int)
     longest_gap = _GAP_PERIODS * rate / floor
     step = _UNVOICED_STEP_S * rate
+    rng = np.random.default_rng(len(x))  # the same marks for the same clip
     at: list[float] = [0.0]
     voiced: list[bool] = [False]
     for pulse in [*pulse_samples, len(x)]:
         gap = pulse - at[-1]
         if gap > longest_gap or not voiced[-1] or pulse == len(x):
             count = max(round(gap / step), 1)
-            at.extend(at[-1] + gap * np.arange(1, count) / count)
+            spacings = rng.uniform(1 - _UNVOICED_SPREAD, 1 + _UNVOICED_SPREAD, count)
+            filled = np.cumsum(spacings)[:-1] / spacings.sum()
+            at.extend(at[-1] + gap * filled)
             voiced.extend([False] * (count - 1))
         at.append(float(pulse))
         voiced.append(pulse != len(x))

@@ -485,7 +485,7 @@ STYLES: dict[str, Recipe] = {
         ),
         _r(
             "ethereal",
-            "airy and floating: breathy, soft, slow, narrow, with a long reverb",
+            "airy and floating: breathy, soft, slow, narrow, in a soft, diffuse reverb",
             "own: breathiness, soft level and slow rate of the tenderness pattern (Juslin & "
             "Laukka 2003) plus a diffuse reverberant space",
             f0_shift=0.05,
