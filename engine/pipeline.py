@@ -67,7 +67,8 @@ class EditedAudio:
         info: The backend's own result fields (e.g. ``generation``, ``insertions``), and
             ``length_factor`` (see ``fit_duration``) when the edit keeps the length.
         timings: Seconds per backend stage, for token backends: ``tokenize``, ``generate``
-            and ``decode``, each summed over the passes.
+            and ``decode``, each summed over the passes, and ``check`` (checked generations,
+            a word backend's re-said spans included).
         last_pass: For a token feedback backend (without ``retokenize``) and a slice edited
             in one piece, the last pass, for ``remember_result``.
         passes: With ``EditSpec.decode_passes`` on a token backend, the passes before the
@@ -269,7 +270,8 @@ def _run_passes(
 ) -> tuple[_Passes, dict[str, float]]:
     """The one place where ``iterations`` become passes; returns what they made and the
     seconds spent per token stage (``tokenize``, ``generate``, ``decode``, and ``check``
-    for checked generations; none for other backends).
+    for checked generations, a word backend's re-said spans included; none for other
+    backends).
 
     A token backend runs ``iterations`` passes (see ``_run_token_passes``), per segment of
     a slice longer than ``segment_seconds`` (or the backend's), each checked by ``guard``.
@@ -280,7 +282,10 @@ def _run_passes(
     """
     if EDIT_TYPES[edit.type].needs_words and isinstance(backend, WordBackend):
         progress(0.0, "render")
-        return _Passes(backend.render_words(samples, sample_rate, edit, progress, guard)), {}
+        clock = _StageClock()
+        timed = _timed_checks(guard, clock)
+        rendered = backend.render_words(samples, sample_rate, edit, progress, timed)
+        return _Passes(rendered), clock.seconds
     if isinstance(backend, TokenBackend):
         clock = _StageClock()
         seconds = segment_seconds or backend.segment_seconds
@@ -318,6 +323,19 @@ class _StageClock:
 
     def add(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+
+def _timed_checks(guard: Guard, clock: _StageClock) -> Guard:
+    """``guard`` with the time of its checks summed into ``clock``'s ``check``: a word
+    backend checks each re-said span itself, so the pipeline cannot time the spans' checks
+    around them as it does a token backend's."""
+    check = guard.check
+
+    def timed(audio: np.ndarray, sample_rate: int, language: str) -> str:
+        with clock("check"):
+            return check(audio, sample_rate, language)
+
+    return replace(guard, check=timed)
 
 
 def _checked_passes(

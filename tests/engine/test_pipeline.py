@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,34 @@ def test_word_edits_go_to_a_word_backend_once_and_other_edits_through_its_passes
         render_audio(backend, speechlike(), RATE, edit, _quiet)
     render_audio(backend, speechlike(), RATE, EditSpec("emotion", "happy"), _quiet)
     assert backend.calls == ["words:text", "words:fillers", "tokenize", "generate", "decode"]
+
+
+def test_the_checks_of_a_word_backends_re_said_spans_add_up_in_timings_check() -> None:
+    class SpanChecker(_FakeWordBackend):
+        def render_words(
+            self,
+            audio: np.ndarray,
+            sample_rate: int,
+            edit: EditSpec,
+            progress: Progress,
+            guard: Guard | None = None,
+        ) -> Rendered:
+            assert guard is not None
+            for _ in range(2):  # two re-said spans, each heard once
+                guard.check(audio, sample_rate, "en")
+            return Rendered(audio, sample_rate)
+
+    def slow_check(_audio: np.ndarray, _rate: int, _language: str) -> str:
+        time.sleep(0.05)
+        return "so"
+
+    take = Transcript((Word("so", 0.1, 0.4),), "en", "hand", 1.0)
+    edit = EditSpec("text", "silence", target_text="so", transcript=take)
+    guard = Guard(check=slow_check)
+    checked = render_audio(SpanChecker(), speechlike(), RATE, edit, _quiet, guard=guard)
+    assert 0.1 <= checked.timings["check"] < 1.0
+    unchecked = render_audio(_FakeWordBackend(), speechlike(), RATE, edit, _quiet, guard=guard)
+    assert "check" not in unchecked.timings
 
 
 def test_keep_length_fits_a_token_backend_and_reports_the_factor() -> None:
