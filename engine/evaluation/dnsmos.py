@@ -8,7 +8,8 @@ clips: on VCTK+DEMAND p287_006 the OVRL of the unedited clip ranged 1.32-2.38 wh
 zero samples were put before it (3.26-3.41 on clean LJ001), so an edit's change could not be
 told from the clip's own position in the window. Scores are therefore averaged over
 :data:`ALIGNMENTS` (leading silences of 0-44 ms; one alignment varied with a standard
-deviation of 0.27 over 16 leads on that clip, eight bring it to about 0.1).
+deviation of 0.27 over 16 leads on that clip, eight bring it to about 0.1), as many as make
+eight 9 s windows in all: a long clip has them already.
 Install: ``pip install speechmos==0.0.1.1 onnxruntime`` (speechmos' own dependencies are
 not needed). DNSMOS rates synthetic whisper low even when clean (gotcha 7): judge whisper
 by voicing and HNR instead.
@@ -60,7 +61,7 @@ def _session() -> Any:
 
 
 def dnsmos(
-    audio: np.ndarray, sample_rate: int, alignments: tuple[int, ...] = ALIGNMENTS
+    audio: np.ndarray, sample_rate: int, alignments: tuple[int, ...] | None = None
 ) -> dict[str, float]:
     """DNSMOS P.835 scores (1-5) of ``(channels, n)`` or 1-D audio.
 
@@ -68,7 +69,8 @@ def dnsmos(
         audio: The audio.
         sample_rate: Its rate in Hz.
         alignments: Leading zero samples (16 kHz) of each scored copy; ``(0,)`` scores the
-            audio once, as speechmos does.
+            audio once, as speechmos does. ``None``: the first of :data:`ALIGNMENTS`, as
+            many as make eight windows in all (a clip of 16 s or more has them already).
 
     Returns:
         ``{"sig": ..., "bak": ..., "ovrl": ...}`` averaged over 9 s windows and alignments.
@@ -81,6 +83,9 @@ def dnsmos(
     length = int(_WINDOW_S * _RATE)
     if wav.size == 0:
         raise ValueError("DNSMOS needs audio, got an empty clip")
+    if alignments is None:
+        windows = max(int(wav.size / _RATE - _WINDOW_S) + 1, 1)
+        alignments = ALIGNMENTS[: -(-len(ALIGNMENTS) // windows)]
     if not alignments or min(alignments) < 0:
         raise ValueError(f"DNSMOS needs alignments >= 0, got {alignments}")
     scores = [_windows(np.pad(wav, (lead, 0)), length) for lead in alignments]
