@@ -148,6 +148,7 @@ def test_each_re_said_span_is_checked_and_said_again_on_a_mismatch(
     (generation,) = edited.info["generations"]
     assert heard.languages == ["en", "en"]  # auto: English words
     assert generation["tries"] == 2 and generation["wer"] == 0.0
+    assert FAST.seed is not None
     assert generation["seed"] == FAST.seed + 1  # the second try's seed was kept
 
 
