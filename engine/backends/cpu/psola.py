@@ -8,8 +8,8 @@ divided by the pitch factor, and each copies the analysis mark nearest to where 
 With no change every output mark lands on its own analysis mark and the sum is the source.
 
 Praat's overlap-add, which this replaces, re-places every pulse from the pitch tier, so
-even an unchanged render differed from its source by as much as the signal (error -1.3 dB
-relative on a VCTK take) and lost 0.3-0.7 DNSMOS OVRL on noisy and clean clips alike
+even an unchanged render differed from its source by more than the signal itself (error
++1.3 dB relative on a VCTK take) and lost 0.3-0.7 DNSMOS OVRL on noisy and clean clips
 (issue 13). Noise and room tone inside speech now survive a small change almost untouched.
 """
 
