@@ -36,6 +36,7 @@ from engine.segments import LongTake, needs_segments
 
 if TYPE_CHECKING:
     from engine.text.cache import TranscriptCache
+    from engine.text.transcript import Transcript
 
 __all__ = ["EditedAudio", "LastPass", "remember_result", "render_audio", "scaled_progress"]
 
@@ -135,17 +136,9 @@ def render_audio(
     clock = _StageClock()
     found: dict[str, Any] = {}
     if EDIT_TYPES[edit.type].needs_words and edit.transcript is None:
-        from engine.text.transcribe import transcribe  # the ASR stack loads on first use
-
-        transcript, _ = transcribe(
-            samples,
-            sample_rate,
-            language=edit.language,
-            text=edit.text,
-            cache=transcripts,
-            progress=scaled_progress(progress, 0.0, _WORDS_END),
+        edit = replace(
+            edit, transcript=_transcript(samples, sample_rate, edit, progress, transcripts)
         )
-        edit = replace(edit, transcript=transcript)
         progress = scaled_progress(progress, _WORDS_END, 1.0)
     elif isinstance(backend, TokenBackend) and edit.type in backend.reads_text:
         found["text_source"] = "request" if edit.text else "transcription"
@@ -209,6 +202,27 @@ def _feeds_back(backend: Backend) -> TypeGuard[TokenFeedbackBackend]:
     return isinstance(backend, TokenFeedbackBackend) and not backend.retokenize
 
 
+def _transcript(
+    samples: np.ndarray,
+    sample_rate: int,
+    edit: EditSpec,
+    progress: Progress,
+    transcripts: TranscriptCache | None,
+) -> Transcript:
+    """The slice's words: the request's ``text`` aligned, else recognised (cached)."""
+    from engine.text.transcribe import transcribe  # the ASR stack loads on first use
+
+    transcript, _ = transcribe(
+        samples,
+        sample_rate,
+        language=edit.language,
+        text=edit.text,
+        cache=transcripts,
+        progress=scaled_progress(progress, 0.0, _WORDS_END),
+    )
+    return transcript
+
+
 def _with_words(
     samples: np.ndarray,
     sample_rate: int,
@@ -224,17 +238,8 @@ def _with_words(
     """
     if edit.transcript is not None:
         return replace(edit, text=edit.text or edit.transcript.text)
-    from engine.text.transcribe import transcribe  # the ASR stack loads on first use
-
     try:
-        transcript, _ = transcribe(
-            samples,
-            sample_rate,
-            language=edit.language,
-            text=edit.text,
-            cache=transcripts,
-            progress=scaled_progress(progress, 0.0, _WORDS_END),
-        )
+        transcript = _transcript(samples, sample_rate, edit, progress, transcripts)
     except CheckpointError as e:
         raise EditError(
             f"a {edit.type} edit reads the slice's words: send its 'text', or install the "
