@@ -232,15 +232,15 @@ def test_a_path_mapping_sends_paths_not_audio(
     remote_engine: EngineProcess, data_dir: Path, tmp_path: Path
 ) -> None:
     # Shared storage, seen by the engine through a link in its own folder.
-    shared = remote_engine.log.parent / "shared" / tmp_path.name
+    storage = remote_engine.log.parent / "storage" / tmp_path.name
     mount = remote_engine.log.parent / "files" / f"mnt-{tmp_path.name}"
-    sources, out, args = remote_takes(data_dir, shared)
-    mount.symlink_to(shared)
+    sources, out, args = remote_takes(data_dir, storage)
+    mount.symlink_to(storage)
     mapped = batch(
         remote_engine,
         *args,
         "--map-path",
-        f"{shared}={mount}",
+        f"{storage}={mount}",
         *secret_args(remote_engine, tmp_path),
     )
     stdout, stderr = mapped.communicate(timeout=60)
@@ -249,7 +249,7 @@ def test_a_path_mapping_sends_paths_not_audio(
     assert "upload" not in stderr  # no transfer
     for entry in json.loads((out / MANIFEST_NAME).read_text())["entries"].values():
         assert (out / entry["output"]).is_file()
-    assert f"{shared.resolve()}/edited/" in remote_engine.log_text()  # written there by it
+    assert f"{storage.resolve()}/edited/" in remote_engine.log_text()  # written there by it
 
 
 def test_a_remote_job_in_flight_when_the_batch_died_is_downloaded(

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from engine.backends.base import Backend
 from engine.edits import EditSpec
 from engine.errors import InputError, JobCancelled, OutputError
 from engine.render import WrittenEdit, render_file
@@ -29,7 +30,12 @@ def source(tmp_path: Path) -> Path:
     return path
 
 
-def _render(source: Path, backend: FakeRenderBackend, **overrides: Any) -> WrittenEdit:
+def _render(
+    source: Path,
+    backend: Backend,
+    edit: EditSpec | None = None,
+    **overrides: Any,
+) -> WrittenEdit:
     arguments: dict[str, Any] = dict(
         source=source,
         start=0.5,
@@ -40,7 +46,7 @@ def _render(source: Path, backend: FakeRenderBackend, **overrides: Any) -> Writt
         progress=lambda f, s: None,
     )
     arguments.update(overrides)
-    return render_file(backend, EditSpec("denoise"), **arguments)
+    return render_file(backend, edit or EditSpec("denoise"), **arguments)
 
 
 def test_the_slice_is_rendered_and_published_beside_the_source(source: Path) -> None:
@@ -101,17 +107,7 @@ def test_earlier_passes_are_written_beside_the_result_on_request(source: Path) -
     taken = source.parent / "take.edit.pass2.wav"
     taken.write_bytes(b"not ours")
     edit = EditSpec("emotion", "happy", 3, decode_passes=True)
-    written = render_file(
-        FakeTokenBackend(),
-        edit,
-        source=source,
-        start=0.5,
-        length=2.0,
-        output_dir=source.parent,
-        stem="take.edit",
-        max_input_seconds=600.0,
-        progress=lambda f, s: None,
-    )
+    written = _render(source, FakeTokenBackend(), edit)
     passes = [Path(p) for p in written.info["passes"]]
     # pass 2's name was taken by a file the engine did not write: a free name instead
     assert [p.name for p in passes] == ["take.edit.pass1.wav", "take.edit.pass2-2.wav"]
@@ -128,17 +124,7 @@ def test_a_backend_without_passes_reports_none_and_a_plain_edit_no_field(source:
     backend = FakeRenderBackend()
     asked = _render(source, backend, stem="asked")
     assert "passes" not in asked.info
-    written = render_file(
-        backend,
-        EditSpec("denoise", iterations=3, decode_passes=True),
-        source=source,
-        start=0.5,
-        length=2.0,
-        output_dir=source.parent,
-        stem="take.edit",
-        max_input_seconds=600.0,
-        progress=lambda f, s: None,
-    )
+    written = _render(source, backend, EditSpec("denoise", iterations=3, decode_passes=True))
     assert written.info["passes"] == []
     assert not list(source.parent.glob("*.pass*"))
 
@@ -157,15 +143,6 @@ def test_a_pass_that_cannot_be_written_takes_the_result_with_it(
 
     monkeypatch.setattr(audio, "write_audio_atomic", failing)
     with pytest.raises(OutputError, match="disk full"):
-        render_file(
-            FakeTokenBackend(),
-            EditSpec("emotion", "happy", 3, decode_passes=True),
-            source=source,
-            start=0.0,
-            length=None,
-            output_dir=source.parent,
-            stem="take.edit",
-            max_input_seconds=600.0,
-            progress=lambda f, s: None,
-        )
+        edit = EditSpec("emotion", "happy", 3, decode_passes=True)
+        _render(source, FakeTokenBackend(), edit, start=0.0, length=None)
     assert sorted(p.name for p in source.parent.iterdir()) == ["take.flac"]
