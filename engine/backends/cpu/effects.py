@@ -29,25 +29,27 @@ def apply_chain(y: np.ndarray, sample_rate: int, chain: str) -> np.ndarray:
     """Runs a named pedalboard chain (broadcast EQ/compression, limiter, reverb)."""
     if not chain:
         return y
+    # Compressors attack in 10 ms and release in 150 ms: faster ones (3-5 ms, 60-80 ms)
+    # pumped the noise floor between syllables: up to 0.1 DNSMOS OVRL on noisy takes (issue 13).
     chains: dict[str, list[pb.Plugin]] = {
         "radio": [
             pb.HighpassFilter(80.0),
             pb.LowShelfFilter(120.0, gain_db=2.0),
             pb.PeakFilter(3500.0, gain_db=3.0, q=0.8),
-            pb.Compressor(threshold_db=-26.0, ratio=3.0, attack_ms=5.0, release_ms=80.0),
+            pb.Compressor(threshold_db=-26.0, ratio=2.0, attack_ms=10.0, release_ms=150.0),
             pb.Limiter(threshold_db=-1.0),
         ],
         "news": [
             pb.HighpassFilter(70.0),
-            pb.Compressor(threshold_db=-26.0, ratio=2.0, attack_ms=5.0, release_ms=100.0),
+            pb.Compressor(threshold_db=-26.0, ratio=2.0, attack_ms=10.0, release_ms=150.0),
             pb.Limiter(threshold_db=-1.0),
         ],
         "loud": [
-            pb.Compressor(threshold_db=-28.0, ratio=2.5, attack_ms=3.0, release_ms=60.0),
+            pb.Compressor(threshold_db=-28.0, ratio=2.0, attack_ms=10.0, release_ms=150.0),
             pb.Limiter(threshold_db=-1.0),
         ],
         "shout": [
-            pb.Compressor(threshold_db=-26.0, ratio=3.0, attack_ms=3.0, release_ms=60.0),
+            pb.Compressor(threshold_db=-26.0, ratio=2.5, attack_ms=10.0, release_ms=150.0),
             pb.Limiter(threshold_db=-1.0),
         ],
         "ethereal": [
