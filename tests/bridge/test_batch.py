@@ -71,8 +71,12 @@ def manifest_counts(out: Path) -> tuple[int, int]:
     return done, len(entries) - done
 
 
-def interrupt_mid_way(process: subprocess.Popen[str], out: Path, sig: int) -> str:
-    """Sends ``sig`` once the batch has finished a file and has another in flight."""
+def interrupt_mid_way(process: subprocess.Popen[str], out: Path, sig: int) -> tuple[str, str]:
+    """Sends ``sig`` once the batch has finished a file and has another in flight.
+
+    Returns:
+        The batch's stdout and stderr.
+    """
     before, _ = manifest_counts(out)
     deadline = time.monotonic() + 60
     while process.poll() is None:
@@ -82,8 +86,7 @@ def interrupt_mid_way(process: subprocess.Popen[str], out: Path, sig: int) -> st
         assert time.monotonic() < deadline, "no output within 60 s"
         time.sleep(0.005)
     process.send_signal(sig)
-    stdout, _ = process.communicate(timeout=60)
-    return stdout
+    return process.communicate(timeout=60)
 
 
 def summary_rows(stdout: str) -> dict[str, str]:
@@ -105,8 +108,8 @@ def test_mixed_formats_interrupted_twice_then_finished(
 
     # Ctrl-C: the jobs in flight are cancelled; what was not finished is listed as pending.
     first = batch(engine, *args)
-    stdout = interrupt_mid_way(first, out, signal.SIGINT)
-    assert first.returncode == 130
+    stdout, stderr = interrupt_mid_way(first, out, signal.SIGINT)
+    assert first.returncode == 130, f"{stdout}\n{stderr[-2000:]}"
     rows = summary_rows(stdout)
     assert "ok" in rows.values() and "pending" in rows.values()
     assert "pending" in stdout.splitlines()[-1]
