@@ -29,7 +29,7 @@ def apply_chain(y: np.ndarray, sample_rate: int, chain: str) -> np.ndarray:
     """Runs a named pedalboard chain (broadcast EQ/compression, limiter, reverb)."""
     if not chain:
         return y
-    # Compressors attack in 10 ms and release in 150 ms: faster ones (3-5 ms, 60-80 ms)
+    # Compressors attack in 10 ms and release in 150 ms: faster ones (3-5 ms, 60-100 ms)
     # pumped the noise floor between syllables: up to 0.1 DNSMOS OVRL on noisy takes (issue 13).
     chains: dict[str, list[pb.Plugin]] = {
         "radio": [
