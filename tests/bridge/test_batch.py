@@ -52,9 +52,18 @@ def make_folder(data_dir: Path, root: Path) -> list[Path]:
     return made
 
 
+# ``python -m bridge`` with Ctrl-C turned back on: a shell starts a background job (``make
+# test &``) with SIGINT ignored, its children inherit that, and Python then never raises
+# KeyboardInterrupt, so the batch ran to its end and exited 1 instead of 130.
+_CLI_WITH_CTRL_C = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from bridge.cli import main; sys.exit(main())"
+)
+
+
 def batch(engine: EngineProcess, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "bridge", "batch", *args, "--engine", engine.address],
+        [sys.executable, "-c", _CLI_WITH_CTRL_C, "batch", *args, "--engine", engine.address],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
