@@ -122,7 +122,8 @@ class Psola:
                 # than two windows overlap (three or more overlapping copies of the
                 # incoherent upper band read as noise: 0.1 DNSMOS OVRL median on excited).
                 lag = min(lag, math.ceil(step))
-                lead = min(lead, math.ceil(last_step)) if last_step else lead
+                if last_step:
+                    lead = min(lead, math.ceil(last_step))
             window = _window(lead, lag)
             piece = self._signal[marks[j] - lead : marks[j] + lag]
             at = pad + round(position) - lead
