@@ -44,10 +44,6 @@ def apply_chain(y: np.ndarray, sample_rate: int, chain: str) -> np.ndarray:
             pb.Compressor(threshold_db=-26.0, ratio=2.0, attack_ms=10.0, release_ms=150.0),
             pb.Limiter(threshold_db=-1.0),
         ],
-        "loud": [
-            pb.Compressor(threshold_db=-28.0, ratio=2.0, attack_ms=10.0, release_ms=150.0),
-            pb.Limiter(threshold_db=-1.0),
-        ],
         "shout": [
             pb.Compressor(threshold_db=-26.0, ratio=2.5, attack_ms=10.0, release_ms=150.0),
             pb.Limiter(threshold_db=-1.0),
