@@ -36,8 +36,11 @@ __all__ = [
     "crossfade_concat",
     "fit_channels",
     "fit_length",
+    "fit_loudness",
     "integrated_loudness",
+    "limit_peaks",
     "match_loudness",
+    "peak_ceiling_db",
     "read_slice",
     "remove_stale_temp_files",
     "resample",
@@ -50,8 +53,16 @@ _LOG = logging.getLogger(__name__)
 
 # Below this level (dBFS peak) a slice counts as silent: nothing to edit.
 SILENCE_PEAK_DBFS = -70.0
-# Output peaks are kept under this (dBFS) after loudness matching.
+# Output peaks are kept under this (dBFS) after loudness matching, or under the source's own
+# peak where that is higher (``peak_ceiling_db``).
 PEAK_CEILING_DBFS = -1.0
+# The most gain reduction (dB) ``fit_loudness`` may apply to peaks to reach a loudness under
+# the ceiling.
+MAX_LIMITING_DB = 6.0
+# The limiter's gain is held and smoothed over this long (s): it moves at under 20 Hz, so
+# it does not distort, and it is down before each peak arrives. pedalboard's Limiter (80 ms
+# release) cost 0.2-0.6 DNSMOS OVRL for +6 dB on clean clips (issue 13).
+_LIMITER_WINDOW_S = 0.05
 # More channels than this is an absurd header, not a recording anyone edits.
 MAX_CHANNELS = 64
 # Rates above this are an absurd header.
@@ -404,17 +415,76 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
     return 20 * math.log10(rms) - 0.691 if rms > 0 else -math.inf
 
 
-def match_loudness(audio: np.ndarray, sample_rate: int, target_lufs: float) -> np.ndarray:
-    """Scales ``audio`` to ``target_lufs``, never letting peaks pass ``PEAK_CEILING_DBFS``."""
+def match_loudness(
+    audio: np.ndarray, sample_rate: int, target_lufs: float, ceiling_db: float = PEAK_CEILING_DBFS
+) -> np.ndarray:
+    """Scales ``audio`` to ``target_lufs``, never letting peaks pass ``ceiling_db`` (dBFS)."""
     current = integrated_loudness(audio, sample_rate)
     if not (math.isfinite(current) and math.isfinite(target_lufs)):
         return audio
     gain = 10 ** ((target_lufs - current) / 20)
     peak = float(np.max(np.abs(audio))) * gain
-    ceiling = 10 ** (PEAK_CEILING_DBFS / 20)
+    ceiling = 10 ** (ceiling_db / 20)
     if peak > ceiling:
         _LOG.debug("loudness match limited by peak: %.2f dB short", 20 * math.log10(peak / ceiling))
         gain *= ceiling / peak
+    return (audio * gain).astype(np.float32)
+
+
+def peak_ceiling_db(source: np.ndarray) -> float:
+    """The highest peak (dBFS) a render of ``source`` may reach: :data:`PEAK_CEILING_DBFS`,
+    or the source's own peak where that is higher (up to full scale). A take mastered to
+    0 dBFS would otherwise come back from any edit, even one that changes no level, about
+    1 dB quieter than the take beside it.
+    """
+    peak = float(np.max(np.abs(source))) if source.size else 0.0
+    own = 20 * math.log10(peak) if peak > 0 else -math.inf
+    return max(PEAK_CEILING_DBFS, min(own, 0.0))
+
+
+def fit_loudness(
+    audio: np.ndarray, sample_rate: int, target_lufs: float, ceiling_db: float = PEAK_CEILING_DBFS
+) -> np.ndarray:
+    """Brings ``(channels, n)`` audio to ``target_lufs``, limiting peaks (by at most
+    :data:`MAX_LIMITING_DB`) to make room under ``ceiling_db``.
+
+    A louder delivery of an already loud take, or a time-scale whose peaks overshoot the
+    source's, is only possible with a limiter, as vocal effort is in life (spec §4.3: "into
+    a limiter"). The limiter is smooth (:func:`limit_peaks`), so a take with sharp peaks may
+    end a little under the target rather than squashed: limiting again to reach it cost up to
+    0.5 more DNSMOS OVRL at +6 dB on a clean Mandarin clip (issue 13).
+    """
+    out = audio.astype(np.float32)
+    current = integrated_loudness(out, sample_rate)
+    if not (math.isfinite(current) and math.isfinite(target_lufs)):
+        return out
+    out = out * np.float32(10 ** ((target_lufs - current) / 20))
+    peak = float(np.max(np.abs(out)))
+    excess = 20 * math.log10(peak) - ceiling_db if peak > 0 else 0.0
+    if excess > 0:
+        out = out * np.float32(10 ** (-max(excess - MAX_LIMITING_DB, 0.0) / 20))
+        out = limit_peaks(out, sample_rate, ceiling_db - 0.5)
+        _LOG.debug("limited %.1f dB of peaks to reach %.1f LUFS", excess, target_lufs)
+    return match_loudness(out, sample_rate, target_lufs, ceiling_db)
+
+
+def limit_peaks(audio: np.ndarray, sample_rate: int, ceiling_db: float) -> np.ndarray:
+    """``(channels, n)`` audio with its peaks brought under ``ceiling_db`` by a smooth gain.
+
+    The gain each sample needs is held over :data:`_LIMITER_WINDOW_S` and averaged over the
+    same length: every average then includes only values at or below the need of the sample
+    it lands on, so no peak passes, and the gain ramps over 50 ms instead of snapping.
+    Channels share one gain (the image does not move).
+    """
+    # Imported here, as pyloudnorm is above: client commands must not pay for scipy.
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    ceiling = 10 ** (ceiling_db / 20)
+    magnitude = np.max(np.abs(audio), axis=0)
+    needed = np.minimum(1.0, ceiling / np.maximum(magnitude, 1e-12))
+    size = 2 * round(_LIMITER_WINDOW_S * sample_rate / 2) + 1
+    held = minimum_filter1d(needed, size, mode="nearest")
+    gain = np.minimum(uniform_filter1d(held, size, mode="nearest"), needed)
     return (audio * gain).astype(np.float32)
 
 

@@ -19,7 +19,11 @@ __all__ = ["added_spans", "fit_duration", "fit_to_source", "speech_spans"]
 
 
 def fit_to_source(
-    rendered: Rendered, source_rate: int, channels: int, target_lufs: float
+    rendered: Rendered,
+    source_rate: int,
+    channels: int,
+    target_lufs: float,
+    ceiling_db: float = audio.PEAK_CEILING_DBFS,
 ) -> np.ndarray:
     """Brings the backend's output to the source's rate, channels and loudness.
 
@@ -29,6 +33,8 @@ def fit_to_source(
         channels: Channel count of the source.
         target_lufs: Loudness of the source slice; the result gets this plus the
             backend's ``loudness_offset_db``.
+        ceiling_db: Highest peak allowed (dBFS), the source's
+            (:func:`~engine.audio.peak_ceiling_db`); peaks over it are limited smoothly.
 
     Returns:
         ``float32 (channels, samples)`` at ``source_rate``.
@@ -45,7 +51,9 @@ def fit_to_source(
         raise BackendError("backend returned NaN or infinite samples")
     out = audio.resample(out, rendered.sample_rate, source_rate)
     out = audio.fit_channels(out, channels)
-    return audio.match_loudness(out, source_rate, target_lufs + rendered.loudness_offset_db)
+    return audio.fit_loudness(
+        out, source_rate, target_lufs + rendered.loudness_offset_db, ceiling_db
+    )
 
 
 # Keep length (``EditSpec.keep_length``): pauses are shortened first, those nearest the added

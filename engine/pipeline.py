@@ -166,7 +166,8 @@ def _fit(
 ) -> tuple[np.ndarray, float]:
     """``rendered`` fitted to the source slice ``samples`` (and with ``keep_length`` to its
     duration), and the time-scale factor ``fit_duration`` used (1.0 without)."""
-    out = fit_to_source(rendered, sample_rate, samples.shape[0], target_lufs)
+    ceiling = audio.peak_ceiling_db(samples)
+    out = fit_to_source(rendered, sample_rate, samples.shape[0], target_lufs, ceiling)
     if not keep_length:
         return out, 1.0
     spans = added_spans(rendered.info, sample_rate)

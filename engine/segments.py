@@ -270,6 +270,7 @@ class LongTake:
         samples, rate = self.samples, self.sample_rate
         segments = self._plan(edit)
         count = len(segments)
+        ceiling = audio.peak_ceiling_db(samples)
         # Per segment: its result, then its earlier passes, each fitted to its loudness.
         pieces: list[list[np.ndarray]] = []
         reports: list[dict[str, Any]] = []
@@ -288,9 +289,11 @@ class LongTake:
                 continue
             rendered, earlier = self.render_piece(part, sub, step)
             loudness = audio.integrated_loudness(part, rate)
-            pieces.append(
-                [fit_to_source(r, rate, samples.shape[0], loudness) for r in (rendered, *earlier)]
-            )
+            fitted = [
+                fit_to_source(r, rate, samples.shape[0], loudness, ceiling)
+                for r in (rendered, *earlier)
+            ]
+            pieces.append(fitted)
             reports.append({**report, **rendered.info})
         rendered, starts = self._joined([p[0] for p in pieces])
         for report, start in zip(reports, [0, *starts], strict=True):

@@ -142,6 +142,30 @@ def test_match_loudness_and_peak_ceiling() -> None:
     assert np.max(np.abs(loud)) <= 10 ** (audio.PEAK_CEILING_DBFS / 20) + 1e-6
 
 
+@pytest.mark.parametrize(
+    ("peak", "ceiling"),
+    [(0.05, audio.PEAK_CEILING_DBFS), (0.97, 20 * math.log10(0.97)), (1.6, 0.0), (0.0, -1.0)],
+)
+def test_peak_ceiling_is_the_sources_own_peak_where_higher(peak: float, ceiling: float) -> None:
+    source = tone(16000, 0.5, level=peak)
+    if peak:
+        source[0, 100] = peak  # the exact peak
+    assert audio.peak_ceiling_db(source) == pytest.approx(ceiling, abs=1e-4)
+
+
+def test_fit_loudness_limits_peaks_to_reach_a_louder_target(data_dir: Path) -> None:
+    """A take that already peaks at 0 dBFS, 3 dB louder: scaling alone stops at the ceiling
+    (1 dB quieter than the take), the smooth limiter gets there."""
+    samples, rate = soundfile.read(data_dir / "en_stepaudio_happy.wav", dtype="float32")
+    take = samples[np.newaxis, :]
+    target = audio.integrated_loudness(take, rate) + 3.0
+    scaled = audio.match_loudness(take, rate, target)
+    fitted = audio.fit_loudness(take, rate, target)
+    assert audio.integrated_loudness(scaled, rate) < target - 3.5
+    assert audio.integrated_loudness(fitted, rate) == pytest.approx(target, abs=0.2)
+    assert np.max(np.abs(fitted)) <= 10 ** (audio.PEAK_CEILING_DBFS / 20) + 1e-6
+
+
 def test_short_clip_loudness_is_finite() -> None:
     assert math.isfinite(audio.integrated_loudness(tone(16000, 0.1), 16000))
     assert audio.integrated_loudness(np.zeros((1, 100), np.float32), 16000) == -math.inf

@@ -254,6 +254,32 @@ def test_keep_length_on_the_cpu_backend(
         assert factor > clip.duration / (clip.duration + added) + 0.01
 
 
+@pytest.mark.parametrize(
+    "edit",
+    [
+        EditSpec("vad"),
+        EditSpec("speed", "slower"),
+        EditSpec("emotion", "remove"),
+        EditSpec("denoise"),
+    ],
+    ids=lambda e: f"{e.type}-{e.option}",
+)
+def test_an_edit_of_a_take_mastered_to_full_scale_keeps_its_level(
+    cpu_backend: CpuBackend, data_dir: Path, edit: EditSpec
+) -> None:
+    """A take whose peaks reach 0 dBFS came back about 1-1.5 dB quieter from edits that
+    change no level (every result was scaled down under -1 dBFS). The result may now peak
+    as high as its source did, and a time-scale's overshoot is limited instead."""
+    clip = find_clips([data_dir / "en_stepaudio_happy.wav"])[0]
+    source = clip.audio / np.max(np.abs(clip.audio)) * np.float32(0.999)
+    edited = render_audio(cpu_backend, source, clip.sample_rate, edit, _quiet)
+    change = integrated_loudness(edited.audio, clip.sample_rate) - integrated_loudness(
+        source, clip.sample_rate
+    )
+    assert abs(change) <= 0.1
+    assert np.max(np.abs(edited.audio)) <= 0.999 + 1e-6
+
+
 def test_decode_passes_returns_the_passes_a_retokenizing_backend_decoded_anyway() -> None:
     backend = FakeTokenBackend()  # decodes every pass: the passes cost nothing more
     source = speechlike()

@@ -23,11 +23,11 @@ import zlib
 import numpy as np
 from scipy import signal
 
-from engine.audio import fit_length, integrated_loudness, resample, to_mono
+from engine.audio import fit_length, fit_loudness, integrated_loudness, resample, to_mono
 from engine.backends.base import Progress, Rendered
 from engine.backends.cpu import nonverbal
 from engine.backends.cpu.analysis import FRAME_PERIOD, Analysis, analyse
-from engine.backends.cpu.effects import apply_chain, set_loudness
+from engine.backends.cpu.effects import apply_chain
 from engine.backends.cpu.psola import Psola
 from engine.backends.cpu.recipes import Recipe, recipe_for, timing_kept, toward_neutral
 from engine.backends.cpu.synthesis import WORLD_MAX_RATE, add_breath, world_render
@@ -241,7 +241,7 @@ def render_expressive(
         progress(0.1 + 0.85 * fraction, name)
 
     y, targets, plain = _render(analysis, recipe, seed, stage)
-    out = set_loudness(y, rate, input_lufs + recipe.intensity_db)[0]
+    out = fit_loudness(y[np.newaxis, :], rate, input_lufs + recipe.intensity_db)[0]
     tail = _TAIL_S.get(recipe.effects, 0.0)
     out = _restore_pauses(out, analysis, targets, plain, tail)
     if recipe.hesitations:
