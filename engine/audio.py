@@ -38,7 +38,6 @@ __all__ = [
     "fit_length",
     "fit_loudness",
     "integrated_loudness",
-    "limit_peaks",
     "match_loudness",
     "peak_ceiling_db",
     "read_slice",
@@ -58,7 +57,7 @@ SILENCE_PEAK_DBFS = -70.0
 PEAK_CEILING_DBFS = -1.0
 # The most gain reduction (dB) ``fit_loudness`` may apply to peaks to reach a loudness under
 # the ceiling.
-MAX_LIMITING_DB = 6.0
+_MAX_LIMITING_DB = 6.0
 # The limiter's gain is held and smoothed over this long (s): it moves at under 20 Hz, so
 # it does not distort, and it is down before each peak arrives. pedalboard's Limiter (80 ms
 # release) cost 0.2-0.6 DNSMOS OVRL for +6 dB on clean clips (issue 13).
@@ -446,11 +445,11 @@ def fit_loudness(
     audio: np.ndarray, sample_rate: int, target_lufs: float, ceiling_db: float = PEAK_CEILING_DBFS
 ) -> np.ndarray:
     """Brings ``(channels, n)`` audio to ``target_lufs``, limiting peaks (by at most
-    :data:`MAX_LIMITING_DB`) to make room under ``ceiling_db``.
+    :data:`_MAX_LIMITING_DB`) to make room under ``ceiling_db``.
 
     A louder delivery of an already loud take, or a time-scale whose peaks overshoot the
     source's, is only possible with a limiter, as vocal effort is in life (spec §4.3: "into
-    a limiter"). The limiter is smooth (:func:`limit_peaks`), so a take with sharp peaks may
+    a limiter"). The limiter is smooth (:func:`_limit_peaks`), so a take with sharp peaks may
     end a little under the target rather than squashed: limiting again to reach it cost up to
     0.5 more DNSMOS OVRL at +6 dB on a clean Mandarin clip (issue 13).
     """
@@ -462,13 +461,13 @@ def fit_loudness(
     peak = float(np.max(np.abs(out)))
     excess = 20 * math.log10(peak) - ceiling_db if peak > 0 else 0.0
     if excess > 0:
-        out = out * np.float32(10 ** (-max(excess - MAX_LIMITING_DB, 0.0) / 20))
-        out = limit_peaks(out, sample_rate, ceiling_db - 0.5)
+        out = out * np.float32(10 ** (-max(excess - _MAX_LIMITING_DB, 0.0) / 20))
+        out = _limit_peaks(out, sample_rate, ceiling_db - 0.5)
         _LOG.debug("limited %.1f dB of peaks to reach %.1f LUFS", excess, target_lufs)
     return match_loudness(out, sample_rate, target_lufs, ceiling_db)
 
 
-def limit_peaks(audio: np.ndarray, sample_rate: int, ceiling_db: float) -> np.ndarray:
+def _limit_peaks(audio: np.ndarray, sample_rate: int, ceiling_db: float) -> np.ndarray:
     """``(channels, n)`` audio with its peaks brought under ``ceiling_db`` by a smooth gain.
 
     The gain each sample needs is held over :data:`_LIMITER_WINDOW_S` and averaged over the
