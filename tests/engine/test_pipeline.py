@@ -280,6 +280,20 @@ def test_an_edit_of_a_take_mastered_to_full_scale_keeps_its_level(
     assert np.max(np.abs(edited.audio)) <= 0.999 + 1e-6
 
 
+def test_a_loud_render_of_a_loud_take_is_not_limited_a_second_time(
+    cpu_backend: CpuBackend, data_dir: Path
+) -> None:
+    """Shout on a take that peaks at 0 dBFS: the backend limits its peaks to get louder and
+    reports the level it reached; the engine keeps that level and those samples."""
+    clip = find_clips([data_dir / "en_stepaudio_happy.wav"])[0]
+    edit = EditSpec("style", "shout")
+    rendered = cpu_backend.render(clip.audio, clip.sample_rate, edit, _quiet)
+    assert rendered.sample_rate == clip.sample_rate
+    assert rendered.loudness_offset_db < 9.0  # short of +10 dB: its peaks were limited
+    edited = render_audio(cpu_backend, clip.audio, clip.sample_rate, edit, _quiet)
+    np.testing.assert_allclose(edited.audio, rendered.audio, atol=1e-4)
+
+
 def test_decode_passes_returns_the_passes_a_retokenizing_backend_decoded_anyway() -> None:
     backend = FakeTokenBackend()  # decodes every pass: the passes cost nothing more
     source = speechlike()

@@ -220,8 +220,10 @@ def render_expressive(
 
     Returns:
         Audio with the input's channel count at the working rate (the input's, at most
-        48 kHz), its speech level set to the input loudness plus the recipe's intensity,
-        which ``loudness_offset_db`` reports; pauses keep the input's level.
+        48 kHz), its speech level set to the input loudness plus the recipe's intensity;
+        pauses keep the input's level. ``loudness_offset_db`` is the loudness change the
+        render reached (a loud take may end a little under its intensity rather than
+        squashed), so the engine keeps it as it is instead of limiting it a second time.
     """
     mono = to_mono(audio)
     input_lufs = integrated_loudness(mono[np.newaxis, :], sample_rate)
@@ -255,10 +257,11 @@ def render_expressive(
     if removing and np.mean(analysis.voiced) < 0.15:
         info["note"] = "the clip is almost unvoiced (whispered?); its voicing cannot be restored"
     progress(1.0, "effects")
+    reached = integrated_loudness(out[np.newaxis, :], rate) - input_lufs
     channels = audio.shape[0] if audio.ndim == 2 else 1
     return Rendered(
         np.repeat(out[np.newaxis, :], channels, axis=0),
         rate,
-        loudness_offset_db=recipe.intensity_db,
+        loudness_offset_db=reached if math.isfinite(reached) else recipe.intensity_db,
         info=info,
     )
