@@ -133,6 +133,7 @@ def render_audio(
     """
     _check_positions(edit, samples.shape[-1] / sample_rate)
     target_lufs = audio.integrated_loudness(samples, sample_rate)
+    ceiling_db = audio.peak_ceiling_db(samples)
     clock = _StageClock()
     found: dict[str, Any] = {}
     if EDIT_TYPES[edit.type].needs_words and edit.transcript is None:
@@ -151,23 +152,31 @@ def render_audio(
     made, timings = _run_passes(
         backend, samples, sample_rate, edit, progress, guard or Guard(), segment_seconds
     )
-    out, factor = _fit(made.rendered, samples, sample_rate, target_lufs, edit.keep_length)
+    out, factor = _fit(
+        made.rendered, samples, sample_rate, target_lufs, ceiling_db, edit.keep_length
+    )
     info = {**made.rendered.info, **found}
     if edit.keep_length:
         info["length_factor"] = round(factor, 6)
     earlier = [
-        _fit(r, samples, sample_rate, target_lufs, edit.keep_length)[0] for r in made.earlier
+        _fit(r, samples, sample_rate, target_lufs, ceiling_db, edit.keep_length)[0]
+        for r in made.earlier
     ]
     return EditedAudio(out, sample_rate, info, {**clock.seconds, **timings}, made.last, earlier)
 
 
 def _fit(
-    rendered: Rendered, samples: np.ndarray, sample_rate: int, target_lufs: float, keep_length: bool
+    rendered: Rendered,
+    samples: np.ndarray,
+    sample_rate: int,
+    target_lufs: float,
+    ceiling_db: float,
+    keep_length: bool,
 ) -> tuple[np.ndarray, float]:
-    """``rendered`` fitted to the source slice ``samples`` (and with ``keep_length`` to its
-    duration), and the time-scale factor ``fit_duration`` used (1.0 without)."""
-    ceiling = audio.peak_ceiling_db(samples)
-    out = fit_to_source(rendered, sample_rate, samples.shape[0], target_lufs, ceiling)
+    """``rendered`` fitted to the source slice ``samples`` (its loudness and peak ceiling
+    measured once by the caller; with ``keep_length`` also to its duration), and the
+    time-scale factor ``fit_duration`` used (1.0 without)."""
+    out = fit_to_source(rendered, sample_rate, samples.shape[0], target_lufs, ceiling_db)
     if not keep_length:
         return out, 1.0
     spans = added_spans(rendered.info, sample_rate)
