@@ -33,7 +33,9 @@ __all__ = ["Psola"]
 # of a fricative or of room tone is not heard as a stutter; each spacing is drawn from
 # +-_UNVOICED_SPREAD of it, because evenly spaced copies of noise, repeated when the plan
 # slows down, buzz at their rate (100 Hz read as pitch in the fricatives of a sad render).
-_UNVOICED_STEP_S = 0.01
+# 5 ms rather than 10: a plain 14 % slow-down of the 18 shared clips lost 0.024 DNSMOS OVRL
+# on average (worst clip 0.14) instead of 0.058 (worst 0.31, a noisy VCTK take).
+_UNVOICED_STEP_S = 0.005
 _UNVOICED_SPREAD = 0.5
 # A gap between pulses longer than this many of the longest periods is unvoiced.
 _GAP_PERIODS = 1.25
