@@ -150,6 +150,31 @@ def test_pauses_keep_the_source_room_tone(
     )
 
 
+def test_room_tone_of_a_noisy_take_holds_no_voiced_speech(data_dir: Path) -> None:
+    # The VCTK take and its copy with real noise added: the clean twin says where the voice
+    # is. Level alone put 45 % of its voiced speech into the noisy copy's room tone.
+    clean, noisy = find_clips(
+        [data_dir / "en_vctk_p287_003_clean.wav", data_dir / "en_vctk_p287_003_noisy.wav"]
+    )
+    reference = analyse(_mono(clean), clean.sample_rate)
+    analysis = analyse(_mono(noisy), noisy.sample_rate)
+    room_tone = analysis.room_tone()
+    frames = min(len(room_tone), len(reference.f0))
+    voiced_speech = (reference.voiced & reference.speech)[:frames]
+    assert room_tone.any()
+    assert np.mean(room_tone[:frames][voiced_speech]) < 0.05
+
+
+def test_whisper_of_a_noisy_take_leaves_no_voice(data_dir: Path) -> None:
+    # Pauses keep the source's room tone; on this take they had kept its weak syllables too,
+    # and the whisper came back a third voiced (0.33).
+    (noisy,) = find_clips([data_dir / "en_vctk_p287_003_noisy.wav"])
+    rendered = render_expressive(
+        noisy.audio, noisy.sample_rate, EditSpec("style", "whisper"), lambda _f, _s: None
+    )
+    assert measure(rendered.audio, rendered.sample_rate).voiced_fraction < 0.15
+
+
 @pytest.mark.parametrize("option", [option for _, option in METHODS])
 def test_band_above_16k_is_kept(
     high_rate: Clip, renders: dict[str, np.ndarray], option: str
