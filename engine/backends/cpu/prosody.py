@@ -84,8 +84,7 @@ def _render(
     targets = plan(analysis, recipe, seed)
     report(0.3, "synthesis")
     rate = analysis.sample_rate
-    slowing = float(np.mean(targets.durations)) > 1.0
-    plain = Psola(analysis, slowing=slowing)
+    plain = Psola(analysis)
     warp = _warp(recipe)
     if uses_world(recipe):
         y = world_render(analysis, targets, warp, recipe.whisper)
@@ -95,7 +94,7 @@ def _render(
         if warp == 1.0:
             y = plain.render(targets)
         else:
-            y = Psola(analysis, warp, slowing).render(targets)
+            y = Psola(analysis, warp).render(targets)
             if rate > 2 * _TOP_BAND_HZ:
                 y = _with_top_band(y, plain.render(targets), rate)
         y = add_breath(y, rate, _breath_per_sample(analysis, targets, len(y)), seed)

@@ -33,13 +33,11 @@ __all__ = ["Psola"]
 # of a fricative or of room tone is not heard as a stutter; each spacing is drawn from
 # +-_UNVOICED_SPREAD of it, because evenly spaced copies of noise, repeated when the plan
 # slows down, buzz at their rate (100 Hz read as pitch in the fricatives of a sad render).
-# Shorter where the renders lengthen the clip, so a repeated piece is shorter: a plain 14 %
-# slow-down of the 18 shared clips lost 0.024 DNSMOS OVRL on average (worst clip 0.14) at
-# 5 ms, 0.058 (worst 0.31, a noisy VCTK take) at 10 ms. Where they shorten it, pieces are
-# dropped and longer ones mean fewer joins: angry (+15 % tempo) lost 0.09 median, worst
-# 0.46, at 10 ms and 0.12, worst 0.59, at 5 ms.
-_UNVOICED_STEP_S = 0.01
-_UNVOICED_STEP_SLOWING_S = 0.005
+# 5 ms rather than 10: a plain 14 % slow-down of the 18 shared clips lost 0.024 DNSMOS OVRL
+# on average (worst clip 0.14) instead of 0.058 (worst 0.31, a noisy VCTK take). Renders
+# that speed up gained nothing from 10 ms over the nine such recipes (angry's worst clip
+# -0.59 -> -0.46, but news' -0.40 -> -0.62 and excited's -0.46 -> -0.59).
+_UNVOICED_STEP_S = 0.005
 _UNVOICED_SPREAD = 0.5
 # A gap between pulses longer than this many of the longest periods is unvoiced.
 _GAP_PERIODS = 1.25
@@ -55,10 +53,9 @@ class Psola:
         warp: Formant (spectral envelope) scale: the source is first played ``warp`` times
             faster by resampling, which moves formants, F0 and timing alike; the renders
             then bring F0 to the targets and timing back (Praat's "Change gender" method).
-        slowing: The renders will mostly lengthen the clip (unvoiced marks closer together).
     """
 
-    def __init__(self, analysis: Analysis, warp: float = 1.0, slowing: bool = False) -> None:
+    def __init__(self, analysis: Analysis, warp: float = 1.0) -> None:
         self._analysis = analysis
         rate = analysis.sample_rate
         x = analysis.signal
@@ -68,8 +65,7 @@ class Psola:
             x = resample(x.astype(np.float32), rate, slow_rate).astype(np.float64)
             self._scale = rate / slow_rate
         self._signal = np.asarray(x, dtype=np.float64)
-        step = _UNVOICED_STEP_SLOWING_S if slowing else _UNVOICED_STEP_S
-        self._marks, self._voiced = _marks(self._signal, analysis, self._scale, step)
+        self._marks, self._voiced = _marks(self._signal, analysis, self._scale)
         self._left = np.diff(self._marks, prepend=self._marks[0])
         self._right = np.diff(self._marks, append=self._marks[-1])
 
@@ -164,14 +160,11 @@ def _window(lead: int, lag: int) -> np.ndarray:
     return np.concatenate([rise, fall])
 
 
-def _marks(
-    x: np.ndarray, analysis: Analysis, scale: float, unvoiced_step_s: float
-) -> tuple[np.ndarray, np.ndarray]:
+def _marks(x: np.ndarray, analysis: Analysis, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Sample positions of the analysis marks (from 0 to ``len(x)``) and which are pulses.
 
     Pulses are Praat's cross-correlation pulses inside frames the analysis found voiced;
-    the gaps between them (and everything unvoiced) get marks about ``unvoiced_step_s``
-    apart, irregularly.
+    the gaps between them (and everything unvoiced) get marks about 10 ms apart, irregularly.
     """
     rate = analysis.sample_rate
     sound = parselmouth.Sound(x, sampling_frequency=rate)
@@ -184,7 +177,7 @@ def _marks(
         pulses = pulses[analysis.f0[np.clip(frame, 0, len(analysis.f0) - 1)] > 0]
     pulse_samples = np.rint(pulses * rate).astype(int)
     longest_gap = _GAP_PERIODS * rate / floor
-    step = unvoiced_step_s * rate
+    step = _UNVOICED_STEP_S * rate
     rng = np.random.default_rng(len(x))  # the same marks for the same clip
     at: list[float] = [0.0]
     voiced: list[bool] = [False]

@@ -31,10 +31,10 @@ def test_an_unchanged_render_is_the_source(data_dir: Path, name: str) -> None:
     (clip,) = find_clips([data_dir / name])
     analysis = analyse(clip.audio.mean(axis=0), clip.sample_rate)
     frames = len(analysis.f0)
-    for psola in (Psola(analysis), Psola(analysis, slowing=True)):
-        unchanged = psola.render(_plan(frames, analysis.f0.copy(), np.ones(frames)))
-        np.testing.assert_allclose(unchanged, analysis.signal, atol=1e-6)
-        np.testing.assert_allclose(psola.retime(np.ones(frames)), analysis.signal, atol=1e-6)
+    psola = Psola(analysis)
+    unchanged = psola.render(_plan(frames, analysis.f0.copy(), np.ones(frames)))
+    np.testing.assert_allclose(unchanged, analysis.signal, atol=1e-6)
+    np.testing.assert_allclose(psola.retime(np.ones(frames)), analysis.signal, atol=1e-6)
 
 
 @pytest.mark.skipif(
@@ -42,20 +42,16 @@ def test_an_unchanged_render_is_the_source(data_dir: Path, name: str) -> None:
     or importlib.util.find_spec("onnxruntime") is None,
     reason="eval extra missing: pip install speechmos==0.0.1.1 onnxruntime",
 )
-def test_slowing_repeats_shorter_pieces_of_noise(data_dir: Path) -> None:
+def test_a_slowed_noisy_take_keeps_its_quality(data_dir: Path) -> None:
     from engine.evaluation.dnsmos import dnsmos
 
     # Slowed 14 % by timing alone, the noisy take lost 0.31 DNSMOS OVRL with unvoiced marks
-    # 10 ms apart and 0.14 with the slowing marks (5 ms).
+    # 10 ms apart, 0.14 with them 5 ms apart.
     (clip,) = find_clips([data_dir / "en_vctk_p287_006_noisy.wav"])
     analysis = analyse(clip.audio.mean(axis=0), clip.sample_rate)
-    durations = np.full(len(analysis.f0), 1.14)
-    rate = clip.sample_rate
-    source = dnsmos(clip.audio, rate)["ovrl"]
-    loose = dnsmos(Psola(analysis).retime(durations), rate)["ovrl"] - source
-    close = dnsmos(Psola(analysis, slowing=True).retime(durations), rate)["ovrl"] - source
-    assert close >= loose + 0.1, f"slowing marks {close:+.2f}, plain marks {loose:+.2f}"
-    assert close >= -0.25
+    slowed = Psola(analysis).retime(np.full(len(analysis.f0), 1.14))
+    change = dnsmos(slowed, clip.sample_rate)["ovrl"] - dnsmos(clip.audio, clip.sample_rate)["ovrl"]
+    assert change >= -0.25
 
 
 def test_pitch_and_timing_follow_the_plan(data_dir: Path) -> None:
