@@ -32,6 +32,7 @@ from engine.backends.cpu.analysis import analyse
 from engine.backends.cpu.prosody import apply_recipe, render_expressive
 from engine.backends.cpu.recipes import EMOTIONS, STYLES, Recipe, recipe_for
 from engine.edits import EditSpec
+from engine.evaluation.dnsmos import dnsmos
 from engine.evaluation.harness import Clip, EditResult, evaluate, find_clips
 from engine.evaluation.metrics import Measures, measure
 from engine.keep_length import fit_to_source
@@ -178,8 +179,6 @@ def test_speaker_words_and_speed_are_kept(
 def source_quality(clips: dict[str, Clip]) -> dict[str, float]:
     if not (_available("speechmos") and _available("onnxruntime")):
         pytest.skip("speechmos or onnxruntime is not installed (eval extra)")
-    from engine.evaluation.dnsmos import dnsmos
-
     return {
         name: dnsmos(clip.audio, clip.sample_rate, QUALITY_ALIGNMENTS)["ovrl"]
         for name, clip in clips.items()
@@ -197,8 +196,6 @@ def test_renders_keep_the_sources_quality(
     kind: str,
     name: str,
 ) -> None:
-    from engine.evaluation.dnsmos import dnsmos
-
     row = results[(clip_name, name)]
     assert row.audio is not None
     score = dnsmos(row.audio, row.sample_rate, QUALITY_ALIGNMENTS)["ovrl"]

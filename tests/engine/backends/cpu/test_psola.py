@@ -15,6 +15,7 @@ from engine.backends.cpu.prosody import render_expressive
 from engine.backends.cpu.psola import Psola
 from engine.backends.cpu.targets import RenderPlan
 from engine.edits import EditSpec
+from engine.evaluation.dnsmos import dnsmos
 from engine.evaluation.harness import find_clips
 from engine.evaluation.metrics import measure
 
@@ -43,8 +44,6 @@ def test_an_unchanged_render_is_the_source(data_dir: Path, name: str) -> None:
     reason="eval extra missing: pip install speechmos==0.0.1.1 onnxruntime",
 )
 def test_a_slowed_noisy_take_keeps_its_quality(data_dir: Path) -> None:
-    from engine.evaluation.dnsmos import dnsmos
-
     # Slowed 14 % by timing alone, the noisy take lost 0.31 DNSMOS OVRL with unvoiced marks
     # 10 ms apart, 0.14 with them 5 ms apart.
     (clip,) = find_clips([data_dir / "en_vctk_p287_006_noisy.wav"])
