@@ -350,8 +350,20 @@ def check_samples(audio: np.ndarray, what: str) -> None:
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:
-    """Averages ``(channels, samples)`` to a 1-D mono signal."""
-    return audio.mean(axis=0).astype(np.float32) if audio.ndim == 2 else audio
+    """Averages ``(channels, samples)`` to a 1-D mono signal, each channel in the polarity
+    of the loudest one.
+
+    A plain average cancels a channel recorded with inverted polarity (a miswired cable, a
+    mid/side pair): such a take mixed to near silence, so it was transcribed as nothing and
+    its edits refused for want of speech. Of the two polarities of a channel, the one that
+    correlates with the loudest channel is the one that adds up; channels of one take are
+    otherwise in phase, and unrelated ones (a talker per side) are left as they are.
+    """
+    if audio.ndim == 1:
+        return audio
+    loudest = audio[int(np.argmax(np.einsum("ij,ij->i", audio, audio)))]
+    polarity = np.where(audio @ loudest < 0, -1.0, 1.0).astype(np.float32)
+    return (polarity @ audio / audio.shape[0]).astype(np.float32)
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

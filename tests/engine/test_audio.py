@@ -185,6 +185,17 @@ def test_fit_channels() -> None:
     assert audio.fit_channels(tone(8000, 0.1, 2), 1).shape == (1, 800)
 
 
+def test_to_mono_averages_the_channels_of_a_take() -> None:
+    take = tone(8000, 0.1, 2)
+    assert np.allclose(audio.to_mono(take), take.mean(axis=0))
+
+
+def test_to_mono_keeps_a_channel_recorded_in_inverted_polarity() -> None:
+    take = tone(8000, 0.1, 2)
+    take[1] *= -1  # a plain average would leave a tenth of the level
+    assert np.allclose(audio.to_mono(take), (take[0] - take[1]) / 2)
+
+
 def test_write_never_overwrites(tmp_path: Path) -> None:
     samples = tone(24000, 0.5, 2)
     first = audio.write_audio_atomic(tmp_path, "take", samples, 24000, float_output=False)

@@ -68,7 +68,9 @@ def add_breath(y: np.ndarray, sample_rate: int, breath: np.ndarray, seed: int) -
     window = 2 ** int(np.ceil(np.log2(_BREATH_WINDOW_S * sample_rate)))
     freqs, _, spectrum = signal.stft(y, sample_rate, nperseg=window, noverlap=3 * window // 4)
     bins = max(1, round(_BREATH_SMOOTH_HZ / (freqs[1] - freqs[0])))
-    power = uniform_filter1d(np.abs(spectrum) ** 2, bins, axis=0, mode="nearest")
+    # A running mean can land a hair below zero where the band is empty (a 22 kHz take
+    # played at 48 kHz), and its square root would be NaN.
+    power = np.maximum(uniform_filter1d(np.abs(spectrum) ** 2, bins, axis=0, mode="nearest"), 0)
     band = np.clip((freqs - _BREATH_LOW_HZ) / (_BREATH_FULL_HZ - _BREATH_LOW_HZ), 0.0, 1.0)
     phase = np.random.default_rng(seed).uniform(0, 2 * np.pi, spectrum.shape)
     noisy = np.sqrt(power) * band[:, np.newaxis] * np.exp(1j * phase)
