@@ -175,12 +175,18 @@ def _fit(
 ) -> tuple[np.ndarray, float]:
     """``rendered`` fitted to the source slice ``samples`` (its loudness and peak ceiling
     measured once by the caller; with ``keep_length`` also to its duration), and the
-    time-scale factor ``fit_duration`` used (1.0 without)."""
+    time-scale factor ``fit_duration`` used (1.0 without).
+
+    The time-scale moves peaks (shout of a take mastered to full scale peaked at +1 dBFS),
+    so its result is held to the ceiling again, at its own level.
+    """
     out = fit_to_source(rendered, sample_rate, samples.shape[0], target_lufs, ceiling_db)
     if not keep_length:
         return out, 1.0
     spans = added_spans(rendered.info, sample_rate)
-    return fit_duration(out, sample_rate, samples.shape[-1], spans)
+    fitted, factor = fit_duration(out, sample_rate, samples.shape[-1], spans)
+    level = audio.integrated_loudness(fitted, sample_rate)
+    return audio.fit_loudness(fitted, sample_rate, level, ceiling_db), factor
 
 
 def remember_result(

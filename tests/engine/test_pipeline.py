@@ -280,6 +280,19 @@ def test_an_edit_of_a_take_mastered_to_full_scale_keeps_its_level(
     assert np.max(np.abs(edited.audio)) <= 0.999 + 1e-6
 
 
+def test_a_kept_length_stays_under_the_peak_of_a_take_mastered_to_full_scale(
+    cpu_backend: CpuBackend, data_dir: Path
+) -> None:
+    """Shout fitted back to the take's length: the time-scale after the level was set put
+    its peaks at +1 dBFS (clipped when written as PCM)."""
+    clip = find_clips([data_dir / "en_stepaudio_happy.wav"])[0]
+    source = clip.audio / np.max(np.abs(clip.audio)) * np.float32(0.999)
+    edit = EditSpec("style", "shout", keep_length=True)
+    edited = render_audio(cpu_backend, source, clip.sample_rate, edit, _quiet)
+    assert edited.audio.shape == source.shape
+    assert np.max(np.abs(edited.audio)) <= 0.999 + 1e-6
+
+
 def test_a_loud_render_of_a_loud_take_is_not_limited_a_second_time(
     cpu_backend: CpuBackend, data_dir: Path
 ) -> None:
