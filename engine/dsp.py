@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 from scipy.ndimage import gaussian_filter1d
 
 __all__ = [
-    "apply_tilt",
     "broaden_envelope",
     "frame_rms_db",
     "low_energy_point",
@@ -15,6 +13,7 @@ __all__ = [
     "runs",
     "slaney_mel_filters",
     "smooth",
+    "tilt_gain_db",
     "zero_crossing_near",
 ]
 
@@ -89,42 +88,31 @@ def pauses(x: np.ndarray, sample_rate: int, min_seconds: float) -> list[tuple[in
     ]
 
 
-def apply_tilt(
-    audio: np.ndarray,
-    sample_rate: int,
+def tilt_gain_db(
+    freqs: np.ndarray,
     db_per_octave: float,
+    sample_rate: int,
     corner_hz: float = 1000.0,
     top_hz: float = 8000.0,
 ) -> np.ndarray:
-    """Changes the spectral tilt: ``db_per_octave`` per octave from ``corner_hz`` to ``top_hz``.
+    """Gain (dB) at ``freqs`` (Hz) of a spectral tilt of ``db_per_octave`` from ``corner_hz``.
 
-    Below the corner the gain is 0 dB; above ``top_hz`` it stays at the value reached there
-    (so high-rate material does not get its noise floor boosted without bound). The filter
-    is linear-phase and delay-compensated, so the output lines up with the input.
+    Below the corner the gain is 0 dB; above ``top_hz`` (or just under Nyquist) it stays at
+    the value reached there, so high-rate material does not get its noise floor boosted
+    without bound.
 
     Args:
-        audio: ``(channels, samples)`` or 1-D samples.
-        sample_rate: Rate in Hz.
+        freqs: Frequencies in Hz.
         db_per_octave: Slope change; positive brightens (more vocal effort).
+        sample_rate: Rate in Hz of the audio the gain is for.
         corner_hz: Where the slope starts.
         top_hz: Where it stops.
 
     Returns:
-        Filtered audio, same shape, ``float32``.
+        Gains in dB, the shape of ``freqs``.
     """
-    if db_per_octave == 0:
-        return audio.astype(np.float32, copy=False)
-    nyquist = sample_rate / 2
-    top = min(top_hz, nyquist * 0.95)
-    freqs = np.concatenate([[0.0], np.geomspace(corner_hz / 2, nyquist, 48)])
-    freqs[-1] = nyquist
-    octaves = np.log2(np.clip(freqs, corner_hz, top) / corner_hz)
-    gains = 10 ** (db_per_octave * octaves / 20)
-    taps = 255 if sample_rate <= 24000 else 511
-    fir = signal.firwin2(taps, freqs, gains, fs=sample_rate)
-    out = signal.oaconvolve(audio, fir[np.newaxis, :] if audio.ndim == 2 else fir, mode="full")
-    delay = taps // 2
-    return np.ascontiguousarray(out[..., delay : delay + audio.shape[-1]], dtype=np.float32)
+    top = min(top_hz, sample_rate / 2 * 0.95)
+    return db_per_octave * np.log2(np.clip(freqs, corner_hz, top) / corner_hz)
 
 
 def broaden_envelope(envelope: np.ndarray, sample_rate: int, width_hz: float) -> np.ndarray:

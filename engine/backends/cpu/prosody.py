@@ -4,7 +4,8 @@ Recipes are rendered by TD-PSOLA (:mod:`psola`), which keeps the recorded
 waveform; formant warps, breathiness and creak are added pitch-synchronously or as noise
 shaped by the voice itself. Whisper, which removes the voicing, and the child voice, whose
 vocal tract only WORLD's envelope warp shortens enough, are re-synthesised by WORLD (at
-32 kHz at most; the band above comes from the PSOLA render of the same plan). After the
+32 kHz at most; the band above comes from the PSOLA render of the same plan). A brighter
+recipe brightens the voice, not the noise under it (:mod:`voice_tilt`). After the
 level is set, the pauses of the result are replaced by the source's own pauses
 (time-mapped, at the source's level), so room tone and noise floor stay as recorded
 whatever the recipe did to the voice (louder, compressed, whispered).
@@ -32,7 +33,8 @@ from engine.backends.cpu.psola import Psola
 from engine.backends.cpu.recipes import Recipe, recipe_for, timing_kept, toward_neutral
 from engine.backends.cpu.synthesis import WORLD_MAX_RATE, add_breath, world_render
 from engine.backends.cpu.targets import RenderPlan, plan
-from engine.dsp import apply_tilt, runs, smooth
+from engine.backends.cpu.voice_tilt import apply_voice_tilt, room_spectrum
+from engine.dsp import runs, smooth
 from engine.edits import EditSpec
 
 __all__ = ["apply_recipe", "render_expressive", "uses_world"]
@@ -99,7 +101,8 @@ def _render(
                 y = _with_top_band(y, plain.render(targets), rate)
         y = add_breath(y, rate, _breath_per_sample(analysis, targets, len(y)), seed)
     report(0.7, "effects")
-    y = apply_tilt(y, analysis.sample_rate, recipe.tilt_db_per_oct)
+    if recipe.tilt_db_per_oct:
+        y = apply_voice_tilt(y, rate, recipe.tilt_db_per_oct, room_spectrum(analysis))
     y = apply_chain(y, analysis.sample_rate, recipe.effects)
     return y, targets, plain
 

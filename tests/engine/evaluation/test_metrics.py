@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from engine.audio import resample
-from engine.dsp import apply_tilt, slaney_mel_filters
+from engine.backends.cpu.voice_tilt import apply_voice_tilt
+from engine.dsp import slaney_mel_filters
 from engine.evaluation.features import power_spectrogram
 from engine.evaluation.harness import Clip, find_clips
 from engine.evaluation.metrics import compare, measure, smoothed_median
@@ -59,7 +60,7 @@ def test_pauses_and_speech_time() -> None:
 def test_noise_is_unvoiced_and_tilt_follows_the_filter() -> None:
     noise = np.random.default_rng(1).normal(0, 0.05, 2 * RATE).astype(np.float32)
     flat = measure(noise, RATE)
-    bright = measure(apply_tilt(noise, RATE, 3.0), RATE)
+    bright = measure(apply_voice_tilt(noise, RATE, 3.0), RATE)
     assert flat.voiced_fraction < 0.1
     assert flat.tilt_db_per_oct == pytest.approx(0.0, abs=0.5)
     assert bright.tilt_db_per_oct - flat.tilt_db_per_oct == pytest.approx(3.0, abs=0.5)
