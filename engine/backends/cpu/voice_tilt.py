@@ -91,8 +91,7 @@ def apply_voice_tilt(
         return y.astype(np.float32, copy=False)
     window = _window(sample_rate)
     freqs, _, spectrum = _stft(y, sample_rate)
-    gain = 10 ** (tilt_gain_db(freqs, db_per_octave, sample_rate) / 20)
-    gain = np.repeat(gain[:, np.newaxis], spectrum.shape[1], axis=1)
+    gain = 10 ** (tilt_gain_db(freqs, db_per_octave, sample_rate)[:, np.newaxis] / 20)
     if room is not None:
         power = uniform_filter(np.abs(spectrum) ** 2, _SMOOTH_BINS, mode="nearest")
         voice = np.clip(1 - _ROOM_MARGIN * room[:, np.newaxis] / np.maximum(power, 1e-30), 0, 1)
