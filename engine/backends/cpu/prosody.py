@@ -151,7 +151,7 @@ def _breath_per_sample(analysis: Analysis, targets: RenderPlan, count: int) -> n
 def _pause_weight(analysis: Analysis, targets: RenderPlan, count: int, tail_s: float) -> np.ndarray:
     """Per output sample, 1 inside the source's (time-mapped) silences, 0 in speech, faded."""
     rate = analysis.sample_rate
-    pause = analysis.room_tone()[_output_positions(analysis, targets, count)]
+    pause = analysis.room_tone[_output_positions(analysis, targets, count)]
     weight = np.zeros(count)
     fade = round(_PAUSE_FADE_S * rate)
     lead, lag = round((_PAUSE_GUARD_S + tail_s) * rate), round(_PAUSE_GUARD_S * rate)

@@ -63,7 +63,7 @@ def room_spectrum(analysis: Analysis) -> np.ndarray:
     """
     _, times, spectrum = _stft(analysis.signal, analysis.sample_rate)
     power = np.abs(spectrum) ** 2
-    tone = analysis.room_tone()
+    tone = analysis.room_tone
     quiet = tone[np.clip(np.round(times / FRAME_PERIOD).astype(int), 0, len(tone) - 1)]
     if quiet.sum() >= _MIN_ROOM_FRAMES:
         return power[:, quiet].mean(axis=1)

@@ -158,7 +158,7 @@ def test_room_tone_of_a_noisy_take_holds_no_voiced_speech(data_dir: Path) -> Non
     )
     reference = analyse(_mono(clean), clean.sample_rate)
     analysis = analyse(_mono(noisy), noisy.sample_rate)
-    room_tone = analysis.room_tone()
+    room_tone = analysis.room_tone
     frames = min(len(room_tone), len(reference.f0))
     voiced_speech = (reference.voiced & reference.speech)[:frames]
     assert room_tone.any()
