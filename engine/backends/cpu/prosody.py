@@ -4,7 +4,9 @@ Recipes are rendered by TD-PSOLA (:mod:`psola`), which keeps the recorded
 waveform; formant warps, breathiness and creak are added pitch-synchronously or as noise
 shaped by the voice itself. Whisper, which removes the voicing, and the child voice, whose
 vocal tract only WORLD's envelope warp shortens enough, are re-synthesised by WORLD (at
-32 kHz at most; the band above comes from the PSOLA render of the same plan). A brighter
+32 kHz at most; the band above comes from the PSOLA render of the same plan); a take whose
+recorded band ends below its rate (an archive transfer, a 22 kHz recording in a 48 kHz
+session) gets nothing above that edge (:mod:`bandwidth`). A brighter
 recipe brightens the voice, not the noise under it (:mod:`voice_tilt`). After the
 level is set, the pauses of the result are replaced by the source's own pauses
 (time-mapped, at the source's level), so room tone and noise floor stay as recorded
@@ -28,6 +30,7 @@ from engine.audio import fit_length, fit_loudness, integrated_loudness, resample
 from engine.backends.base import Progress, Rendered
 from engine.backends.cpu import nonverbal
 from engine.backends.cpu.analysis import FRAME_PERIOD, Analysis, analyse
+from engine.backends.cpu.bandwidth import limit_bandwidth, recorded_bandwidth
 from engine.backends.cpu.effects import apply_chain
 from engine.backends.cpu.psola import Psola
 from engine.backends.cpu.recipes import Recipe, recipe_for, timing_kept, toward_neutral
@@ -259,6 +262,9 @@ def render_expressive(
         info["timing"] = "kept: tempo, pauses and phrase ends left as recorded"
     if removing and np.mean(analysis.voiced) < 0.15:
         info["note"] = "the clip is almost unvoiced (whispered?); its voicing cannot be restored"
+    edge = recorded_bandwidth(analysis.signal, rate)
+    if edge is not None:
+        out = limit_bandwidth(out[np.newaxis, :], rate, edge)[0]
     progress(1.0, "effects")
     reached = integrated_loudness(out[np.newaxis, :], rate) - input_lufs
     channels = audio.shape[0] if audio.ndim == 2 else 1
