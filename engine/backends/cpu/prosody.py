@@ -9,7 +9,8 @@ recorded band ends below its rate (an archive transfer, a 22 kHz recording in a 
 session) gets nothing above that edge (:mod:`bandwidth`). A brighter
 recipe brightens the voice, not the noise under it (:mod:`voice_tilt`). After the
 level is set, the pauses of the result are replaced by the source's own pauses
-(time-mapped, at the source's level), so room tone and noise floor stay as recorded
+(time-mapped, at the source's level), and between them whatever sits near the source's
+noise floor is held to the source's level, so room tone and noise floor stay as recorded
 whatever the recipe did to the voice (louder, compressed, whispered).
 
 Channels: the analysis and the transform run on the mono mix, and the result is copied to
@@ -37,7 +38,7 @@ from engine.backends.cpu.recipes import Recipe, recipe_for, timing_kept, toward_
 from engine.backends.cpu.synthesis import WORLD_MAX_RATE, add_breath, world_render
 from engine.backends.cpu.targets import RenderPlan, plan
 from engine.backends.cpu.voice_tilt import apply_voice_tilt, room_spectrum
-from engine.dsp import runs, smooth
+from engine.dsp import frame_rms_db, runs, smooth
 from engine.edits import EditSpec
 
 __all__ = ["apply_recipe", "render_expressive", "uses_world"]
@@ -52,6 +53,14 @@ _MAX_RATE = 48000
 _PAUSE_GUARD_S = 0.03
 _PAUSE_FADE_S = 0.04
 _TAIL_S = {"ethereal": 0.4}
+# Between the restored pauses, where the source is within _FLOOR_NEAR_DB of its noise floor
+# (its 10th-percentile frame level) the result is no louder than the source; the hold fades
+# out by _FLOOR_FAR_DB. Levels in _FLOOR_WINDOW_S windows, gains smoothed over _FLOOR_SMOOTH
+# frames (25 ms).
+_FLOOR_NEAR_DB = 3.0
+_FLOOR_FAR_DB = 9.0
+_FLOOR_WINDOW_S = 0.02
+_FLOOR_SMOOTH = 5
 # Vocal-tract scale from which WORLD renders (child: x1.15-1.3).
 _WORLD_WARP = 1.12
 # Above this frequency (Hz) a formant-warped or WORLD render takes the plain PSOLA one
@@ -172,13 +181,40 @@ def _pause_weight(analysis: Analysis, targets: RenderPlan, count: int, tail_s: f
     return weight
 
 
-def _restore_pauses(
+def _keep_background(
     y: np.ndarray, analysis: Analysis, targets: RenderPlan, psola: Psola, tail_s: float
 ) -> np.ndarray:
-    """Replaces the pauses of ``y`` by the source's own, time-mapped (PSOLA) at its level."""
+    """The source's background in ``y``: its pauses replaced by the source's own,
+    time-mapped (PSOLA) at its level, and, unless the recipe leaves a tail (reverb), what
+    lies near the source's noise floor held to the source's level (:func:`_floor_gain`)."""
     bed = fit_length(psola.retime(targets.durations)[np.newaxis, :], len(y))[0]
     weight = _pause_weight(analysis, targets, len(y), tail_s)
+    if not tail_s:
+        y = y * _floor_gain(y, bed, analysis, targets)
     return (y * (1 - weight) + bed * weight).astype(np.float32)
+
+
+def _floor_gain(
+    y: np.ndarray, bed: np.ndarray, analysis: Analysis, targets: RenderPlan
+) -> np.ndarray:
+    """Per sample, the gain that brings ``y`` down to the source's level (``bed``) where the
+    source sits near its noise floor, fully within :data:`_FLOOR_NEAR_DB` of it, fading out
+    by :data:`_FLOOR_FAR_DB`. The pauses the room tone finds are restored whole; in a noisy
+    take they are few (voicing and the VAD read noise as speech), and the gaps between words
+    took the recipe's level: shout raised a VCTK take's noise there by 13 dB.
+    """
+    rate = analysis.sample_rate
+    floor = np.percentile(analysis.level_db, 10)
+    near = np.clip(
+        (floor + _FLOOR_FAR_DB - analysis.level_db) / (_FLOOR_FAR_DB - _FLOOR_NEAR_DB), 0, 1
+    )
+    step = round(FRAME_PERIOD * rate)
+    frames = np.arange(0, len(y), step)
+    near = near[np.clip(_output_positions(analysis, targets, len(y))[frames], 0, len(near) - 1)]
+    level = frame_rms_db(y, rate, hop=FRAME_PERIOD, window=_FLOOR_WINDOW_S)
+    source = frame_rms_db(bed, rate, hop=FRAME_PERIOD, window=_FLOOR_WINDOW_S)
+    cut_db = smooth(-np.maximum(level - source, 0.0) * smooth(near, _FLOOR_SMOOTH), _FLOOR_SMOOTH)
+    return np.interp(np.arange(len(y)), frames, 10 ** (cut_db[: len(frames)] / 20))
 
 
 def _insert_hesitations(
@@ -251,7 +287,7 @@ def render_expressive(
     y, targets, plain = _render(analysis, recipe, seed, stage)
     out = fit_loudness(y[np.newaxis, :], rate, input_lufs + recipe.intensity_db)[0]
     tail = _TAIL_S.get(recipe.effects, 0.0)
-    out = _restore_pauses(out, analysis, targets, plain, tail)
+    out = _keep_background(out, analysis, targets, plain, tail)
     if recipe.hesitations:
         out = _insert_hesitations(analysis, recipe, targets, out)
     info: dict[str, object] = {

@@ -17,7 +17,7 @@ import parselmouth
 import pytest
 from scipy.signal import welch
 
-from engine.audio import resample
+from engine.audio import integrated_loudness, resample
 from engine.backends.cpu.analysis import analyse
 from engine.backends.cpu.prosody import render_expressive
 from engine.dsp import frame_rms_db, runs
@@ -173,6 +173,27 @@ def test_whisper_of_a_noisy_take_leaves_no_voice(data_dir: Path) -> None:
         noisy.audio, noisy.sample_rate, EditSpec("style", "whisper"), lambda _f, _s: None
     )
     assert measure(rendered.audio, rendered.sample_rate).voiced_fraction < 0.15
+
+
+@pytest.mark.parametrize(("option", "raise_db"), [("shout", 5.0), ("loudly", 2.5), ("news", -0.5)])
+def test_a_louder_voice_leaves_the_noise_of_a_noisy_take_as_it_was(
+    data_dir: Path, option: str, raise_db: float
+) -> None:
+    # Voicing and the VAD read this take's noise as speech, so few of its pauses are
+    # restored whole; between words the noise took the recipe's level (shout: +13 dB, and
+    # no frame was left under the silence threshold; loudly +2.4 dB, news +3.1 dB).
+    (noisy,) = find_clips([data_dir / "en_vctk_p287_003_noisy.wav"])
+    source, rate = _mono(noisy), noisy.sample_rate
+    edit = EditSpec("style", option)
+    after = render_expressive(noisy.audio, rate, edit, lambda _f, _s: None).audio.mean(axis=0)
+    threshold = _threshold(frame_rms_db(source, rate, hop=_HOP, window=0.025))
+    assert _pauses(after, rate, threshold), "no pause left in the render"
+    before, after_db = _pause_level(source, rate, threshold), _pause_level(after, rate, threshold)
+    assert abs(after_db - before) <= MAX_PAUSE_DB, f"pauses {before:.1f} -> {after_db:.1f} dBFS"
+    # The voice still takes the recipe's raise (news: 1 dB).
+    louder = integrated_loudness(after[np.newaxis, :], rate)
+    raised = louder - integrated_loudness(noisy.audio, rate)
+    assert raised >= raise_db, f"loudness {raised:+.1f} dB"
 
 
 @pytest.mark.parametrize("option", [option for _, option in METHODS])
