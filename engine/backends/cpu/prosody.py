@@ -147,9 +147,9 @@ def _with_top_band(rendered: np.ndarray, plain: np.ndarray, sample_rate: int) ->
     return out.astype(np.float32)
 
 
-def _output_positions(analysis: Analysis, targets: RenderPlan, count: int) -> np.ndarray:
-    """Nearest source frame shown at each of ``count`` output samples."""
-    times = (np.arange(count) + 0.5) / analysis.sample_rate
+def _output_positions(analysis: Analysis, targets: RenderPlan, samples: np.ndarray) -> np.ndarray:
+    """Nearest source frame shown at each of the output ``samples`` (indices)."""
+    times = (samples + 0.5) / analysis.sample_rate
     return np.rint(targets.source_position(times)).astype(int)
 
 
@@ -157,13 +157,13 @@ def _breath_per_sample(analysis: Analysis, targets: RenderPlan, count: int) -> n
     """The plan's breath offset on voiced frames (breathiness is a phonation), per sample."""
     voiced = smooth((targets.f0 > 0).astype(float), _BREATH_GATE_FRAMES)
     per_frame = np.maximum(targets.breath, 0.0) * voiced
-    return per_frame[_output_positions(analysis, targets, count)]
+    return per_frame[_output_positions(analysis, targets, np.arange(count))]
 
 
 def _pause_weight(analysis: Analysis, targets: RenderPlan, count: int, tail_s: float) -> np.ndarray:
     """Per output sample, 1 inside the source's (time-mapped) silences, 0 in speech, faded."""
     rate = analysis.sample_rate
-    pause = analysis.room_tone[_output_positions(analysis, targets, count)]
+    pause = analysis.room_tone[_output_positions(analysis, targets, np.arange(count))]
     weight = np.zeros(count)
     fade = round(_PAUSE_FADE_S * rate)
     lead, lag = round((_PAUSE_GUARD_S + tail_s) * rate), round(_PAUSE_GUARD_S * rate)
@@ -210,7 +210,7 @@ def _floor_gain(
     )
     step = round(FRAME_PERIOD * rate)
     frames = np.arange(0, len(y), step)
-    near = near[np.clip(_output_positions(analysis, targets, len(y))[frames], 0, len(near) - 1)]
+    near = near[np.clip(_output_positions(analysis, targets, frames), 0, len(near) - 1)]
     level = frame_rms_db(y, rate, hop=FRAME_PERIOD, window=_FLOOR_WINDOW_S)
     source = frame_rms_db(bed, rate, hop=FRAME_PERIOD, window=_FLOOR_WINDOW_S)
     cut_db = smooth(-np.maximum(level - source, 0.0) * smooth(near, _FLOOR_SMOOTH), _FLOOR_SMOOTH)
